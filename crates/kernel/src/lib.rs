@@ -1,1 +1,36 @@
-//! placeholder
+//! ledgerflow's kernel: workflow specs, the run state machine, the engine, and the ports
+//! (`Store`, `Clock`) it drives. It does no IO and never reads the wall clock: storage and
+//! time come in through the ports, effects through registered handlers.
+//!
+//! Every step the engine takes becomes one atomic [`store::Commit`]: the run's new
+//! [`RunState`], the hash-chained ledger records that produced it, and the index changes
+//! (wait_key, timer, inbox, status). [`replay`] folds a ledger back into the state with
+//! the same function the engine uses, so replay always equals what was stored.
+
+mod clock;
+mod effect;
+mod engine;
+mod event;
+mod memory;
+mod spec;
+mod state;
+pub mod store;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use clock::{Clock, ManualClock};
+pub use effect::{kind as effect_kind, Effect, EffectCall, EffectHandler, EffectOutcome};
+pub use engine::{CancelOutcome, Delivered, Engine, EngineConfig, Error, WorkflowKey};
+pub use event::{replay, Event, ReplayError, Replayer, VarsChange};
+pub use ledgerflow_ledger::{Hash, Record, RunId};
+pub use memory::MemoryStore;
+pub use spec::{
+    Continuation, EffectPlan, NodeHandler, SpecError, StepContext, StepPlan, WorkflowSpec,
+    WorkflowSpecBuilder,
+};
+pub use state::{
+    FailureCode, LedgerHead, ParentLink, PendingEffect, RunFailure, RunState, RunStatus,
+    WaitReason, WaitState,
+};
+pub use store::Store;

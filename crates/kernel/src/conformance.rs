@@ -1,0 +1,475 @@
+//! The store conformance suite: one set of checks every `Store` implementation must pass
+//! unchanged. Use [`store_conformance_tests!`](crate::store_conformance_tests) in a test
+//! file to get one `#[test]` per check.
+
+use std::sync::{Arc, Barrier};
+
+use ledgerflow_ledger::verify_chain;
+use serde_json::{json, Map, Value};
+
+use crate::event::{append, Event};
+use crate::state::{WaitReason, WaitState};
+use crate::store::{Commit, Delivery, Error, IndexChange, Store};
+use crate::{Continuation, RunId, RunState, RunStatus};
+
+/// Expands to one `#[test]` per conformance check, each on a fresh store from `$make`
+/// (an expression returning something that derefs to a `Store`, e.g. a `MemoryStore`).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@tests $make;
+            commit_then_load,
+            stale_version_conflicts_and_writes_nothing,
+            concurrent_commits_one_wins,
+            commit_must_continue_the_chain,
+            read_records_in_order_with_limit,
+            wait_key_index,
+            timer_index_by_due_time,
+            inbox_per_wait_key,
+            inbox_is_bounded,
+            list_runs_by_status_with_paging,
+        );
+    };
+    (@tests $make:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                let store = $make;
+                $crate::conformance::$check(&store);
+            }
+        )*
+    };
+}
+
+const T0: i64 = 1_700_000_000_000;
+
+fn started(run_id: RunId) -> Commit {
+    let event = Event::Started {
+        workflow_id: "conformance".into(),
+        workflow_version: 1,
+        node: "a".into(),
+        vars: Map::new(),
+        parent: None,
+    };
+    step(None, run_id, vec![event])
+}
+
+fn step(old: Option<&RunState>, run_id: RunId, events: Vec<Event>) -> Commit {
+    let (new, records) = match append(old, run_id, &events, T0) {
+        Ok(done) => done,
+        Err(reason) => panic!("conformance fixture does not apply: {reason}"),
+    };
+    Commit::between(old, new, records, T0)
+}
+
+fn advance(old: &RunState, to: &str) -> Commit {
+    let node = old.node.clone().unwrap_or_default();
+    step(
+        Some(old),
+        old.run_id,
+        vec![Event::Advanced {
+            node,
+            vars: None,
+            next: to.into(),
+        }],
+    )
+}
+
+fn wait(old: &RunState, wait_key: Option<&str>, until_ms: Option<i64>) -> Commit {
+    let node = old.node.clone().unwrap_or_default();
+    let wait = WaitState {
+        wait_key: wait_key.map(str::to_owned),
+        reason: if until_ms.is_some() {
+            WaitReason::Until
+        } else {
+            WaitReason::Event
+        },
+        until_ms,
+        prompt: None,
+        choices: Vec::new(),
+        result_key: Some("r".into()),
+        then: Continuation::Next("b".into()),
+    };
+    step(
+        Some(old),
+        old.run_id,
+        vec![Event::Waiting {
+            node,
+            vars: None,
+            wait,
+        }],
+    )
+}
+
+fn commit_ok(store: &dyn Store, commit: Commit) -> RunState {
+    let state = commit.state.clone();
+    if let Err(e) = store.commit(commit) {
+        panic!("commit should succeed: {e}");
+    }
+    state
+}
+
+fn load(store: &dyn Store, run_id: RunId) -> RunState {
+    match store.load(run_id) {
+        Ok(Some(state)) => state,
+        other => panic!("run {run_id} should load, got {other:?}"),
+    }
+}
+
+fn records(store: &dyn Store, run_id: RunId) -> Vec<ledgerflow_ledger::Record> {
+    match store.read_records(run_id, 1, store.limits().read_items_max) {
+        Ok(records) => records,
+        Err(e) => panic!("read_records failed: {e}"),
+    }
+}
+
+/// A committed state loads back equal; its records read back and verify.
+pub fn commit_then_load(store: &dyn Store) {
+    let run_id = RunId::new_v4();
+    assert!(
+        matches!(store.load(run_id), Ok(None)),
+        "unknown run loads as None"
+    );
+    let s1 = commit_ok(store, started(run_id));
+    let s2 = commit_ok(store, advance(&s1, "b"));
+    assert_eq!(load(store, run_id), s2);
+    let recs = records(store, run_id);
+    assert_eq!(recs.len(), 2);
+    let head = verify_chain(&recs).expect("stored chain verifies");
+    assert_eq!(
+        head.map(|h| (h.seq, h.hash)),
+        Some((s2.head.seq, s2.head.hash))
+    );
+}
+
+/// A commit expecting an old version fails with `Conflict` and changes nothing.
+pub fn stale_version_conflicts_and_writes_nothing(store: &dyn Store) {
+    let run_id = RunId::new_v4();
+    let s1 = commit_ok(store, started(run_id));
+    let winner = advance(&s1, "b");
+    let loser = advance(&s1, "c");
+    commit_ok(store, winner);
+    let before = load(store, run_id);
+    match store.commit(loser) {
+        Err(Error::Conflict {
+            expected_seq: 1,
+            actual_seq: 2,
+            ..
+        }) => {}
+        other => panic!("expected a conflict at seq 1 vs 2, got {other:?}"),
+    }
+    assert_eq!(load(store, run_id), before);
+    assert_eq!(records(store, run_id).len(), 2);
+    match store.commit(started(run_id)) {
+        Err(Error::Conflict {
+            expected_seq: 0, ..
+        }) => {}
+        other => panic!("re-creating a run must conflict, got {other:?}"),
+    }
+}
+
+/// Two threads commit to one run expecting the same version: exactly one wins.
+pub fn concurrent_commits_one_wins(store: &dyn Store) {
+    let run_id = RunId::new_v4();
+    let s1 = commit_ok(store, started(run_id));
+    for round in 0..20 {
+        let base = load(store, run_id);
+        let commits = [
+            advance(&base, &format!("x{round}")),
+            advance(&base, &format!("y{round}")),
+        ];
+        let barrier = Arc::new(Barrier::new(2));
+        let results: Vec<Result<(), Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = commits
+                .into_iter()
+                .map(|commit| {
+                    let barrier = Arc::clone(&barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        store.commit(commit)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(Error::Closed)))
+                .collect()
+        });
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        let conflicts = results
+            .iter()
+            .filter(|r| matches!(r, Err(Error::Conflict { .. })))
+            .count();
+        assert_eq!((wins, conflicts), (1, 1), "round {round}: {results:?}");
+    }
+    let recs = records(store, run_id);
+    assert_eq!(recs.len() as u64, s1.head.seq + 20);
+    verify_chain(&recs).expect("chain stays linear");
+}
+
+/// Records that do not continue the chain, or a state that does not match them, are refused.
+pub fn commit_must_continue_the_chain(store: &dyn Store) {
+    let run_id = RunId::new_v4();
+    let s1 = commit_ok(store, started(run_id));
+    let mut forged = advance(&s1, "b");
+    forged.state.vars.insert("sneaky".into(), json!(true));
+    assert!(matches!(
+        store.commit(forged),
+        Err(Error::InvalidCommit { .. })
+    ));
+    let mut no_records = advance(&s1, "b");
+    no_records.records.clear();
+    assert!(matches!(
+        store.commit(no_records),
+        Err(Error::InvalidCommit { .. })
+    ));
+    let other = RunId::new_v4();
+    let foreign = started(other);
+    let mut mixed = advance(&s1, "b");
+    mixed.records = foreign.records;
+    assert!(matches!(
+        store.commit(mixed),
+        Err(Error::InvalidCommit { .. })
+    ));
+    assert_eq!(load(store, run_id), s1);
+}
+
+/// Records read back in seq order from any seq, bounded by the limit.
+pub fn read_records_in_order_with_limit(store: &dyn Store) {
+    let run_id = RunId::new_v4();
+    let mut state = commit_ok(store, started(run_id));
+    for i in 0..9 {
+        state = commit_ok(store, advance(&state, &format!("n{i}")));
+    }
+    let page = store.read_records(run_id, 4, 3).expect("read");
+    assert_eq!(
+        page.iter().map(|r| r.seq()).collect::<Vec<_>>(),
+        vec![4, 5, 6]
+    );
+    let tail = store.read_records(run_id, 9, 100).expect("read");
+    assert_eq!(
+        tail.iter().map(|r| r.seq()).collect::<Vec<_>>(),
+        vec![9, 10]
+    );
+    assert!(store.read_records(run_id, 11, 5).expect("read").is_empty());
+    assert!(store
+        .read_records(RunId::new_v4(), 1, 5)
+        .expect("read")
+        .is_empty());
+    let max = store.limits().read_items_max;
+    match store.read_records(run_id, 1, max + 1) {
+        Err(Error::LimitTooLarge { requested, max: m }) => {
+            assert_eq!((requested, m), (max + 1, max))
+        }
+        other => panic!("expected LimitTooLarge, got {other:?}"),
+    }
+}
+
+/// The wait_key index follows the run's wait, and one key has one waiter.
+pub fn wait_key_index(store: &dyn Store) {
+    let (a, b) = (RunId::new_v4(), RunId::new_v4());
+    let a1 = commit_ok(store, started(a));
+    let b1 = commit_ok(store, started(b));
+    let a2 = commit_ok(store, wait(&a1, Some("k1"), None));
+    assert_eq!(store.waiting_on("k1").expect("read"), Some(a));
+    assert_eq!(load(store, a).status, RunStatus::Waiting);
+    match store.commit(wait(&b1, Some("k1"), None)) {
+        Err(Error::WaitKeyTaken { holder, .. }) => assert_eq!(holder, a),
+        other => panic!("expected WaitKeyTaken, got {other:?}"),
+    }
+    assert_eq!(load(store, b), b1, "refused commit wrote nothing");
+    let resumed = Event::Resumed {
+        wait_key: "k1".into(),
+        payload: json!(1),
+        inbox_seq: None,
+    };
+    commit_ok(store, step(Some(&a2), a, vec![resumed]));
+    assert_eq!(store.waiting_on("k1").expect("read"), None);
+    commit_ok(store, wait(&b1, Some("k1"), None));
+    assert_eq!(store.waiting_on("k1").expect("read"), Some(b));
+}
+
+/// Timers read back by due time, only when due, and disappear when they fire.
+pub fn timer_index_by_due_time(store: &dyn Store) {
+    assert_eq!(store.next_timer().expect("read"), None);
+    let mut waiting = Vec::new();
+    for due in [T0 + 300, T0 + 100, T0 + 200] {
+        let run_id = RunId::new_v4();
+        let s1 = commit_ok(store, started(run_id));
+        waiting.push(commit_ok(store, wait(&s1, None, Some(due))));
+    }
+    let next = store.next_timer().expect("read").expect("a timer");
+    assert_eq!(next.due_at_ms, T0 + 100);
+    assert!(store.due_timers(T0 + 99, 10).expect("read").is_empty());
+    let due = store.due_timers(T0 + 250, 10).expect("read");
+    assert_eq!(
+        due.iter().map(|t| t.due_at_ms).collect::<Vec<_>>(),
+        vec![T0 + 100, T0 + 200]
+    );
+    assert_eq!(store.due_timers(T0 + 1_000, 1).expect("read").len(), 1);
+    let first = waiting
+        .iter()
+        .find(|s| s.run_id == next.run_id)
+        .expect("known run");
+    commit_ok(
+        store,
+        step(
+            Some(first),
+            first.run_id,
+            vec![Event::TimerFired {
+                due_at_ms: T0 + 100,
+            }],
+        ),
+    );
+    assert_eq!(
+        store.next_timer().expect("read").map(|t| t.due_at_ms),
+        Some(T0 + 200)
+    );
+    assert!(matches!(
+        store.due_timers(0, store.limits().read_items_max + 1),
+        Err(Error::LimitTooLarge { .. })
+    ));
+}
+
+/// Events for a key nobody waits on queue in order; a waiter is returned instead of
+/// queueing; a wait on a key with queued events is refused until they are consumed in order.
+pub fn inbox_per_wait_key(store: &dyn Store) {
+    assert_eq!(
+        store.deliver("k", json!(1), T0).expect("deliver"),
+        Delivery::Queued(1)
+    );
+    assert_eq!(
+        store.deliver("k", json!(2), T0).expect("deliver"),
+        Delivery::Queued(2)
+    );
+    assert_eq!(
+        store.deliver("other", json!("x"), T0).expect("deliver"),
+        Delivery::Queued(1)
+    );
+    let queued = store.inbox("k", 10).expect("read");
+    assert_eq!(
+        queued
+            .iter()
+            .map(|e| e.payload.clone())
+            .collect::<Vec<Value>>(),
+        vec![json!(1), json!(2)]
+    );
+
+    let run_id = RunId::new_v4();
+    let s1 = commit_ok(store, started(run_id));
+    assert!(matches!(
+        store.commit(wait(&s1, Some("k"), None)),
+        Err(Error::InboxNotEmpty { .. })
+    ));
+
+    let consume = |state: &RunState, seq: u64, wrong: bool| {
+        let node = state.node.clone().unwrap_or_default();
+        let mut commit = step(
+            Some(state),
+            run_id,
+            vec![Event::Advanced {
+                node: node.clone(),
+                vars: None,
+                next: format!("{node}'"),
+            }],
+        );
+        commit.index.push(IndexChange::InboxConsume {
+            wait_key: "k".into(),
+            seq: if wrong { seq + 1 } else { seq },
+        });
+        commit
+    };
+    assert!(matches!(
+        store.commit(consume(&s1, 1, true)),
+        Err(Error::InboxEntryGone { .. })
+    ));
+    let s2 = commit_ok(store, consume(&s1, 1, false));
+    assert_eq!(
+        store
+            .inbox("k", 10)
+            .expect("read")
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        vec![2]
+    );
+    let s3 = commit_ok(store, consume(&s2, 2, false));
+    assert!(store.inbox("k", 10).expect("read").is_empty());
+    commit_ok(store, wait(&s3, Some("k"), None));
+    assert_eq!(
+        store.deliver("k", json!(3), T0).expect("deliver"),
+        Delivery::Waiter(run_id)
+    );
+    assert!(
+        store.inbox("k", 10).expect("read").is_empty(),
+        "a waiter's event is not queued"
+    );
+    assert_eq!(store.inbox("other", 10).expect("read").len(), 1);
+}
+
+/// A key's inbox holds at most `inbox_entries_max` events; more is a typed error.
+pub fn inbox_is_bounded(store: &dyn Store) {
+    let max = store.limits().inbox_entries_max;
+    for i in 0..max {
+        store
+            .deliver("full", json!(i), T0)
+            .expect("under the bound");
+    }
+    match store.deliver("full", json!("one too many"), T0) {
+        Err(Error::InboxFull { entries_max, .. }) => assert_eq!(entries_max, max),
+        other => panic!("expected InboxFull, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .inbox("full", store.limits().read_items_max.min(max))
+            .expect("read")
+            .len(),
+        max.min(store.limits().read_items_max)
+    );
+}
+
+/// Runs list by status, in id order, paged by the last id seen.
+pub fn list_runs_by_status_with_paging(store: &dyn Store) {
+    let mut running = Vec::new();
+    let mut waiting = Vec::new();
+    for i in 0..7 {
+        let run_id = RunId::new_v4();
+        let s1 = commit_ok(store, started(run_id));
+        if i % 2 == 0 {
+            commit_ok(store, wait(&s1, Some(&format!("list-{i}")), None));
+            waiting.push(run_id);
+        } else {
+            running.push(run_id);
+        }
+    }
+    running.sort();
+    waiting.sort();
+    assert_eq!(
+        store
+            .list_runs(Some(RunStatus::Waiting), None, 100)
+            .expect("list"),
+        waiting
+    );
+    assert_eq!(
+        store
+            .list_runs(Some(RunStatus::Running), None, 100)
+            .expect("list"),
+        running
+    );
+    assert!(store
+        .list_runs(Some(RunStatus::Completed), None, 100)
+        .expect("list")
+        .is_empty());
+    let page1 = store
+        .list_runs(Some(RunStatus::Waiting), None, 2)
+        .expect("list");
+    let page2 = store
+        .list_runs(Some(RunStatus::Waiting), page1.last().copied(), 2)
+        .expect("list");
+    assert_eq!([page1, page2].concat(), waiting[..4].to_vec());
+    assert_eq!(store.list_runs(None, None, 100).expect("list").len(), 7);
+    assert!(matches!(
+        store.list_runs(None, None, store.limits().read_items_max + 1),
+        Err(Error::LimitTooLarge { .. })
+    ));
+}

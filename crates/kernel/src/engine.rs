@@ -1,0 +1,962 @@
+//! The engine: starts, ticks, resumes, pauses and cancels runs over a `Store` and a
+//! `Clock`, committing every step atomically with its ledger records and index changes.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, RwLock};
+
+use ledgerflow_ledger::Record;
+use serde_json::{Map, Value};
+
+use crate::effect::{kind, EffectCall, EffectHandler, EffectOutcome};
+use crate::event::{append, vars_change, Event, Replayer};
+use crate::state::{FailureCode, RunFailure, WaitReason, WaitState};
+use crate::store::{self, Commit, Delivery, IndexChange, Store};
+use crate::{
+    Clock, Continuation, Effect, RunId, RunState, RunStatus, StepContext, StepPlan, WorkflowSpec,
+};
+
+/// Engine errors: what the caller asked for could not be done, and nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No run with this id in the store.
+    #[error("run {run_id} not found")]
+    RunNotFound {
+        /// The id asked for.
+        run_id: RunId,
+    },
+    /// The run's (workflow id, version) has no registered spec.
+    #[error("workflow {workflow_id:?} version {version} is not registered")]
+    WorkflowNotRegistered {
+        /// The workflow.
+        workflow_id: String,
+        /// The version.
+        version: u32,
+    },
+    /// The input is not a JSON object (or null).
+    #[error("invalid input: {reason}")]
+    InvalidInput {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The run is not waiting.
+    #[error("run {run_id} is not waiting (status {status})")]
+    NotWaiting {
+        /// The run.
+        run_id: RunId,
+        /// Its status.
+        status: RunStatus,
+    },
+    /// The run waits on another key (or on a timer only).
+    #[error("run {run_id} does not wait on {got:?} (it waits on {expected:?})")]
+    WaitKeyMismatch {
+        /// The run.
+        run_id: RunId,
+        /// The key it waits on, if any.
+        expected: Option<String>,
+        /// The key given.
+        got: String,
+    },
+    /// The run has ended; it can no longer be changed.
+    #[error("run {run_id} has ended ({status})")]
+    RunTerminal {
+        /// The run.
+        run_id: RunId,
+        /// Its final status.
+        status: RunStatus,
+    },
+    /// A handler was registered for a kind the kernel handles itself.
+    #[error("effect kind {kind:?} is built in and cannot be given a handler")]
+    BuiltinEffectKind {
+        /// The kind.
+        kind: String,
+    },
+    /// Delivery kept racing with other resumers of the same key.
+    #[error("delivery to {wait_key:?} kept conflicting with concurrent resumers")]
+    DeliveryContended {
+        /// The key.
+        wait_key: String,
+    },
+    /// Replaying the run's ledger failed.
+    #[error(transparent)]
+    Replay(#[from] crate::ReplayError),
+    /// Replaying the ledger gives a state different from the stored one.
+    #[error("run {run_id}: replayed ledger differs from the stored state")]
+    ReplayMismatch {
+        /// The run.
+        run_id: RunId,
+    },
+    /// The store failed (including version conflicts).
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// An engine bug: an event it produced does not apply. Nothing was written.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Engine settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Most steps one `tick` runs before returning a still-running run, so a workflow
+    /// that loops forever cannot hold a worker forever. Default 1,000.
+    pub steps_per_tick_max: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            steps_per_tick_max: 1_000,
+        }
+    }
+}
+
+/// What `cancel` did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CancelOutcome {
+    /// The run's state afterwards.
+    pub state: RunState,
+    /// The record that ended the run: the new `cancelled` record, or the earlier record
+    /// that had already ended it.
+    pub record: Record,
+    /// False when the run had already ended and nothing was written.
+    pub changed: bool,
+}
+
+/// What `deliver` did with an event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Delivered {
+    /// A run waited on the key and was resumed; its state after resuming.
+    Resumed(Box<RunState>),
+    /// No run waited; the event is queued in the key's inbox at this seq.
+    Queued(u64),
+}
+
+/// Where a run starts from: a spec, or a (workflow id, version) pair.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorkflowKey {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The version.
+    pub version: u32,
+}
+
+impl From<&WorkflowSpec> for WorkflowKey {
+    fn from(spec: &WorkflowSpec) -> Self {
+        WorkflowKey {
+            workflow_id: spec.workflow_id().to_owned(),
+            version: spec.version(),
+        }
+    }
+}
+
+impl From<(&str, u32)> for WorkflowKey {
+    fn from((workflow_id, version): (&str, u32)) -> Self {
+        WorkflowKey {
+            workflow_id: workflow_id.to_owned(),
+            version,
+        }
+    }
+}
+
+/// Events of one step, plus inbox changes and a key to drain after committing.
+struct Step {
+    events: Vec<Event>,
+    inbox: Vec<IndexChange>,
+    emitted_to: Option<String>,
+}
+
+impl Step {
+    fn of(event: Event) -> Self {
+        Step {
+            events: vec![event],
+            inbox: Vec::new(),
+            emitted_to: None,
+        }
+    }
+}
+
+/// The workflow engine. Cheap to share behind an `Arc`; every method takes `&self`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ledgerflow_kernel::{Effect, Engine, ManualClock, MemoryStore, RunStatus, StepPlan, WorkflowSpec};
+/// use serde_json::json;
+///
+/// let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(ManualClock::new(0)));
+/// engine.register(
+///     WorkflowSpec::builder("approve", 1)
+///         .node("ask", |_: &mut ledgerflow_kernel::StepContext<'_>| {
+///             StepPlan::effect(Effect::wait_event("approval-42").result_key("answer"))
+///                 .then_next("done")
+///         })
+///         .node("done", |ctx: &mut ledgerflow_kernel::StepContext<'_>| {
+///             StepPlan::complete(ctx.var("answer").cloned().unwrap_or_default())
+///         })
+///         .entry("ask")
+///         .build()?,
+/// );
+/// let run = engine.start(("approve", 1), json!({}))?;
+/// assert_eq!(engine.tick(run)?.status, RunStatus::Waiting);
+/// let done = engine.resume(run, "approval-42", json!("yes"))?;
+/// assert_eq!(done.output, Some(json!("yes")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    workflows: RwLock<HashMap<WorkflowKey, Arc<WorkflowSpec>>>,
+    effects: RwLock<HashMap<String, Arc<dyn EffectHandler>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many times a commit is retried when the inbox of the key it waits on fills
+/// between reading it and committing. Each retry consumes an event, so 3 is plenty.
+const INBOX_RACE_RETRIES: usize = 3;
+/// How many times `deliver` retries after losing a race with another resumer.
+const DELIVER_RETRIES: usize = 8;
+
+impl Engine {
+    /// An engine with default settings.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Engine::with_config(store, clock, EngineConfig::default())
+    }
+
+    /// An engine with the given settings.
+    pub fn with_config(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: EngineConfig) -> Self {
+        Engine {
+            store,
+            clock,
+            config,
+            workflows: RwLock::default(),
+            effects: RwLock::default(),
+        }
+    }
+
+    /// The store the engine writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Registers a spec under its (id, version), replacing any spec registered there.
+    pub fn register(&self, spec: WorkflowSpec) -> Arc<WorkflowSpec> {
+        let spec = Arc::new(spec);
+        let key = WorkflowKey::from(spec.as_ref());
+        self.workflows
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, Arc::clone(&spec));
+        spec
+    }
+
+    /// Registers the handler of a custom effect kind, replacing any earlier one.
+    pub fn register_effect(
+        &self,
+        kind: impl Into<String>,
+        handler: impl EffectHandler + 'static,
+    ) -> Result<(), Error> {
+        let kind = kind.into();
+        if Effect::custom(kind.clone(), Value::Null).is_builtin() {
+            return Err(Error::BuiltinEffectKind { kind });
+        }
+        self.effects
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kind, Arc::new(handler));
+        Ok(())
+    }
+
+    /// The spec registered for (id, version).
+    pub fn spec(&self, key: &WorkflowKey) -> Result<Arc<WorkflowSpec>, Error> {
+        self.workflows
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+            .ok_or_else(|| Error::WorkflowNotRegistered {
+                workflow_id: key.workflow_id.clone(),
+                version: key.version,
+            })
+    }
+
+    fn spec_of(&self, state: &RunState) -> Result<Arc<WorkflowSpec>, Error> {
+        self.spec(&WorkflowKey {
+            workflow_id: state.workflow_id.clone(),
+            version: state.workflow_version,
+        })
+    }
+
+    /// The run's current state.
+    pub fn load(&self, run_id: RunId) -> Result<RunState, Error> {
+        self.store
+            .load(run_id)?
+            .ok_or(Error::RunNotFound { run_id })
+    }
+
+    /// Up to `limit` of the run's records from `from_seq` on.
+    pub fn records(
+        &self,
+        run_id: RunId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, Error> {
+        Ok(self.store.read_records(run_id, from_seq, limit)?)
+    }
+
+    /// Creates a run of a registered workflow with `input` (a JSON object, or null for
+    /// none) as its vars. Records `started`; call [`Engine::tick`] to run it.
+    pub fn start(&self, workflow: impl Into<WorkflowKey>, input: Value) -> Result<RunId, Error> {
+        let spec = self.spec(&workflow.into())?;
+        let vars = match input {
+            Value::Object(vars) => vars,
+            Value::Null => Map::new(),
+            other => {
+                return Err(Error::InvalidInput {
+                    reason: format!("input must be a JSON object, got {}", json_type(&other)),
+                })
+            }
+        };
+        let run_id = RunId::new_v4();
+        let event = Event::Started {
+            workflow_id: spec.workflow_id().to_owned(),
+            workflow_version: spec.version(),
+            node: spec.entry_node().to_owned(),
+            vars,
+            parent: None,
+        };
+        self.commit(None, run_id, Step::of(event))?;
+        Ok(run_id)
+    }
+
+    /// Runs the run's steps until it waits, ends, is paused, or
+    /// [`EngineConfig::steps_per_tick_max`] steps have run. A run that cannot step is
+    /// returned as it is.
+    pub fn tick(&self, run_id: RunId) -> Result<RunState, Error> {
+        let state = self.load(run_id)?;
+        self.drive(state)
+    }
+
+    fn drive(&self, mut state: RunState) -> Result<RunState, Error> {
+        if state.status != RunStatus::Running || state.paused {
+            return Ok(state);
+        }
+        let spec = self.spec_of(&state)?;
+        for _ in 0..self.config.steps_per_tick_max {
+            if state.status != RunStatus::Running || state.paused {
+                break;
+            }
+            let step = match &state.pending_effect {
+                Some(_) => self.run_pending_effect(&state),
+                None => self.run_node(&spec, &state),
+            };
+            let emitted_to = step.emitted_to.clone();
+            state = self.commit(Some(&state), state.run_id, step)?;
+            if let Some(wait_key) = emitted_to {
+                self.drain_inbox(&wait_key)?;
+            }
+        }
+        Ok(state)
+    }
+
+    /// Runs the current node's handler and turns its plan into events.
+    fn run_node(&self, spec: &WorkflowSpec, state: &RunState) -> Step {
+        let node = state.node.clone().unwrap_or_default();
+        let fail = |vars, code, message: String| {
+            Step::of(Event::Failed {
+                node: Some(node.clone()),
+                vars,
+                failure: RunFailure { code, message },
+            })
+        };
+        let Some(handler) = spec.node(&node) else {
+            let message = format!("node {node:?} is not in workflow {:?}", spec.workflow_id());
+            return fail(None, FailureCode::UnknownNode, message);
+        };
+        let mut vars = state.vars.clone();
+        let now_ms = self.clock.now_ms();
+        let plan = catch_unwind(AssertUnwindSafe(|| {
+            handler.run(&mut StepContext {
+                run_id: state.run_id,
+                node_id: &node,
+                now_ms,
+                vars: &mut vars,
+            })
+        }));
+        let change = vars_change(&state.vars, &vars);
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(panic) => {
+                let message = format!("node {node:?} panicked: {}", panic_message(&panic));
+                return fail(None, FailureCode::HandlerPanicked, message);
+            }
+        };
+        let unknown = |target: &str| {
+            format!(
+                "node {node:?} names node {target:?}, which is not in workflow {:?}",
+                spec.workflow_id()
+            )
+        };
+        match plan {
+            StepPlan::Next(next) if spec.node(&next).is_none() => {
+                fail(change, FailureCode::UnknownNode, unknown(&next))
+            }
+            StepPlan::Next(next) => Step::of(Event::Advanced {
+                node,
+                vars: change,
+                next,
+            }),
+            StepPlan::Complete(output) => Step::of(Event::Completed {
+                node,
+                vars: change,
+                output,
+            }),
+            StepPlan::Fail(message) => fail(change, FailureCode::NodeFailed, message),
+            StepPlan::Effect {
+                then: Continuation::Next(next),
+                ..
+            } if spec.node(&next).is_none() => {
+                fail(change, FailureCode::UnknownNode, unknown(&next))
+            }
+            StepPlan::Effect { effect, then } => {
+                match self.plan_effect(state, &node, change.clone(), effect, then) {
+                    Ok(step) => step,
+                    Err((code, message)) => fail(change, code, message),
+                }
+            }
+        }
+    }
+
+    /// Turns an effect into the events of the step that requested it.
+    fn plan_effect(
+        &self,
+        state: &RunState,
+        node: &str,
+        vars: Option<crate::VarsChange>,
+        effect: Effect,
+        then: Continuation,
+    ) -> Result<Step, (FailureCode, String)> {
+        let seq = state.head.seq + 1;
+        let payload = &effect.payload;
+        let invalid = |what: &str| {
+            (
+                FailureCode::InvalidEffect,
+                format!("{} effect: {what}", effect.kind),
+            )
+        };
+        let wait = |wait_key, reason, until_ms, prompt, choices| WaitState {
+            wait_key,
+            reason,
+            until_ms,
+            prompt,
+            choices,
+            result_key: effect.result_key.clone(),
+            then: then.clone(),
+        };
+        let waiting = |wait| Event::Waiting {
+            node: node.to_owned(),
+            vars: vars.clone(),
+            wait,
+        };
+        match effect.kind.as_str() {
+            kind::WAIT_EVENT => {
+                let key = non_empty_str(payload, "wait_key")
+                    .ok_or_else(|| invalid("needs a non-empty string wait_key"))?;
+                Ok(Step::of(waiting(wait(
+                    Some(key),
+                    WaitReason::Event,
+                    None,
+                    None,
+                    Vec::new(),
+                ))))
+            }
+            kind::ASK_USER => {
+                let prompt = payload
+                    .get("prompt")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("needs a string prompt"))?;
+                let choices = match payload.get("choices") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .map(|c| c.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| invalid("choices must be strings"))?,
+                    Some(_) => return Err(invalid("choices must be an array of strings")),
+                };
+                let key = match payload.get("wait_key") {
+                    None | Some(Value::Null) => format!("ask:{}:{seq}", state.run_id),
+                    Some(_) => non_empty_str(payload, "wait_key")
+                        .ok_or_else(|| invalid("wait_key must be a non-empty string"))?,
+                };
+                let w = wait(
+                    Some(key),
+                    WaitReason::User,
+                    None,
+                    Some(prompt.to_owned()),
+                    choices,
+                );
+                Ok(Step::of(waiting(w)))
+            }
+            kind::WAIT_UNTIL => {
+                let at_ms = payload
+                    .get("at_ms")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| invalid("needs an integer at_ms"))?;
+                let mut step = Step::of(waiting(wait(
+                    None,
+                    WaitReason::Until,
+                    Some(at_ms),
+                    None,
+                    Vec::new(),
+                )));
+                if at_ms <= self.clock.now_ms() {
+                    step.events.push(Event::TimerFired { due_at_ms: at_ms });
+                }
+                Ok(step)
+            }
+            kind::EMIT_EVENT => {
+                let key = non_empty_str(payload, "wait_key")
+                    .ok_or_else(|| invalid("needs a non-empty string wait_key"))?;
+                let event_payload = payload.get("payload").cloned().unwrap_or(Value::Null);
+                Ok(Step {
+                    events: vec![Event::EventEmitted {
+                        node: node.to_owned(),
+                        vars,
+                        wait_key: key.clone(),
+                        payload: event_payload.clone(),
+                        then,
+                    }],
+                    inbox: vec![IndexChange::InboxPush {
+                        wait_key: key.clone(),
+                        payload: event_payload,
+                    }],
+                    emitted_to: Some(key),
+                })
+            }
+            kind::START_SUBWORKFLOW => Err((
+                FailureCode::UnsupportedEffect,
+                "start_subworkflow is not supported by this engine version yet".to_owned(),
+            )),
+            custom => {
+                if !self
+                    .effects
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains_key(custom)
+                {
+                    return Err((
+                        FailureCode::UnknownEffect,
+                        format!("no effect handler is registered for kind {custom:?}"),
+                    ));
+                }
+                Ok(Step::of(Event::EffectRequested {
+                    node: node.to_owned(),
+                    vars,
+                    idempotency_key: format!("{}:{seq}", state.run_id),
+                    effect,
+                    then,
+                }))
+            }
+        }
+    }
+
+    /// Runs the handler of the run's pending custom effect.
+    fn run_pending_effect(&self, state: &RunState) -> Step {
+        let Some(pending) = &state.pending_effect else {
+            return Step {
+                events: Vec::new(),
+                inbox: Vec::new(),
+                emitted_to: None,
+            };
+        };
+        let key = pending.idempotency_key.clone();
+        let handler = self
+            .effects
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pending.effect.kind)
+            .cloned();
+        let outcome = match handler {
+            None => EffectOutcome::Failed {
+                error: format!(
+                    "no effect handler is registered for kind {:?}",
+                    pending.effect.kind
+                ),
+                retryable: false,
+            },
+            Some(handler) => {
+                let call = EffectCall {
+                    run_id: state.run_id,
+                    kind: &pending.effect.kind,
+                    payload: &pending.effect.payload,
+                    idempotency_key: &key,
+                };
+                catch_unwind(AssertUnwindSafe(|| handler.handle(&call))).unwrap_or_else(|panic| {
+                    EffectOutcome::Failed {
+                        error: format!("effect handler panicked: {}", panic_message(&panic)),
+                        retryable: false,
+                    }
+                })
+            }
+        };
+        Step::of(match outcome {
+            EffectOutcome::Completed(result) => Event::EffectCompleted {
+                idempotency_key: key,
+                result,
+            },
+            EffectOutcome::Waiting { wait_key } => Event::EffectWaiting {
+                idempotency_key: key,
+                wait_key,
+            },
+            EffectOutcome::Failed { error, retryable } => Event::EffectFailed {
+                idempotency_key: key,
+                error,
+                retryable,
+            },
+        })
+    }
+
+    /// Commits a step. If it leaves the run waiting on a key whose inbox holds an event,
+    /// the oldest event is consumed in the same commit. If another run holds the key, the
+    /// run fails instead.
+    fn commit(
+        &self,
+        old: Option<&RunState>,
+        run_id: RunId,
+        mut step: Step,
+    ) -> Result<RunState, Error> {
+        for _ in 0..INBOX_RACE_RETRIES {
+            let now_ms = self.clock.now_ms();
+            let mut events = step.events.clone();
+            let mut index = step.inbox.clone();
+            if let Some(wait_key) = waits_on_key(&events) {
+                if let Some(entry) = self.store.inbox(&wait_key, 1)?.into_iter().next() {
+                    index.push(IndexChange::InboxConsume {
+                        wait_key: wait_key.clone(),
+                        seq: entry.seq,
+                    });
+                    events.push(Event::Resumed {
+                        wait_key,
+                        payload: entry.payload,
+                        inbox_seq: Some(entry.seq),
+                    });
+                }
+            }
+            let (new, records) = append(old, run_id, &events, now_ms).map_err(Error::Internal)?;
+            let mut commit = Commit::between(old, new.clone(), records, now_ms);
+            commit.index.extend(index);
+            match self.store.commit(commit) {
+                Ok(()) => return Ok(new),
+                Err(store::Error::InboxNotEmpty { .. }) => continue,
+                Err(store::Error::WaitKeyTaken { wait_key, holder }) => {
+                    let message =
+                        format!("wait_key {wait_key:?} is already waited on by run {holder}");
+                    step = Step::of(wait_key_failure(&step.events, message));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Store(store::Error::Conflict {
+            run_id,
+            expected_seq: old.map_or(0, |s| s.head.seq),
+            actual_seq: self.store.load(run_id)?.map_or(0, |s| s.head.seq),
+        }))
+    }
+
+    /// Ends a wait with `payload` delivered to `wait_key`, then ticks the run (unless it
+    /// is paused). A key the run does not wait on is an error and changes nothing.
+    pub fn resume(&self, run_id: RunId, wait_key: &str, payload: Value) -> Result<RunState, Error> {
+        let state = self.load(run_id)?;
+        if state.status.is_terminal() {
+            return Err(Error::RunTerminal {
+                run_id,
+                status: state.status,
+            });
+        }
+        if state.status != RunStatus::Waiting {
+            return Err(Error::NotWaiting {
+                run_id,
+                status: state.status,
+            });
+        }
+        if !state.waits_on(wait_key) {
+            return Err(Error::WaitKeyMismatch {
+                run_id,
+                expected: state.waiting.as_ref().and_then(|w| w.wait_key.clone()),
+                got: wait_key.to_owned(),
+            });
+        }
+        self.spec_of(&state)?;
+        let event = Event::Resumed {
+            wait_key: wait_key.to_owned(),
+            payload,
+            inbox_seq: None,
+        };
+        let state = self.commit(Some(&state), run_id, Step::of(event))?;
+        self.drive(state)
+    }
+
+    /// Fires the run's timer due at `due_at_ms`, then ticks it (unless paused). A timer
+    /// that no longer matches the run's wait (already fired, run moved on) does nothing.
+    pub fn fire_timer(&self, run_id: RunId, due_at_ms: i64) -> Result<RunState, Error> {
+        let state = self.load(run_id)?;
+        let due = state.waiting.as_ref().and_then(|w| w.until_ms);
+        if state.status != RunStatus::Waiting
+            || due != Some(due_at_ms)
+            || due_at_ms > self.clock.now_ms()
+        {
+            return Ok(state);
+        }
+        self.spec_of(&state)?;
+        let state = self.commit(
+            Some(&state),
+            run_id,
+            Step::of(Event::TimerFired { due_at_ms }),
+        )?;
+        self.drive(state)
+    }
+
+    /// Fires up to `limit` due timers; returns how many fired.
+    pub fn fire_due_timers(&self, limit: usize) -> Result<usize, Error> {
+        let mut fired = 0;
+        for timer in self.store.due_timers(self.clock.now_ms(), limit)? {
+            let before = self.load(timer.run_id)?.head.seq;
+            if self.fire_timer(timer.run_id, timer.due_at_ms)?.head.seq != before {
+                fired += 1;
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Delivers an event to `wait_key`: resumes the run waiting on it, or queues the event
+    /// in the key's inbox for the run that will wait on it. Never applies twice.
+    pub fn deliver(&self, wait_key: &str, payload: Value) -> Result<Delivered, Error> {
+        for _ in 0..DELIVER_RETRIES {
+            match self
+                .store
+                .deliver(wait_key, payload.clone(), self.clock.now_ms())?
+            {
+                Delivery::Queued(seq) => return Ok(Delivered::Queued(seq)),
+                Delivery::Waiter(run_id) => match self.resume(run_id, wait_key, payload.clone()) {
+                    Ok(state) => return Ok(Delivered::Resumed(Box::new(state))),
+                    // Another resumer won the race; look again.
+                    Err(Error::Store(store::Error::Conflict { .. }))
+                    | Err(Error::WaitKeyMismatch { .. })
+                    | Err(Error::NotWaiting { .. })
+                    | Err(Error::RunTerminal { .. }) => continue,
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        Err(Error::DeliveryContended {
+            wait_key: wait_key.to_owned(),
+        })
+    }
+
+    /// If a run waits on `wait_key` and its inbox holds an event, resumes the run with the
+    /// oldest one. Returns whether a run was resumed.
+    pub fn drain_inbox(&self, wait_key: &str) -> Result<bool, Error> {
+        let Some(run_id) = self.store.waiting_on(wait_key)? else {
+            return Ok(false);
+        };
+        let Some(entry) = self.store.inbox(wait_key, 1)?.into_iter().next() else {
+            return Ok(false);
+        };
+        let state = self.load(run_id)?;
+        if !state.waits_on(wait_key) {
+            return Ok(false);
+        }
+        let event = Event::Resumed {
+            wait_key: wait_key.to_owned(),
+            payload: entry.payload,
+            inbox_seq: Some(entry.seq),
+        };
+        let step = Step {
+            events: vec![event],
+            inbox: vec![IndexChange::InboxConsume {
+                wait_key: wait_key.to_owned(),
+                seq: entry.seq,
+            }],
+            emitted_to: None,
+        };
+        let state = self.commit(Some(&state), run_id, step)?;
+        self.drive(state)?;
+        Ok(true)
+    }
+
+    /// Pauses the run: no step runs until [`Engine::unpause`]. Waits still end (their
+    /// payload is recorded) but the run does not move on. Pausing a paused run does
+    /// nothing; pausing an ended run is an error.
+    pub fn pause(&self, run_id: RunId) -> Result<RunState, Error> {
+        let state = self.load(run_id)?;
+        if state.status.is_terminal() {
+            return Err(Error::RunTerminal {
+                run_id,
+                status: state.status,
+            });
+        }
+        if state.paused {
+            return Ok(state);
+        }
+        self.commit(Some(&state), run_id, Step::of(Event::Paused {}))
+    }
+
+    /// Unpauses the run and ticks it. Unpausing a run that is not paused does nothing.
+    pub fn unpause(&self, run_id: RunId) -> Result<RunState, Error> {
+        let state = self.load(run_id)?;
+        if state.status.is_terminal() {
+            return Err(Error::RunTerminal {
+                run_id,
+                status: state.status,
+            });
+        }
+        if !state.paused {
+            return Ok(state);
+        }
+        let state = self.commit(Some(&state), run_id, Step::of(Event::Unpaused {}))?;
+        self.drive(state)
+    }
+
+    /// Cancels the run. Idempotent: cancelling an ended run (completed, failed or already
+    /// cancelled) writes nothing and returns the record that ended it.
+    pub fn cancel(&self, run_id: RunId, reason: &str) -> Result<CancelOutcome, Error> {
+        let state = self.load(run_id)?;
+        if state.status.is_terminal() {
+            let seq = state.ended_seq.unwrap_or(state.head.seq);
+            let record = self
+                .store
+                .read_records(run_id, seq, 1)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    Error::Store(store::Error::Corrupt(format!(
+                        "run {run_id}: ending record {seq} is missing"
+                    )))
+                })?;
+            return Ok(CancelOutcome {
+                state,
+                record,
+                changed: false,
+            });
+        }
+        let event = Event::Cancelled {
+            reason: reason.to_owned(),
+        };
+        let state = self.commit(Some(&state), run_id, Step::of(event))?;
+        let record = self
+            .store
+            .read_records(run_id, state.head.seq, 1)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::Store(store::Error::Corrupt(format!(
+                    "run {run_id}: cancel record missing after commit"
+                )))
+            })?;
+        Ok(CancelOutcome {
+            state,
+            record,
+            changed: true,
+        })
+    }
+
+    /// Reads the run's whole ledger in pages, verifies the chain, replays it, and checks the
+    /// result equals the stored state. Returns the stored state.
+    pub fn verify_run(&self, run_id: RunId) -> Result<RunState, Error> {
+        let stored = self.load(run_id)?;
+        let page = self.store.limits().read_items_max.max(1);
+        let mut replayer = Replayer::new();
+        let mut next_seq = 1;
+        loop {
+            let records = self.store.read_records(run_id, next_seq, page)?;
+            for record in &records {
+                replayer.push(record)?;
+            }
+            if records.len() < page {
+                break;
+            }
+            next_seq += records.len() as u64;
+        }
+        if replayer.finish()? != stored {
+            return Err(Error::ReplayMismatch { run_id });
+        }
+        Ok(stored)
+    }
+}
+
+/// The key the last of `events` leaves the run waiting on, if any.
+fn waits_on_key(events: &[Event]) -> Option<String> {
+    match events.last()? {
+        Event::Waiting { wait, .. } => wait.wait_key.clone(),
+        Event::EffectWaiting { wait_key, .. } => Some(wait_key.clone()),
+        _ => None,
+    }
+}
+
+/// The failure to record instead of a wait on a key another run holds.
+fn wait_key_failure(events: &[Event], message: String) -> Event {
+    let failure = RunFailure {
+        code: FailureCode::WaitKeyInUse,
+        message: message.clone(),
+    };
+    match events.first() {
+        Some(Event::Waiting { node, vars, .. }) => Event::Failed {
+            node: Some(node.clone()),
+            vars: vars.clone(),
+            failure,
+        },
+        Some(Event::EffectWaiting {
+            idempotency_key, ..
+        }) => Event::EffectFailed {
+            idempotency_key: idempotency_key.clone(),
+            error: message,
+            retryable: false,
+        },
+        _ => Event::Failed {
+            node: None,
+            vars: None,
+            failure,
+        },
+    }
+}
+
+fn non_empty_str(payload: &Value, field: &str) -> Option<String> {
+    payload
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,278 @@
+//! `MemoryStore`: a complete in-memory `Store`, for tests and for hosts that need no
+//! durability. One mutex makes every commit atomic.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use ledgerflow_ledger::{Hash, Record};
+use serde_json::Value;
+
+use crate::store::{
+    Commit, Delivery, Error, InboxEntry, IndexChange, Store, StoreLimits, TimerEntry,
+};
+use crate::{RunId, RunState, RunStatus};
+
+/// An in-memory [`Store`]. Nothing survives the process.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    limits: StoreLimits,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    runs: BTreeMap<RunId, RunState>,
+    ledgers: HashMap<RunId, Vec<Record>>,
+    wait_keys: HashMap<String, RunId>,
+    timers: BTreeSet<TimerEntry>,
+    by_status: BTreeMap<RunStatus, BTreeSet<RunId>>,
+    inboxes: HashMap<String, Inbox>,
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    entries: VecDeque<InboxEntry>,
+    last_seq: u64,
+}
+
+impl MemoryStore {
+    /// An empty store with default limits.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// An empty store with the given limits.
+    pub fn with_limits(limits: StoreLimits) -> Self {
+        MemoryStore {
+            inner: Mutex::default(),
+            limits,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied commit: commits are
+        // validated before anything is changed. So a poisoned lock is still consistent.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Inner {
+    fn validate(&self, commit: &Commit, limits: StoreLimits) -> Result<(), Error> {
+        let current = self.runs.get(&commit.run_id);
+        let actual_seq = current.map_or(0, |s| s.head.seq);
+        if actual_seq != commit.expected_seq {
+            return Err(Error::Conflict {
+                run_id: commit.run_id,
+                expected_seq: commit.expected_seq,
+                actual_seq,
+            });
+        }
+        commit.check_shape(current.map_or(Hash::GENESIS, |s| s.head.hash))?;
+        let mut pushes: HashMap<&str, usize> = HashMap::new();
+        for change in &commit.index {
+            match change {
+                IndexChange::WaitKeySet(key) => {
+                    if let Some(holder) = self.wait_keys.get(key) {
+                        if *holder != commit.run_id {
+                            return Err(Error::WaitKeyTaken {
+                                wait_key: key.clone(),
+                                holder: *holder,
+                            });
+                        }
+                    }
+                    if self.inboxes.get(key).is_some_and(|i| !i.entries.is_empty()) {
+                        return Err(Error::InboxNotEmpty {
+                            wait_key: key.clone(),
+                        });
+                    }
+                }
+                IndexChange::InboxConsume { wait_key, seq } => {
+                    let front = self.inboxes.get(wait_key).and_then(|i| i.entries.front());
+                    if front.map(|e| e.seq) != Some(*seq) {
+                        return Err(Error::InboxEntryGone {
+                            wait_key: wait_key.clone(),
+                            seq: *seq,
+                        });
+                    }
+                }
+                IndexChange::InboxPush { wait_key, .. } => {
+                    let queued = self.inboxes.get(wait_key).map_or(0, |i| i.entries.len());
+                    let pushed = pushes.entry(wait_key).or_insert(0);
+                    *pushed += 1;
+                    if queued + *pushed > limits.inbox_entries_max {
+                        return Err(Error::InboxFull {
+                            wait_key: wait_key.clone(),
+                            entries_max: limits.inbox_entries_max,
+                        });
+                    }
+                }
+                IndexChange::WaitKeyClear(_)
+                | IndexChange::TimerSet(_)
+                | IndexChange::TimerClear(_)
+                | IndexChange::Status { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, commit: Commit) {
+        let run_id = commit.run_id;
+        for change in commit.index {
+            match change {
+                IndexChange::WaitKeySet(key) => {
+                    self.wait_keys.insert(key, run_id);
+                }
+                IndexChange::WaitKeyClear(key) => {
+                    if self.wait_keys.get(&key) == Some(&run_id) {
+                        self.wait_keys.remove(&key);
+                    }
+                }
+                IndexChange::TimerSet(due_at_ms) => {
+                    self.timers.insert(TimerEntry { due_at_ms, run_id });
+                }
+                IndexChange::TimerClear(due_at_ms) => {
+                    self.timers.remove(&TimerEntry { due_at_ms, run_id });
+                }
+                IndexChange::Status { from, to } => {
+                    if let Some(from) = from {
+                        self.by_status.entry(from).or_default().remove(&run_id);
+                    }
+                    self.by_status.entry(to).or_default().insert(run_id);
+                }
+                IndexChange::InboxConsume { wait_key, .. } => {
+                    if let Some(inbox) = self.inboxes.get_mut(&wait_key) {
+                        inbox.entries.pop_front();
+                    }
+                }
+                IndexChange::InboxPush { wait_key, payload } => {
+                    self.push_inbox(wait_key, payload, commit.at_ms);
+                }
+            }
+        }
+        self.ledgers
+            .entry(run_id)
+            .or_default()
+            .extend(commit.records);
+        self.runs.insert(run_id, commit.state);
+    }
+
+    fn push_inbox(&mut self, wait_key: String, payload: Value, at_ms: i64) -> u64 {
+        let inbox = self.inboxes.entry(wait_key).or_default();
+        inbox.last_seq += 1;
+        inbox.entries.push_back(InboxEntry {
+            seq: inbox.last_seq,
+            payload,
+            at_ms,
+        });
+        inbox.last_seq
+    }
+}
+
+impl Store for MemoryStore {
+    fn commit(&self, commit: Commit) -> Result<(), Error> {
+        let mut inner = self.lock();
+        inner.validate(&commit, self.limits)?;
+        inner.apply(commit);
+        Ok(())
+    }
+
+    fn load(&self, run_id: RunId) -> Result<Option<RunState>, Error> {
+        Ok(self.lock().runs.get(&run_id).cloned())
+    }
+
+    fn read_records(
+        &self,
+        run_id: RunId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, Error> {
+        self.check_limit(limit)?;
+        let inner = self.lock();
+        let Some(ledger) = inner.ledgers.get(&run_id) else {
+            return Ok(Vec::new());
+        };
+        let start = usize::try_from(from_seq.saturating_sub(1)).unwrap_or(usize::MAX);
+        Ok(ledger.iter().skip(start).take(limit).cloned().collect())
+    }
+
+    fn waiting_on(&self, wait_key: &str) -> Result<Option<RunId>, Error> {
+        Ok(self.lock().wait_keys.get(wait_key).copied())
+    }
+
+    fn due_timers(&self, now_ms: i64, limit: usize) -> Result<Vec<TimerEntry>, Error> {
+        self.check_limit(limit)?;
+        let inner = self.lock();
+        Ok(inner
+            .timers
+            .iter()
+            .take_while(|t| t.due_at_ms <= now_ms)
+            .take(limit)
+            .copied()
+            .collect())
+    }
+
+    fn next_timer(&self) -> Result<Option<TimerEntry>, Error> {
+        Ok(self.lock().timers.first().copied())
+    }
+
+    fn deliver(&self, wait_key: &str, payload: Value, at_ms: i64) -> Result<Delivery, Error> {
+        let mut inner = self.lock();
+        if let Some(run_id) = inner.wait_keys.get(wait_key) {
+            return Ok(Delivery::Waiter(*run_id));
+        }
+        let queued = inner.inboxes.get(wait_key).map_or(0, |i| i.entries.len());
+        if queued >= self.limits.inbox_entries_max {
+            return Err(Error::InboxFull {
+                wait_key: wait_key.to_owned(),
+                entries_max: self.limits.inbox_entries_max,
+            });
+        }
+        Ok(Delivery::Queued(inner.push_inbox(
+            wait_key.to_owned(),
+            payload,
+            at_ms,
+        )))
+    }
+
+    fn inbox(&self, wait_key: &str, limit: usize) -> Result<Vec<InboxEntry>, Error> {
+        self.check_limit(limit)?;
+        let inner = self.lock();
+        Ok(inner
+            .inboxes
+            .get(wait_key)
+            .map(|i| i.entries.iter().take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    fn list_runs(
+        &self,
+        status: Option<RunStatus>,
+        after: Option<RunId>,
+        limit: usize,
+    ) -> Result<Vec<RunId>, Error> {
+        self.check_limit(limit)?;
+        let inner = self.lock();
+        let after = |id: &&RunId| after.is_none_or(|a| **id > a);
+        let ids: Vec<RunId> = match status {
+            Some(status) => inner
+                .by_status
+                .get(&status)
+                .map(|set| set.iter().filter(after).take(limit).copied().collect())
+                .unwrap_or_default(),
+            None => inner
+                .runs
+                .keys()
+                .filter(after)
+                .take(limit)
+                .copied()
+                .collect(),
+        };
+        Ok(ids)
+    }
+
+    fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+}

@@ -1,0 +1,332 @@
+//! The `Store` port: what the engine needs from storage, with the contract every
+//! implementation must keep (checked by the conformance suite).
+
+use ledgerflow_ledger::Record;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{RunId, RunState, RunStatus};
+
+/// Storage errors. Conflicts are expected under concurrency; the rest are not.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The run is not at the version the commit expected: someone else committed first.
+    #[error("run {run_id}: expected ledger head seq {expected_seq}, found {actual_seq}")]
+    Conflict {
+        /// The run.
+        run_id: RunId,
+        /// The head seq the commit expected (0: the run must not exist).
+        expected_seq: u64,
+        /// The head seq found (0: the run does not exist).
+        actual_seq: u64,
+    },
+    /// A commit registers a wait_key another run already waits on.
+    #[error("wait_key {wait_key:?} is already waited on by run {holder}")]
+    WaitKeyTaken {
+        /// The key.
+        wait_key: String,
+        /// The run waiting on it.
+        holder: RunId,
+    },
+    /// A commit registers a wait on a key whose inbox holds events: consume them instead.
+    #[error("wait_key {wait_key:?} has undelivered events in its inbox")]
+    InboxNotEmpty {
+        /// The key.
+        wait_key: String,
+    },
+    /// A commit consumes an inbox entry that is not the oldest of its key (or is gone).
+    #[error("inbox of {wait_key:?}: entry {seq} is not the next to consume")]
+    InboxEntryGone {
+        /// The key.
+        wait_key: String,
+        /// The entry.
+        seq: u64,
+    },
+    /// The inbox of a key is at its configured bound.
+    #[error("inbox of {wait_key:?} is full ({entries_max} entries)")]
+    InboxFull {
+        /// The key.
+        wait_key: String,
+        /// The bound.
+        entries_max: usize,
+    },
+    /// A read asked for more items than the store allows.
+    #[error("limit {requested} is larger than the maximum {max}")]
+    LimitTooLarge {
+        /// What was asked for.
+        requested: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A commit that breaks the store's invariants (records not continuing the head, a
+    /// state that is not the last record's). A bug in the caller, refused before writing.
+    #[error("invalid commit for run {run_id}: {reason}")]
+    InvalidCommit {
+        /// The run.
+        run_id: RunId,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Stored data is damaged.
+    #[error("store corrupt: {0}")]
+    Corrupt(String),
+    /// The store's files are missing.
+    #[error("store missing: {0}")]
+    Missing(String),
+    /// An IO error (including a failed fsync): the commit was not acknowledged.
+    #[error("store io: {0}")]
+    Io(String),
+    /// The store was closed; it rejects writes.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// A change to a secondary index, applied in the same atomic commit as the state and
+/// records it belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum IndexChange {
+    /// The run now waits on this key. Refused with [`Error::WaitKeyTaken`] if another run
+    /// waits on it, and with [`Error::InboxNotEmpty`] if its inbox holds events.
+    WaitKeySet(String),
+    /// The run no longer waits on this key.
+    WaitKeyClear(String),
+    /// The run's timer is due at this time.
+    TimerSet(i64),
+    /// The run's timer at this time is gone.
+    TimerClear(i64),
+    /// The run moved between statuses (`from: None` for a new run).
+    Status {
+        /// The old status.
+        from: Option<RunStatus>,
+        /// The new status.
+        to: RunStatus,
+    },
+    /// Consume the oldest inbox entry of a key, which must have this seq.
+    InboxConsume {
+        /// The key.
+        wait_key: String,
+        /// The entry.
+        seq: u64,
+    },
+    /// Queue an event for a key (no run waits on it inside this commit).
+    InboxPush {
+        /// The key.
+        wait_key: String,
+        /// The event.
+        payload: Value,
+    },
+}
+
+/// Everything one step changes, committed atomically by [`Store::commit`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Commit {
+    /// The run.
+    pub run_id: RunId,
+    /// The ledger head seq the run must be at (0: the run must not exist yet).
+    pub expected_seq: u64,
+    /// The run's new state, whose head is the last of `records`.
+    pub state: RunState,
+    /// The new records, continuing the run's chain.
+    pub records: Vec<Record>,
+    /// The index changes.
+    pub index: Vec<IndexChange>,
+    /// When the commit was made (ms since the Unix epoch), stamped on inbox entries.
+    pub at_ms: i64,
+}
+
+impl Commit {
+    /// A commit from `old` (`None` for a new run) to `new`, with the wait_key, timer and
+    /// status index changes the two states imply. Inbox changes are added by the caller.
+    pub fn between(
+        old: Option<&RunState>,
+        new: RunState,
+        records: Vec<Record>,
+        at_ms: i64,
+    ) -> Self {
+        let mut index = Vec::new();
+        let old_wait = old.and_then(|s| s.waiting.as_ref());
+        let new_wait = new.waiting.as_ref();
+        let old_key = old_wait.and_then(|w| w.wait_key.clone());
+        let new_key = new_wait.and_then(|w| w.wait_key.clone());
+        if old_key != new_key {
+            index.extend(old_key.map(IndexChange::WaitKeyClear));
+            index.extend(new_key.map(IndexChange::WaitKeySet));
+        }
+        let old_due = old_wait.and_then(|w| w.until_ms);
+        let new_due = new_wait.and_then(|w| w.until_ms);
+        if old_due != new_due {
+            index.extend(old_due.map(IndexChange::TimerClear));
+            index.extend(new_due.map(IndexChange::TimerSet));
+        }
+        let old_status = old.map(|s| s.status);
+        if old_status != Some(new.status) {
+            index.push(IndexChange::Status {
+                from: old_status,
+                to: new.status,
+            });
+        }
+        Commit {
+            run_id: new.run_id,
+            expected_seq: old.map_or(0, |s| s.head.seq),
+            state: new,
+            records,
+            index,
+            at_ms,
+        }
+    }
+
+    /// Checks what every store must check before writing: the records continue the run's
+    /// chain from `expected_seq` and the state is the one the last record produced.
+    pub fn check_shape(&self, current_head_hash: ledgerflow_ledger::Hash) -> Result<(), Error> {
+        let invalid = |reason: String| Error::InvalidCommit {
+            run_id: self.run_id,
+            reason,
+        };
+        let last = self
+            .records
+            .last()
+            .ok_or_else(|| invalid("no records".into()))?;
+        if self.state.run_id != self.run_id {
+            return Err(invalid(format!("state is of run {}", self.state.run_id)));
+        }
+        let mut verifier = ledgerflow_ledger::ChainVerifier::after(ledgerflow_ledger::ChainHead {
+            run_id: self.run_id,
+            seq: self.expected_seq,
+            hash: current_head_hash,
+        });
+        for record in &self.records {
+            verifier.push(record).map_err(|e| invalid(e.to_string()))?;
+        }
+        if self.state.head.seq != last.seq() || self.state.head.hash != last.hash() {
+            return Err(invalid("state head is not the last record".into()));
+        }
+        if self.state.state_hash() != last.state_hash() {
+            return Err(invalid(
+                "state does not hash to the last record's state_hash".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A run waiting until `due_at_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TimerEntry {
+    /// When it is due.
+    pub due_at_ms: i64,
+    /// The run.
+    pub run_id: RunId,
+}
+
+/// An event queued for a wait_key no run waited on when it arrived.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InboxEntry {
+    /// Position in the key's inbox, increasing from 1.
+    pub seq: u64,
+    /// The event.
+    pub payload: Value,
+    /// When it was queued.
+    pub at_ms: i64,
+}
+
+/// What [`Store::deliver`] did with an event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Delivery {
+    /// A run waits on the key: resume it with the event (nothing was stored).
+    Waiter(RunId),
+    /// No run waits on the key: the event is queued at this inbox seq.
+    Queued(u64),
+}
+
+/// Bounds a store enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Most items one read returns (records, runs, timers, inbox entries).
+    pub read_items_max: usize,
+    /// Most events queued for one wait_key.
+    pub inbox_entries_max: usize,
+}
+
+impl Default for StoreLimits {
+    /// 10,000 items a read keeps one page of records well under a few MB; 1,000 inbox
+    /// entries a key bounds what a producer with no consumer can pile up.
+    fn default() -> Self {
+        StoreLimits {
+            read_items_max: 10_000,
+            inbox_entries_max: 1_000,
+        }
+    }
+}
+
+/// Durable storage of runs, ledgers and indexes.
+///
+/// Contract (every implementation passes the conformance suite that checks it):
+/// - **Atomicity**: [`Store::commit`] applies the state, records and index changes of a
+///   [`Commit`] all together or not at all. When it returns `Ok`, all of it is visible to
+///   every later read (and durable, for durable stores).
+/// - **Optimistic concurrency**: a commit whose `expected_seq` is not the run's head seq
+///   fails with [`Error::Conflict`] and writes nothing; of two commits expecting the same
+///   seq, at most one succeeds.
+/// - **Shape**: a commit whose records do not continue the run's chain, or whose state is
+///   not the one its last record produced, fails with [`Error::InvalidCommit`]
+///   ([`Commit::check_shape`]).
+/// - **Immutability**: a record, once committed, is never changed or removed.
+/// - **Ordering**: records read back in seq order; timers in (due time, run id) order;
+///   inbox entries in arrival order.
+/// - **Bounded reads**: every read takes a limit; a limit above
+///   [`StoreLimits::read_items_max`] fails with [`Error::LimitTooLarge`].
+pub trait Store: Send + Sync {
+    /// Applies a commit atomically (see the trait docs).
+    fn commit(&self, commit: Commit) -> Result<(), Error>;
+
+    /// The run's current state, or `None` if it does not exist.
+    fn load(&self, run_id: RunId) -> Result<Option<RunState>, Error>;
+
+    /// Up to `limit` records of the run from `from_seq` on, in seq order.
+    fn read_records(
+        &self,
+        run_id: RunId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, Error>;
+
+    /// The run waiting on `wait_key`, if any.
+    fn waiting_on(&self, wait_key: &str) -> Result<Option<RunId>, Error>;
+
+    /// Up to `limit` timers due at or before `now_ms`, earliest first.
+    fn due_timers(&self, now_ms: i64, limit: usize) -> Result<Vec<TimerEntry>, Error>;
+
+    /// The earliest timer, if any.
+    fn next_timer(&self) -> Result<Option<TimerEntry>, Error>;
+
+    /// Atomically: if a run waits on `wait_key`, returns it; otherwise queues `payload` in
+    /// the key's inbox (bounded by [`StoreLimits::inbox_entries_max`]).
+    fn deliver(&self, wait_key: &str, payload: Value, at_ms: i64) -> Result<Delivery, Error>;
+
+    /// Up to `limit` of the oldest inbox entries of `wait_key`.
+    fn inbox(&self, wait_key: &str, limit: usize) -> Result<Vec<InboxEntry>, Error>;
+
+    /// Up to `limit` run ids, with status `status` if given, in run id order, after
+    /// `after` if given (for paging).
+    fn list_runs(
+        &self,
+        status: Option<RunStatus>,
+        after: Option<RunId>,
+        limit: usize,
+    ) -> Result<Vec<RunId>, Error>;
+
+    /// The store's bounds.
+    fn limits(&self) -> StoreLimits;
+
+    /// Checks a read limit against [`StoreLimits::read_items_max`].
+    fn check_limit(&self, limit: usize) -> Result<(), Error> {
+        let max = self.limits().read_items_max;
+        if limit > max {
+            return Err(Error::LimitTooLarge {
+                requested: limit,
+                max,
+            });
+        }
+        Ok(())
+    }
+}
