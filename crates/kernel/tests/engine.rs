@@ -1,0 +1,808 @@
+//! Every transition of the run state machine and every engine error, by name, on the
+//! memory store with a manual clock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use ledgerflow_kernel::store::{self, Store};
+use ledgerflow_kernel::{
+    replay, Delivered, Effect, EffectOutcome, Engine, EngineConfig, Error, FailureCode,
+    ManualClock, MemoryStore, RunId, RunState, RunStatus, SpecError, StepContext, StepPlan,
+    WaitReason, WorkflowSpec,
+};
+use ledgerflow_ledger::verify_chain;
+use serde_json::{json, Value};
+
+const T0: i64 = 1_700_000_000_000;
+
+type Ctx<'a> = StepContext<'a>;
+
+fn engine() -> (Engine, ManualClock) {
+    let clock = ManualClock::new(T0);
+    let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(clock.clone()));
+    (engine, clock)
+}
+
+/// Checks the invariants that must hold after every operation.
+fn assert_consistent(engine: &Engine, run_id: RunId) -> RunState {
+    let stored = engine.load(run_id).expect("run exists");
+    let records = engine.records(run_id, 1, 10_000).expect("records");
+    verify_chain(&records).expect("chain verifies");
+    assert_eq!(
+        replay(&records).expect("replays"),
+        stored,
+        "replay == stored"
+    );
+    assert_eq!(engine.verify_run(run_id).expect("verify_run"), stored);
+    stored
+}
+
+fn kinds(engine: &Engine, run_id: RunId) -> Vec<String> {
+    engine
+        .records(run_id, 1, 10_000)
+        .expect("records")
+        .iter()
+        .map(|r| r.kind().to_owned())
+        .collect()
+}
+
+fn linear() -> WorkflowSpec {
+    WorkflowSpec::builder("linear", 1)
+        .node("a", |ctx: &mut Ctx<'_>| {
+            ctx.set("a", json!(1));
+            StepPlan::next("b")
+        })
+        .node("b", |ctx: &mut Ctx<'_>| {
+            let a = ctx.var("a").and_then(Value::as_i64).unwrap_or(0);
+            StepPlan::complete(json!({ "sum": a + 1 }))
+        })
+        .entry("a")
+        .build()
+        .expect("valid spec")
+}
+
+fn waits_then_completes(effect: Effect) -> WorkflowSpec {
+    WorkflowSpec::builder("waits", 1)
+        .node("wait", move |_: &mut Ctx<'_>| {
+            StepPlan::effect(effect.clone()).then_next("done")
+        })
+        .node("done", |ctx: &mut Ctx<'_>| {
+            StepPlan::complete(ctx.var("r").cloned().unwrap_or(Value::Null))
+        })
+        .entry("wait")
+        .build()
+        .expect("valid spec")
+}
+
+#[test]
+fn start_records_started_and_tick_runs_to_completion() {
+    let (engine, _) = engine();
+    engine.register(linear());
+    let run = engine
+        .start(("linear", 1), json!({"x": "in"}))
+        .expect("start");
+    let started = assert_consistent(&engine, run);
+    assert_eq!(started.status, RunStatus::Running);
+    assert_eq!(started.node.as_deref(), Some("a"));
+    assert_eq!(started.vars.get("x"), Some(&json!("in")));
+    let done = engine.tick(run).expect("tick");
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(done.output, Some(json!({"sum": 2})));
+    assert_eq!(kinds(&engine, run), ["started", "advanced", "completed"]);
+    assert_eq!(done.ended_seq, Some(3));
+    assert_consistent(&engine, run);
+    // Ticking an ended run changes nothing.
+    assert_eq!(engine.tick(run).expect("tick"), done);
+}
+
+#[test]
+fn spec_errors_by_name() {
+    let node = |_: &mut Ctx<'_>| StepPlan::complete(Value::Null);
+    let missing = WorkflowSpec::builder("w", 1)
+        .node("a", node)
+        .entry("nope")
+        .build();
+    assert!(matches!(missing, Err(SpecError::EntryMissing { .. })));
+    let no_entry = WorkflowSpec::builder("w", 1).node("a", node).build();
+    assert!(matches!(no_entry, Err(SpecError::NoEntry { .. })));
+    let empty = WorkflowSpec::builder("", 1)
+        .node("a", node)
+        .entry("a")
+        .build();
+    assert!(matches!(empty, Err(SpecError::EmptyId)));
+    let dup = WorkflowSpec::builder("w", 1)
+        .node("a", node)
+        .node("a", node)
+        .entry("a")
+        .build();
+    assert!(matches!(dup, Err(SpecError::DuplicateNode { .. })));
+}
+
+#[test]
+fn start_errors_by_name() {
+    let (engine, _) = engine();
+    assert!(matches!(
+        engine.start(("linear", 1), json!({})),
+        Err(Error::WorkflowNotRegistered { version: 1, .. })
+    ));
+    engine.register(linear());
+    assert!(matches!(
+        engine.start(("linear", 2), json!({})),
+        Err(Error::WorkflowNotRegistered { version: 2, .. })
+    ));
+    assert!(matches!(
+        engine.start(("linear", 1), json!([1])),
+        Err(Error::InvalidInput { .. })
+    ));
+    assert!(matches!(
+        engine.tick(RunId::new_v4()),
+        Err(Error::RunNotFound { .. })
+    ));
+    let run = engine
+        .start(("linear", 1), Value::Null)
+        .expect("null input is empty vars");
+    assert!(engine.load(run).expect("load").vars.is_empty());
+}
+
+#[test]
+fn unregistered_version_leaves_the_run_untouched() {
+    let (engine, _) = engine();
+    engine.register(linear());
+    let run = engine.start(("linear", 1), json!({})).expect("start");
+    let other = Engine::new(Arc::clone(engine.store()), Arc::new(ManualClock::new(T0)));
+    let before = engine.load(run).expect("load");
+    assert!(matches!(
+        other.tick(run),
+        Err(Error::WorkflowNotRegistered { .. })
+    ));
+    assert_eq!(engine.load(run).expect("load"), before);
+}
+
+#[test]
+fn wait_event_then_resume_puts_payload_at_result_key() {
+    let (engine, _) = engine();
+    engine.register(waits_then_completes(
+        Effect::wait_event("order-7").result_key("r"),
+    ));
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    let waiting = engine.tick(run).expect("tick");
+    assert_eq!(waiting.status, RunStatus::Waiting);
+    let wait = waiting.waiting.clone().expect("wait state");
+    assert_eq!(
+        (wait.wait_key.as_deref(), wait.reason),
+        (Some("order-7"), WaitReason::Event)
+    );
+    assert_eq!(
+        engine.store().waiting_on("order-7").expect("index"),
+        Some(run)
+    );
+    assert_consistent(&engine, run);
+    let done = engine
+        .resume(run, "order-7", json!({"paid": true}))
+        .expect("resume");
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(done.output, Some(json!({"paid": true})));
+    assert_eq!(done.vars.get("r"), Some(&json!({"paid": true})));
+    assert_eq!(engine.store().waiting_on("order-7").expect("index"), None);
+    assert_eq!(
+        kinds(&engine, run),
+        ["started", "waiting", "resumed", "completed"]
+    );
+    assert_consistent(&engine, run);
+}
+
+#[test]
+fn resume_errors_by_name_change_nothing() {
+    let (engine, _) = engine();
+    engine.register(waits_then_completes(
+        Effect::wait_event("k").result_key("r"),
+    ));
+    engine.register(linear());
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    assert!(matches!(
+        engine.resume(run, "k", json!(1)),
+        Err(Error::NotWaiting {
+            status: RunStatus::Running,
+            ..
+        })
+    ));
+    let waiting = engine.tick(run).expect("tick");
+    match engine.resume(run, "wrong", json!(1)) {
+        Err(Error::WaitKeyMismatch { expected, got, .. }) => {
+            assert_eq!((expected.as_deref(), got.as_str()), (Some("k"), "wrong"));
+        }
+        other => panic!("expected WaitKeyMismatch, got {other:?}"),
+    }
+    assert_eq!(
+        engine.load(run).expect("load"),
+        waiting,
+        "wrong key changed nothing"
+    );
+    engine.resume(run, "k", json!(1)).expect("right key");
+    assert!(matches!(
+        engine.resume(run, "k", json!(2)),
+        Err(Error::RunTerminal {
+            status: RunStatus::Completed,
+            ..
+        })
+    ));
+    assert!(matches!(
+        engine.resume(RunId::new_v4(), "k", json!(1)),
+        Err(Error::RunNotFound { .. })
+    ));
+}
+
+#[test]
+fn ask_user_waits_with_prompt_choices_and_generated_key() {
+    let (engine, _) = engine();
+    engine.register(waits_then_completes(
+        Effect::ask_user("Ship it?", &["yes", "no"]).result_key("r"),
+    ));
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    let waiting = engine.tick(run).expect("tick");
+    let wait = waiting.waiting.expect("waits");
+    assert_eq!(wait.reason, WaitReason::User);
+    assert_eq!(wait.prompt.as_deref(), Some("Ship it?"));
+    assert_eq!(wait.choices, ["yes", "no"]);
+    let key = wait.wait_key.expect("generated key");
+    assert_eq!(key, format!("ask:{run}:2"));
+    let done = engine.resume(run, &key, json!("yes")).expect("resume");
+    assert_eq!(done.output, Some(json!("yes")));
+    assert_consistent(&engine, run);
+}
+
+#[test]
+fn wait_until_fires_only_when_due() {
+    let (engine, clock) = engine();
+    engine.register(waits_then_completes(
+        Effect::wait_until(T0 + 5_000).result_key("r"),
+    ));
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    let waiting = engine.tick(run).expect("tick");
+    assert_eq!(
+        waiting.waiting.as_ref().and_then(|w| w.until_ms),
+        Some(T0 + 5_000)
+    );
+    let timer = engine
+        .store()
+        .next_timer()
+        .expect("timers")
+        .expect("one timer");
+    assert_eq!((timer.run_id, timer.due_at_ms), (run, T0 + 5_000));
+    assert_eq!(engine.fire_due_timers(10).expect("fire"), 0);
+    assert_eq!(
+        engine
+            .fire_timer(run, T0 + 5_000)
+            .expect("early fire is a no-op"),
+        waiting
+    );
+    clock.advance_ms(5_000);
+    assert_eq!(engine.fire_due_timers(10).expect("fire"), 1);
+    let done = engine.load(run).expect("load");
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(done.output, Some(json!(T0 + 5_000)));
+    assert_eq!(engine.store().next_timer().expect("timers"), None);
+    assert_eq!(
+        kinds(&engine, run),
+        ["started", "waiting", "timer_fired", "completed"]
+    );
+    assert_consistent(&engine, run);
+    assert_eq!(engine.fire_due_timers(10).expect("fire"), 0, "fires once");
+}
+
+#[test]
+fn overdue_wait_until_fires_in_the_same_step() {
+    let (engine, _) = engine();
+    engine.register(waits_then_completes(
+        Effect::wait_until(T0 - 1).result_key("r"),
+    ));
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    let done = engine.tick(run).expect("tick");
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(
+        kinds(&engine, run),
+        ["started", "waiting", "timer_fired", "completed"]
+    );
+    assert_consistent(&engine, run);
+}
+
+#[test]
+fn deliver_before_wait_is_queued_then_consumed() {
+    let (engine, _) = engine();
+    engine.register(waits_then_completes(
+        Effect::wait_event("early").result_key("r"),
+    ));
+    assert_eq!(
+        engine.deliver("early", json!("first")).expect("deliver"),
+        Delivered::Queued(1)
+    );
+    assert_eq!(
+        engine.deliver("early", json!("second")).expect("deliver"),
+        Delivered::Queued(2)
+    );
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    let done = engine.tick(run).expect("tick");
+    assert_eq!(done.output, Some(json!("first")), "oldest event first");
+    assert_eq!(
+        kinds(&engine, run),
+        ["started", "waiting", "resumed", "completed"]
+    );
+    let left = engine.store().inbox("early", 10).expect("inbox");
+    assert_eq!(
+        left.iter().map(|e| e.payload.clone()).collect::<Vec<_>>(),
+        [json!("second")]
+    );
+    let second = engine.start(("waits", 1), json!({})).expect("start");
+    assert_eq!(
+        engine.tick(second).expect("tick").output,
+        Some(json!("second"))
+    );
+    assert!(engine.store().inbox("early", 10).expect("inbox").is_empty());
+    assert_consistent(&engine, run);
+    assert_consistent(&engine, second);
+}
+
+#[test]
+fn deliver_to_a_waiting_run_resumes_it_once() {
+    let (engine, _) = engine();
+    engine.register(waits_then_completes(
+        Effect::wait_event("k").result_key("r"),
+    ));
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    engine.tick(run).expect("tick");
+    match engine.deliver("k", json!(42)).expect("deliver") {
+        Delivered::Resumed(state) => assert_eq!(state.output, Some(json!(42))),
+        other => panic!("expected a resume, got {other:?}"),
+    }
+    // The wait ended: a second event is queued, not applied to the ended run.
+    assert_eq!(
+        engine.deliver("k", json!(43)).expect("deliver"),
+        Delivered::Queued(1)
+    );
+    assert_eq!(engine.load(run).expect("load").output, Some(json!(42)));
+    assert_consistent(&engine, run);
+}
+
+#[test]
+fn emit_event_reaches_the_waiting_run() {
+    let (engine, _) = engine();
+    engine.register(waits_then_completes(
+        Effect::wait_event("ping").result_key("r"),
+    ));
+    engine.register(
+        WorkflowSpec::builder("emitter", 1)
+            .node("emit", |_: &mut Ctx<'_>| {
+                StepPlan::effect(Effect::emit_event("ping", json!("pong")))
+                    .then_complete(json!("sent"))
+            })
+            .entry("emit")
+            .build()
+            .expect("valid spec"),
+    );
+    let waiter = engine.start(("waits", 1), json!({})).expect("start");
+    engine.tick(waiter).expect("tick");
+    let emitter = engine.start(("emitter", 1), json!({})).expect("start");
+    assert_eq!(
+        engine.tick(emitter).expect("tick").output,
+        Some(json!("sent"))
+    );
+    assert_eq!(
+        engine.load(waiter).expect("load").output,
+        Some(json!("pong"))
+    );
+    assert_eq!(kinds(&engine, emitter), ["started", "event_emitted"]);
+    assert_consistent(&engine, waiter);
+    assert_consistent(&engine, emitter);
+}
+
+#[test]
+fn second_waiter_on_a_taken_key_fails_clearly() {
+    let (engine, _) = engine();
+    engine.register(waits_then_completes(
+        Effect::wait_event("shared").result_key("r"),
+    ));
+    let first = engine.start(("waits", 1), json!({})).expect("start");
+    engine.tick(first).expect("tick");
+    let second = engine.start(("waits", 1), json!({})).expect("start");
+    let failed = engine.tick(second).expect("tick");
+    assert_eq!(failed.status, RunStatus::Failed);
+    let failure = failed.failure.clone().expect("failure");
+    assert_eq!(failure.code, FailureCode::WaitKeyInUse);
+    assert!(
+        failure.message.contains(&first.to_string()),
+        "{}",
+        failure.message
+    );
+    assert_eq!(
+        engine.store().waiting_on("shared").expect("index"),
+        Some(first)
+    );
+    assert_consistent(&engine, second);
+}
+
+#[test]
+fn unknown_next_node_fails_the_run_with_a_record() {
+    let (engine, _) = engine();
+    engine.register(
+        WorkflowSpec::builder("typo", 1)
+            .node("a", |ctx: &mut Ctx<'_>| {
+                ctx.set("kept", json!(true));
+                StepPlan::next("nowhere")
+            })
+            .entry("a")
+            .build()
+            .expect("valid spec"),
+    );
+    let run = engine.start(("typo", 1), json!({})).expect("start");
+    let failed = engine.tick(run).expect("tick");
+    assert_eq!(failed.status, RunStatus::Failed);
+    let failure = failed.failure.clone().expect("failure");
+    assert_eq!(failure.code, FailureCode::UnknownNode);
+    assert!(failure.message.contains("nowhere"));
+    assert_eq!(
+        failed.vars.get("kept"),
+        Some(&json!(true)),
+        "the node's vars change is kept"
+    );
+    assert_eq!(kinds(&engine, run), ["started", "failed"]);
+    assert_consistent(&engine, run);
+}
+
+#[test]
+fn custom_effect_without_handler_fails_the_run() {
+    let (engine, _) = engine();
+    engine.register(waits_then_completes(Effect::custom(
+        "llm_call",
+        json!({"prompt": "hi"}),
+    )));
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    let failed = engine.tick(run).expect("tick");
+    assert_eq!(
+        failed.failure.map(|f| f.code),
+        Some(FailureCode::UnknownEffect)
+    );
+    assert_consistent(&engine, run);
+}
+
+#[test]
+fn malformed_builtin_payload_fails_the_run() {
+    let (engine, _) = engine();
+    engine.register(waits_then_completes(Effect::custom(
+        "wait_until",
+        json!({"at_ms": "soon"}),
+    )));
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    let failed = engine.tick(run).expect("tick");
+    assert_eq!(
+        failed.failure.map(|f| f.code),
+        Some(FailureCode::InvalidEffect)
+    );
+    assert_consistent(&engine, run);
+}
+
+#[test]
+fn node_fail_and_node_panic_fail_the_run() {
+    let (engine, _) = engine();
+    engine.register(
+        WorkflowSpec::builder("bad", 1)
+            .node("a", |ctx: &mut Ctx<'_>| {
+                if ctx.var("panic").is_some() {
+                    panic!("boom");
+                }
+                StepPlan::fail("validation failed")
+            })
+            .entry("a")
+            .build()
+            .expect("valid spec"),
+    );
+    let run = engine.start(("bad", 1), json!({})).expect("start");
+    let failed = engine.tick(run).expect("tick");
+    let failure = failed.failure.expect("failure");
+    assert_eq!(
+        (failure.code, failure.message.as_str()),
+        (FailureCode::NodeFailed, "validation failed")
+    );
+    let run = engine
+        .start(("bad", 1), json!({"panic": 1}))
+        .expect("start");
+    let failed = engine.tick(run).expect("tick");
+    let failure = failed.failure.expect("failure");
+    assert_eq!(failure.code, FailureCode::HandlerPanicked);
+    assert!(failure.message.contains("boom"));
+    assert_consistent(&engine, run);
+}
+
+#[test]
+fn custom_effect_is_recorded_before_and_after_it_runs() {
+    let (engine, _) = engine();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen_calls = Arc::clone(&calls);
+    let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen_keys = Arc::clone(&keys);
+    engine
+        .register_effect("tool", move |call: &ledgerflow_kernel::EffectCall<'_>| {
+            seen_calls.fetch_add(1, Ordering::SeqCst);
+            seen_keys
+                .lock()
+                .expect("lock")
+                .push(call.idempotency_key.to_owned());
+            EffectOutcome::Completed(json!({"echo": call.payload.clone()}))
+        })
+        .expect("custom kind");
+    engine.register(waits_then_completes(
+        Effect::custom("tool", json!("x")).result_key("r"),
+    ));
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    let done = engine.tick(run).expect("tick");
+    assert_eq!(done.output, Some(json!({"echo": "x"})));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(keys.lock().expect("lock").as_slice(), [format!("{run}:2")]);
+    assert_eq!(
+        kinds(&engine, run),
+        [
+            "started",
+            "effect_requested",
+            "effect_completed",
+            "completed"
+        ]
+    );
+    assert_consistent(&engine, run);
+    assert!(matches!(
+        engine.register_effect("ask_user", |_: &ledgerflow_kernel::EffectCall<'_>| {
+            EffectOutcome::Completed(Value::Null)
+        }),
+        Err(Error::BuiltinEffectKind { .. })
+    ));
+}
+
+#[test]
+fn effect_failure_and_job_wait() {
+    let (engine, _) = engine();
+    engine
+        .register_effect("flaky", |_: &ledgerflow_kernel::EffectCall<'_>| {
+            EffectOutcome::Failed {
+                error: "503 from upstream".into(),
+                retryable: true,
+            }
+        })
+        .expect("register");
+    engine
+        .register_effect("job", |call: &ledgerflow_kernel::EffectCall<'_>| {
+            EffectOutcome::Waiting {
+                wait_key: format!("job:{}", call.idempotency_key),
+            }
+        })
+        .expect("register");
+    engine.register(waits_then_completes(Effect::custom("flaky", Value::Null)));
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    let failed = engine.tick(run).expect("tick");
+    let failure = failed.failure.expect("failed");
+    assert_eq!(
+        (failure.code, failure.message.as_str()),
+        (FailureCode::EffectFailed, "503 from upstream")
+    );
+
+    engine.register(waits_then_completes(
+        Effect::custom("job", Value::Null).result_key("r"),
+    ));
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    let waiting = engine.tick(run).expect("tick");
+    let wait = waiting.waiting.expect("waits for the job");
+    assert_eq!(wait.reason, WaitReason::Job);
+    let key = wait.wait_key.expect("job key");
+    let done = engine
+        .resume(run, &key, json!("job result"))
+        .expect("resume");
+    assert_eq!(done.output, Some(json!("job result")));
+    assert_consistent(&engine, run);
+}
+
+#[test]
+fn pending_effect_reruns_after_a_crash_with_the_same_key() {
+    // Simulate a crash between `effect_requested` and `effect_completed`: the first
+    // engine's handler panics the "process" away before returning; the effect stays
+    // pending, and a fresh engine on the same store runs it again with the same key.
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(T0));
+    let spec = || waits_then_completes(Effect::custom("charge", json!(10)).result_key("r"));
+    // Budget 1: only the node step (which records effect_requested) runs.
+    let stepped = Engine::with_config(
+        Arc::clone(&store),
+        clock.clone(),
+        EngineConfig {
+            steps_per_tick_max: 1,
+        },
+    );
+    stepped.register(spec());
+    stepped
+        .register_effect("charge", |_: &ledgerflow_kernel::EffectCall<'_>| {
+            EffectOutcome::Completed(json!("unused"))
+        })
+        .expect("register");
+    let run = stepped.start(("waits", 1), json!({})).expect("start");
+    let pending = stepped.tick(run).expect("tick");
+    let key = pending
+        .pending_effect
+        .clone()
+        .expect("requested, not completed")
+        .idempotency_key;
+
+    let second = Engine::new(Arc::clone(&store), clock);
+    second.register(spec());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen_in = Arc::clone(&seen);
+    second
+        .register_effect("charge", move |call: &ledgerflow_kernel::EffectCall<'_>| {
+            seen_in
+                .lock()
+                .expect("lock")
+                .push(call.idempotency_key.to_owned());
+            EffectOutcome::Completed(json!("charged"))
+        })
+        .expect("register");
+    let done = second.tick(run).expect("tick");
+    assert_eq!(done.output, Some(json!("charged")));
+    assert_eq!(seen.lock().expect("lock").as_slice(), [key]);
+    assert_consistent(&second, run);
+}
+
+#[test]
+fn step_budget_bounds_a_tick() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let config = EngineConfig {
+        steps_per_tick_max: 25,
+    };
+    let engine = Engine::with_config(Arc::new(MemoryStore::new()), clock, config);
+    engine.register(
+        WorkflowSpec::builder("forever", 1)
+            .node("loop", |ctx: &mut Ctx<'_>| {
+                let n = ctx.var("n").and_then(Value::as_u64).unwrap_or(0);
+                ctx.set("n", json!(n + 1));
+                StepPlan::next("loop")
+            })
+            .entry("loop")
+            .build()
+            .expect("valid spec"),
+    );
+    let run = engine.start(("forever", 1), json!({})).expect("start");
+    let after = engine.tick(run).expect("tick");
+    assert_eq!(after.status, RunStatus::Running);
+    assert_eq!(after.vars.get("n"), Some(&json!(25)));
+    assert_eq!(after.head.seq, 26);
+    assert_consistent(&engine, run);
+}
+
+#[test]
+fn pause_blocks_steps_until_unpause() {
+    let (engine, clock) = engine();
+    engine.register(waits_then_completes(
+        Effect::wait_until(T0 + 10).result_key("r"),
+    ));
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    engine.tick(run).expect("tick");
+    let paused = engine.pause(run).expect("pause");
+    assert!(paused.paused);
+    assert_eq!(engine.pause(run).expect("pause again is a no-op"), paused);
+    clock.advance_ms(10);
+    assert_eq!(
+        engine.fire_due_timers(10).expect("fire"),
+        1,
+        "the timer fires"
+    );
+    let fired = engine.load(run).expect("load");
+    assert_eq!(
+        (fired.status, fired.paused),
+        (RunStatus::Running, true),
+        "but no step runs"
+    );
+    assert_eq!(engine.tick(run).expect("tick"), fired);
+    let done = engine.unpause(run).expect("unpause");
+    assert_eq!((done.status, done.paused), (RunStatus::Completed, false));
+    assert_eq!(
+        kinds(&engine, run),
+        [
+            "started",
+            "waiting",
+            "paused",
+            "timer_fired",
+            "unpaused",
+            "completed"
+        ]
+    );
+    assert_consistent(&engine, run);
+    assert!(matches!(engine.pause(run), Err(Error::RunTerminal { .. })));
+    assert!(matches!(
+        engine.unpause(run),
+        Err(Error::RunTerminal { .. })
+    ));
+}
+
+#[test]
+fn paused_running_run_is_not_stepped() {
+    let (engine, _) = engine();
+    engine.register(linear());
+    let run = engine.start(("linear", 1), json!({})).expect("start");
+    engine.pause(run).expect("pause");
+    assert_eq!(engine.tick(run).expect("tick").head.seq, 2);
+    assert_eq!(
+        engine.unpause(run).expect("unpause").status,
+        RunStatus::Completed
+    );
+    assert!(matches!(
+        engine.unpause(run),
+        Err(Error::RunTerminal { .. })
+    ));
+}
+
+#[test]
+fn cancel_is_idempotent_and_keeps_the_first_ending() {
+    let (engine, _) = engine();
+    engine.register(waits_then_completes(
+        Effect::wait_event("c").result_key("r"),
+    ));
+    engine.register(linear());
+    let run = engine.start(("waits", 1), json!({})).expect("start");
+    engine.tick(run).expect("tick");
+    let first = engine.cancel(run, "operator said so").expect("cancel");
+    assert!(first.changed);
+    assert_eq!(first.state.status, RunStatus::Cancelled);
+    assert_eq!(
+        first.state.cancel_reason.as_deref(),
+        Some("operator said so")
+    );
+    assert_eq!(first.record.kind(), "cancelled");
+    assert_eq!(
+        engine.store().waiting_on("c").expect("index"),
+        None,
+        "wait index cleared"
+    );
+    let second = engine.cancel(run, "again").expect("cancel again");
+    assert!(!second.changed);
+    assert_eq!(second.record, first.record, "the first cancel's record");
+    assert_eq!(
+        second.state.cancel_reason.as_deref(),
+        Some("operator said so")
+    );
+    assert_consistent(&engine, run);
+    assert!(matches!(
+        engine.resume(run, "c", json!(1)),
+        Err(Error::RunTerminal { .. })
+    ));
+
+    let done = engine.start(("linear", 1), json!({})).expect("start");
+    engine.tick(done).expect("tick");
+    let after_complete = engine.cancel(done, "too late").expect("cancel");
+    assert!(!after_complete.changed);
+    assert_eq!(after_complete.state.status, RunStatus::Completed);
+    assert_eq!(after_complete.record.kind(), "completed");
+    assert_consistent(&engine, done);
+}
+
+#[test]
+fn stale_commit_conflicts_through_the_engine() {
+    let (engine, _) = engine();
+    engine.register(linear());
+    let run = engine.start(("linear", 1), json!({})).expect("start");
+    let stale = engine.load(run).expect("load");
+    engine.tick(run).expect("tick");
+    // A commit built on the stale state must lose.
+    let store = engine.store();
+    let mut replayed = stale.clone();
+    replayed.vars.insert("x".into(), json!(1));
+    let err = store
+        .commit(ledgerflow_kernel::store::Commit::between(
+            Some(&stale),
+            replayed,
+            Vec::new(),
+            T0,
+        ))
+        .expect_err("stale");
+    assert!(matches!(
+        err,
+        store::Error::Conflict {
+            expected_seq: 1,
+            actual_seq: 3,
+            ..
+        }
+    ));
+}
