@@ -1,1 +1,46 @@
-//! placeholder
+//! ledgerflow: a durable workflow engine with a hash-chained, event-sourced ledger.
+//!
+//! This facade re-exports the public API of the workspace crates so an application
+//! depends on one crate:
+//! - [`ledger`]: the record format, chain verification and JSONL export
+//!   (`ledgerflow-ledger`, usable alone by auditors);
+//! - the kernel (`ledgerflow-kernel`): specs, the engine, the `Store` and `Clock` ports and
+//!   the in-memory store, re-exported at the top level;
+//! - [`SystemClock`], the wall clock the kernel itself never reads.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ledgerflow::{Effect, Engine, MemoryStore, RunStatus, StepContext, StepPlan, SystemClock, WorkflowSpec};
+//! use serde_json::json;
+//!
+//! let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock));
+//! engine.register(
+//!     WorkflowSpec::builder("hello", 1)
+//!         .node("ask", |_: &mut StepContext<'_>| {
+//!             StepPlan::effect(Effect::ask_user("Name?", &[]).result_key("name")).then_next("greet")
+//!         })
+//!         .node("greet", |ctx: &mut StepContext<'_>| {
+//!             let name = ctx.var("name").and_then(|v| v.as_str()).unwrap_or("stranger");
+//!             StepPlan::complete(json!(format!("hello, {name}")))
+//!         })
+//!         .entry("ask")
+//!         .build()?,
+//! );
+//! let run = engine.start(("hello", 1), json!({}))?;
+//! let waiting = engine.tick(run)?;
+//! let key = waiting.waiting.and_then(|w| w.wait_key).expect("ask_user waits on a key");
+//! let done = engine.resume(run, &key, json!("Ada"))?;
+//! assert_eq!(done.status, RunStatus::Completed);
+//! assert_eq!(done.output, Some(json!("hello, Ada")));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod system_clock;
+
+pub use ledgerflow_kernel::*;
+pub use system_clock::SystemClock;
+
+/// The ledger format crate: records, hashing, chain verification, JSONL export.
+pub mod ledger {
+    pub use ledgerflow_ledger::*;
+}
