@@ -40,6 +40,11 @@ mod system_clock;
 pub use ledgerflow_kernel::*;
 pub use system_clock::SystemClock;
 
+/// README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The ledger format crate: records, hashing, chain verification, JSONL export.
 pub mod ledger {
     pub use ledgerflow_ledger::*;
