@@ -12,8 +12,9 @@ use crate::state::{WaitReason, WaitState};
 use crate::store::{Commit, Delivery, Error, IndexChange, Store};
 use crate::{Continuation, RunId, RunState, RunStatus};
 
-/// Expands to one `#[test]` per conformance check, each on a fresh store from `$make`
-/// (an expression returning something that derefs to a `Store`, e.g. a `MemoryStore`).
+/// Expands to one `#[test]` per conformance check, each on a fresh store from `$make`:
+/// an expression returning a pointer to the store (a `Box`, an `Arc`, or a guard that
+/// derefs to it and cleans up when dropped).
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($make:expr) => {
@@ -35,7 +36,7 @@ macro_rules! store_conformance_tests {
             #[test]
             fn $check() {
                 let store = $make;
-                $crate::conformance::$check(&store);
+                $crate::conformance::$check(&*store);
             }
         )*
     };

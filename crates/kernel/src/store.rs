@@ -67,6 +67,22 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A value is larger than the store can hold.
+    #[error("{what} is {bytes} bytes, over the limit of {max}")]
+    ValueTooLarge {
+        /// What was too large.
+        what: String,
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A named object (snapshot, artifact) does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A named object (snapshot) already exists.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
     /// Stored data is damaged.
     #[error("store corrupt: {0}")]
     Corrupt(String),

@@ -6,7 +6,7 @@ use std::io::{self, BufRead, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Hash, Record, RunId};
+use crate::{Hash, Record, RecordFields, RunId};
 
 /// The value of the `format` member of every exported line.
 const LINE_FORMAT: &str = "ledgerflow.record.v1";
@@ -97,7 +97,7 @@ pub fn parse_jsonl_line(text: &str) -> Result<Record, String> {
             line.format
         ));
     }
-    Ok(Record {
+    Ok(Record::from_fields(RecordFields {
         run_id: line.run_id,
         seq: line.seq,
         at_ms: line.at_ms,
@@ -106,7 +106,7 @@ pub fn parse_jsonl_line(text: &str) -> Result<Record, String> {
         prev_hash: line.prev_hash,
         state_hash: line.state_hash,
         hash: line.hash,
-    })
+    }))
 }
 
 /// Reads a JSONL export. Blank lines are skipped. Records of several runs may be mixed;

@@ -36,5 +36,5 @@ pub use canonical::{canonical_json, write_canonical_json};
 pub use chain::{verify_chain, ChainError, ChainFault, ChainHead, ChainVerifier};
 pub use hash::{Hash, ParseHashError};
 pub use jsonl::{export_jsonl, import_jsonl, parse_jsonl_line, ImportError, JSONL_LINE_BYTES_MAX};
-pub use record::{hash_input, Record, RecordDraft, FORMAT_VERSION, RECORD_DOMAIN};
+pub use record::{hash_input, Record, RecordDraft, RecordFields, FORMAT_VERSION, RECORD_DOMAIN};
 pub use run_id::{ParseRunIdError, RunId};

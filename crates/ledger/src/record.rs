@@ -54,17 +54,54 @@ impl RecordDraft {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
-    pub(crate) run_id: RunId,
-    pub(crate) seq: u64,
-    pub(crate) at_ms: i64,
-    pub(crate) kind: String,
-    pub(crate) body: Value,
-    pub(crate) prev_hash: Hash,
-    pub(crate) state_hash: Hash,
-    pub(crate) hash: Hash,
+    run_id: RunId,
+    seq: u64,
+    at_ms: i64,
+    kind: String,
+    body: Value,
+    prev_hash: Hash,
+    state_hash: Hash,
+    hash: Hash,
+}
+
+/// Every field of a record, stored hash included, for storage layers that persist records
+/// in their own encoding and rebuild them on read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordFields {
+    /// See [`Record::run_id`].
+    pub run_id: RunId,
+    /// See [`Record::seq`].
+    pub seq: u64,
+    /// See [`Record::at_ms`].
+    pub at_ms: i64,
+    /// See [`Record::kind`].
+    pub kind: String,
+    /// See [`Record::body`].
+    pub body: Value,
+    /// See [`Record::prev_hash`].
+    pub prev_hash: Hash,
+    /// See [`Record::state_hash`].
+    pub state_hash: Hash,
+    /// See [`Record::hash`]: the hash as stored, not recomputed.
+    pub hash: Hash,
 }
 
 impl Record {
+    /// Rebuilds a record exactly as stored, without recomputing its hash: check it with
+    /// [`Record::compute_hash`] or [`crate::verify_chain`].
+    pub fn from_fields(fields: RecordFields) -> Record {
+        Record {
+            run_id: fields.run_id,
+            seq: fields.seq,
+            at_ms: fields.at_ms,
+            kind: fields.kind,
+            body: fields.body,
+            prev_hash: fields.prev_hash,
+            state_hash: fields.state_hash,
+            hash: fields.hash,
+        }
+    }
+
     /// The run this record belongs to.
     pub fn run_id(&self) -> RunId {
         self.run_id

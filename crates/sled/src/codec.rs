@@ -1,0 +1,374 @@
+//! Versioned value envelopes and key layouts of the sled store (`docs/storage.md`).
+//!
+//! Every value starts with one version byte, followed by a bincode body (fixed-width
+//! little-endian integers, decode size limit, no trailing bytes). JSON values are kept as
+//! JSON bytes inside the envelope: bincode is not self-describing and cannot round-trip a
+//! `serde_json::Value`. Keys that are scanned in order are big-endian.
+
+use bincode::Options;
+use ledgerflow_kernel::store::{Error, InboxEntry};
+use ledgerflow_kernel::{Hash, Record, RunId, RunState, RunStatus};
+use ledgerflow_ledger::RecordFields;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Envelope version written by this code.
+pub(crate) const ENVELOPE_V1: u8 = 1;
+
+/// Largest value this store writes or decodes (192 KiB). Keeping every value well under
+/// sled's blob threshold (a quarter of the 16 MiB segment) keeps all data in sled's log
+/// file, which is the file the store fsyncs.
+pub const VALUE_BYTES_MAX: usize = 192 << 10;
+
+fn options() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .with_limit(VALUE_BYTES_MAX as u64)
+        .reject_trailing_bytes()
+}
+
+fn corrupt(what: &str, reason: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("{what}: {reason}"))
+}
+
+fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, Error> {
+    let body = options().serialize(value).map_err(|e| match *e {
+        bincode::ErrorKind::SizeLimit => Error::ValueTooLarge {
+            what: what.to_owned(),
+            bytes: VALUE_BYTES_MAX + 1,
+            max: VALUE_BYTES_MAX,
+        },
+        other => Error::Corrupt(format!("{what} cannot be encoded: {other}")),
+    })?;
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(ENVELOPE_V1);
+    out.extend_from_slice(&body);
+    if out.len() > VALUE_BYTES_MAX {
+        return Err(Error::ValueTooLarge {
+            what: what.to_owned(),
+            bytes: out.len(),
+            max: VALUE_BYTES_MAX,
+        });
+    }
+    Ok(out)
+}
+
+fn decode<'a, T: Deserialize<'a>>(what: &str, bytes: &'a [u8]) -> Result<T, Error> {
+    match bytes.split_first() {
+        None => Err(corrupt(what, "empty value")),
+        Some((&ENVELOPE_V1, body)) => options().deserialize(body).map_err(|e| corrupt(what, e)),
+        Some((version, _)) => Err(corrupt(what, format!("unknown envelope version {version}"))),
+    }
+}
+
+/// The `runs` value: the head (read for version checks without decoding the state) and
+/// the state as JSON.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StateEnvelopeV1 {
+    pub head_seq: u64,
+    pub head_hash: [u8; 32],
+    pub state_json: Vec<u8>,
+}
+
+/// The `records` value: every record field but the run id, which is in the key.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RecordEnvelopeV1 {
+    pub seq: u64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub body_json: Vec<u8>,
+    pub prev_hash: [u8; 32],
+    pub state_hash: [u8; 32],
+    pub hash: [u8; 32],
+}
+
+/// The `inbox` value.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct InboxEnvelopeV1 {
+    pub at_ms: i64,
+    pub payload_json: Vec<u8>,
+}
+
+/// The `inbox_meta` value: entries `head..=tail` are queued (`head > tail`: none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct InboxMetaV1 {
+    pub head: u64,
+    pub tail: u64,
+}
+
+impl InboxMetaV1 {
+    pub fn is_empty(&self) -> bool {
+        self.head > self.tail || self.tail == 0
+    }
+    pub fn len(&self) -> u64 {
+        if self.is_empty() {
+            0
+        } else {
+            self.tail - self.head + 1
+        }
+    }
+}
+
+/// The `snapshots` value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SnapshotEnvelopeV1 {
+    pub seq: u64,
+    pub record_hash: [u8; 32],
+    pub description: String,
+    pub tags: Vec<String>,
+    pub created_at_ms: i64,
+}
+
+/// The `artifacts` value: size and media type; the bytes are in `artifact_chunks`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ArtifactEnvelopeV1 {
+    pub size: u64,
+    pub media_type: String,
+    pub chunks: u32,
+}
+
+pub(crate) fn encode_state(state: &RunState) -> Result<Vec<u8>, Error> {
+    let state_json = serde_json::to_vec(state).map_err(|e| corrupt("run state", e))?;
+    encode(
+        "run state",
+        &StateEnvelopeV1 {
+            head_seq: state.head.seq,
+            head_hash: *state.head.hash.as_bytes(),
+            state_json,
+        },
+    )
+}
+
+pub(crate) fn decode_state_head(bytes: &[u8]) -> Result<(u64, Hash), Error> {
+    let env: StateEnvelopeV1 = decode("run state", bytes)?;
+    Ok((env.head_seq, Hash::from_bytes(env.head_hash)))
+}
+
+pub(crate) fn decode_state(bytes: &[u8]) -> Result<RunState, Error> {
+    let env: StateEnvelopeV1 = decode("run state", bytes)?;
+    let state: RunState =
+        serde_json::from_slice(&env.state_json).map_err(|e| corrupt("run state JSON", e))?;
+    if state.head.seq != env.head_seq || *state.head.hash.as_bytes() != env.head_hash {
+        return Err(corrupt(
+            "run state",
+            "envelope head differs from the state's head",
+        ));
+    }
+    Ok(state)
+}
+
+pub(crate) fn encode_record(record: &Record) -> Result<Vec<u8>, Error> {
+    let body_json = serde_json::to_vec(record.body()).map_err(|e| corrupt("record body", e))?;
+    encode(
+        "record",
+        &RecordEnvelopeV1 {
+            seq: record.seq(),
+            at_ms: record.at_ms(),
+            kind: record.kind().to_owned(),
+            body_json,
+            prev_hash: *record.prev_hash().as_bytes(),
+            state_hash: *record.state_hash().as_bytes(),
+            hash: *record.hash().as_bytes(),
+        },
+    )
+}
+
+/// Decodes a record and checks that its fields still hash to its stored hash.
+pub(crate) fn decode_record(run_id: RunId, bytes: &[u8]) -> Result<Record, Error> {
+    let env: RecordEnvelopeV1 = decode("record", bytes)?;
+    let body: Value =
+        serde_json::from_slice(&env.body_json).map_err(|e| corrupt("record body JSON", e))?;
+    let record = Record::from_fields(RecordFields {
+        run_id,
+        seq: env.seq,
+        at_ms: env.at_ms,
+        kind: env.kind,
+        body,
+        prev_hash: Hash::from_bytes(env.prev_hash),
+        state_hash: Hash::from_bytes(env.state_hash),
+        hash: Hash::from_bytes(env.hash),
+    });
+    if record.compute_hash() != record.hash() {
+        return Err(corrupt(
+            &format!("record {run_id} seq {}", record.seq()),
+            "fields do not hash to the stored hash",
+        ));
+    }
+    Ok(record)
+}
+
+pub(crate) fn encode_inbox(payload: &Value, at_ms: i64) -> Result<Vec<u8>, Error> {
+    let payload_json = serde_json::to_vec(payload).map_err(|e| corrupt("inbox payload", e))?;
+    encode(
+        "inbox entry",
+        &InboxEnvelopeV1 {
+            at_ms,
+            payload_json,
+        },
+    )
+}
+
+pub(crate) fn decode_inbox(seq: u64, bytes: &[u8]) -> Result<InboxEntry, Error> {
+    let env: InboxEnvelopeV1 = decode("inbox entry", bytes)?;
+    let payload =
+        serde_json::from_slice(&env.payload_json).map_err(|e| corrupt("inbox payload JSON", e))?;
+    Ok(InboxEntry {
+        seq,
+        payload,
+        at_ms: env.at_ms,
+    })
+}
+
+pub(crate) fn encode_inbox_meta(meta: InboxMetaV1) -> Result<Vec<u8>, Error> {
+    encode("inbox meta", &meta)
+}
+
+pub(crate) fn decode_inbox_meta(bytes: Option<&[u8]>) -> Result<InboxMetaV1, Error> {
+    bytes.map_or(Ok(InboxMetaV1::default()), |b| decode("inbox meta", b))
+}
+
+pub(crate) fn encode_snapshot(snapshot: &SnapshotEnvelopeV1) -> Result<Vec<u8>, Error> {
+    encode("snapshot", snapshot)
+}
+
+pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotEnvelopeV1, Error> {
+    decode("snapshot", bytes)
+}
+
+pub(crate) fn encode_artifact(artifact: &ArtifactEnvelopeV1) -> Result<Vec<u8>, Error> {
+    encode("artifact", artifact)
+}
+
+pub(crate) fn decode_artifact(bytes: &[u8]) -> Result<ArtifactEnvelopeV1, Error> {
+    decode("artifact", bytes)
+}
+
+/// Decodes arbitrary bytes with every decoder; for the decode fuzz tests.
+#[doc(hidden)]
+pub fn decode_any(bytes: &[u8]) -> usize {
+    let run_id = RunId::from_bytes([7; 16]);
+    [
+        decode_state(bytes).is_ok(),
+        decode_state_head(bytes).is_ok(),
+        decode_record(run_id, bytes).is_ok(),
+        decode_inbox(1, bytes).is_ok(),
+        decode_inbox_meta(Some(bytes)).is_ok(),
+        decode_snapshot(bytes).is_ok(),
+        decode_artifact(bytes).is_ok(),
+        keys::decode_run_id(bytes).is_ok(),
+    ]
+    .iter()
+    .filter(|ok| **ok)
+    .count()
+}
+
+/// Key layouts.
+pub(crate) mod keys {
+    use super::*;
+
+    /// `records`: run id (16) ++ seq (u64 BE).
+    pub fn record(run_id: RunId, seq: u64) -> [u8; 24] {
+        let mut key = [0u8; 24];
+        key[..16].copy_from_slice(run_id.as_bytes());
+        key[16..].copy_from_slice(&seq.to_be_bytes());
+        key
+    }
+
+    /// `timers`: due time (i64 with the sign bit flipped, BE, so it sorts) ++ run id.
+    pub fn timer(due_at_ms: i64, run_id: RunId) -> [u8; 24] {
+        let mut key = [0u8; 24];
+        key[..8].copy_from_slice(&sortable_i64(due_at_ms));
+        key[8..].copy_from_slice(run_id.as_bytes());
+        key
+    }
+
+    pub fn sortable_i64(value: i64) -> [u8; 8] {
+        ((value as u64) ^ (1 << 63)).to_be_bytes()
+    }
+
+    pub fn decode_timer(key: &[u8]) -> Result<(i64, RunId), Error> {
+        if key.len() != 24 {
+            return Err(corrupt(
+                "timer key",
+                format!("{} bytes, expected 24", key.len()),
+            ));
+        }
+        let mut due = [0u8; 8];
+        due.copy_from_slice(&key[..8]);
+        let due_at_ms = (u64::from_be_bytes(due) ^ (1 << 63)) as i64;
+        Ok((due_at_ms, decode_run_id(&key[8..])?))
+    }
+
+    /// `status`: status byte ++ run id.
+    pub fn status(status: RunStatus, run_id: RunId) -> [u8; 17] {
+        let mut key = [0u8; 17];
+        key[0] = status_byte(status);
+        key[1..].copy_from_slice(run_id.as_bytes());
+        key
+    }
+
+    pub fn status_byte(status: RunStatus) -> u8 {
+        match status {
+            RunStatus::Running => 1,
+            RunStatus::Waiting => 2,
+            RunStatus::Completed => 3,
+            RunStatus::Failed => 4,
+            RunStatus::Cancelled => 5,
+        }
+    }
+
+    /// `inbox`: wait_key length (u32 BE) ++ wait_key ++ entry seq (u64 BE).
+    pub fn inbox_prefix(wait_key: &str) -> Vec<u8> {
+        let mut key = Vec::with_capacity(wait_key.len() + 12);
+        key.extend_from_slice(&(wait_key.len() as u32).to_be_bytes());
+        key.extend_from_slice(wait_key.as_bytes());
+        key
+    }
+
+    pub fn inbox(wait_key: &str, seq: u64) -> Vec<u8> {
+        let mut key = inbox_prefix(wait_key);
+        key.extend_from_slice(&seq.to_be_bytes());
+        key
+    }
+
+    /// `snapshots`: run id ++ name.
+    pub fn snapshot(run_id: RunId, name: &str) -> Vec<u8> {
+        let mut key = run_id.as_bytes().to_vec();
+        key.extend_from_slice(name.as_bytes());
+        key
+    }
+
+    /// `artifact_chunks`: digest (32) ++ chunk index (u32 BE).
+    pub fn chunk(digest: &Hash, index: u32) -> [u8; 36] {
+        let mut key = [0u8; 36];
+        key[..32].copy_from_slice(digest.as_bytes());
+        key[32..].copy_from_slice(&index.to_be_bytes());
+        key
+    }
+
+    /// `artifact_runs`: run id ++ digest.
+    pub fn artifact_run(run_id: RunId, digest: &Hash) -> [u8; 48] {
+        let mut key = [0u8; 48];
+        key[..16].copy_from_slice(run_id.as_bytes());
+        key[16..].copy_from_slice(digest.as_bytes());
+        key
+    }
+
+    pub fn decode_run_id(bytes: &[u8]) -> Result<RunId, Error> {
+        let array: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| corrupt("run id", format!("{} bytes, expected 16", bytes.len())))?;
+        Ok(RunId::from_bytes(array))
+    }
+
+    pub fn seq_suffix(key: &[u8]) -> Result<u64, Error> {
+        let start = key
+            .len()
+            .checked_sub(8)
+            .ok_or_else(|| corrupt("key", "shorter than a seq"))?;
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&key[start..]);
+        Ok(u64::from_be_bytes(seq))
+    }
+}

@@ -1,0 +1,19 @@
+//! ledgerflow's embedded store on sled: every step's state, ledger records and index
+//! changes in one sled transaction, made durable with a real fsync (shared by concurrent
+//! committers), plus snapshots and content-addressed artifacts.
+//!
+//! The layout on disk is specified in `docs/storage.md`.
+
+mod artifact;
+mod codec;
+mod snapshot;
+mod store;
+mod sync;
+
+pub use artifact::ArtifactRef;
+#[doc(hidden)]
+pub use codec::decode_any;
+pub use codec::VALUE_BYTES_MAX;
+pub use snapshot::{Snapshot, SnapshotFilter};
+pub use store::{CheckReport, SledConfig, SledStore};
+pub use sync::Durability;

@@ -1,0 +1,815 @@
+//! `SledStore`: the kernel's `Store` on sled, with every step committed in one sled
+//! transaction and made durable according to the configured `Durability`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ledgerflow_kernel::store::{
+    Commit, Delivery, Error, InboxEntry, IndexChange, Store, StoreLimits, TimerEntry,
+};
+use ledgerflow_kernel::{Hash, Record, Replayer, RunId, RunState, RunStatus};
+use serde_json::Value;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use crate::codec::{self, keys, InboxMetaV1};
+use crate::sync::{sync_dir, Durability, GroupSync};
+
+/// The text stored under `meta/format`: the layout version of `docs/storage.md`.
+pub(crate) const STORE_FORMAT: &[u8] = b"ledgerflow-sled/1";
+
+/// sled's segment size. Values over a quarter of it become separate blob files, which
+/// sled does not fsync; every value this store writes is kept under
+/// [`crate::VALUE_BYTES_MAX`], far below that.
+const SEGMENT_BYTES: usize = 16 << 20;
+
+/// Settings of a [`SledStore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SledConfig {
+    /// When a commit counts as durable. Default [`Durability::Sync`].
+    pub durability: Durability,
+    /// Read and inbox bounds.
+    pub limits: StoreLimits,
+    /// sled's page cache size. Default 256 MiB: enough to keep the indexes of a million
+    /// waiting runs hot on a small machine.
+    pub cache_bytes: u64,
+}
+
+impl Default for SledConfig {
+    fn default() -> Self {
+        SledConfig {
+            durability: Durability::Sync,
+            limits: StoreLimits::default(),
+            cache_bytes: 256 << 20,
+        }
+    }
+}
+
+pub(crate) struct Trees {
+    pub meta: sled::Tree,
+    pub runs: sled::Tree,
+    pub records: sled::Tree,
+    pub wait_keys: sled::Tree,
+    pub timers: sled::Tree,
+    pub status: sled::Tree,
+    pub inbox: sled::Tree,
+    pub inbox_meta: sled::Tree,
+    pub snapshots: sled::Tree,
+    pub artifacts: sled::Tree,
+    pub artifact_chunks: sled::Tree,
+    pub artifact_runs: sled::Tree,
+}
+
+/// Background flusher of [`Durability::Batched`].
+struct Flusher {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// The embedded, durable store. See `docs/storage.md` for its layout on disk.
+///
+/// ```
+/// use ledgerflow_kernel::Store;
+/// use ledgerflow_sled::SledStore;
+/// let dir = std::env::temp_dir().join(format!("ledgerflow-doc-{}", std::process::id()));
+/// let store = SledStore::open(&dir)?;
+/// assert!(store.next_timer()?.is_none());
+/// # drop(store);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), ledgerflow_kernel::store::Error>(())
+/// ```
+pub struct SledStore {
+    dir: PathBuf,
+    pub(crate) trees: Trees,
+    config: SledConfig,
+    sync: Arc<GroupSync>,
+    closed: AtomicBool,
+    store_id: [u8; 16],
+    flusher: Mutex<Option<Flusher>>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("dir", &self.dir)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::Io(format!("{context}: {e}"))
+}
+
+fn sled_err(e: sled::Error) -> Error {
+    match e {
+        sled::Error::Corruption { .. } => Error::Corrupt(e.to_string()),
+        sled::Error::Io(io_err) => Error::Io(io_err.to_string()),
+        other => Error::Io(other.to_string()),
+    }
+}
+
+/// Runs `f`, turning a panic inside sled into a typed corruption error.
+fn no_panic<T>(what: &str, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        Err(Error::Corrupt(format!("{what}: sled panicked: {message}")))
+    })
+}
+
+impl SledStore {
+    /// Creates or opens the store in `dir` with default settings.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error> {
+        SledStore::open_with(dir, SledConfig::default())
+    }
+
+    /// Opens the store in `dir`, which must already hold one: a missing directory or
+    /// store is [`Error::Missing`].
+    pub fn open_existing(dir: impl AsRef<Path>, config: SledConfig) -> Result<Self, Error> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(Error::Missing(format!(
+                "{}: no such store directory",
+                dir.display()
+            )));
+        }
+        if !dir.join("db").is_file() || !dir.join("conf").is_file() {
+            return Err(Error::Missing(format!(
+                "{}: not a ledgerflow store (sled's db or conf file is missing)",
+                dir.display()
+            )));
+        }
+        SledStore::open_inner(dir, config, false)
+    }
+
+    /// Creates or opens the store in `dir` with `config`.
+    pub fn open_with(dir: impl AsRef<Path>, config: SledConfig) -> Result<Self, Error> {
+        let dir = dir.as_ref();
+        let existed = dir.join("db").is_file();
+        if !existed {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| io(&format!("creating {}", dir.display()), e))?;
+        }
+        SledStore::open_inner(dir, config, !existed)
+    }
+
+    fn open_inner(dir: &Path, config: SledConfig, creating: bool) -> Result<Self, Error> {
+        let where_ = format!("opening {}", dir.display());
+        let db = no_panic(&where_, || {
+            sled::Config::new()
+                .path(dir)
+                .segment_size(SEGMENT_BYTES)
+                .cache_capacity(config.cache_bytes)
+                .flush_every_ms(match config.durability {
+                    Durability::None => Some(500),
+                    _ => None,
+                })
+                .open()
+                .map_err(|e| match e {
+                    sled::Error::Io(io_err) => Error::Io(format!("{where_}: {io_err}")),
+                    other => Error::Corrupt(format!("{where_}: {other}")),
+                })
+        })?;
+        let tree = |name: &str| no_panic(&where_, || db.open_tree(name).map_err(sled_err));
+        let trees = Trees {
+            meta: tree("meta")?,
+            runs: tree("runs")?,
+            records: tree("records")?,
+            wait_keys: tree("wait_keys")?,
+            timers: tree("timers")?,
+            status: tree("status")?,
+            inbox: tree("inbox")?,
+            inbox_meta: tree("inbox_meta")?,
+            snapshots: tree("snapshots")?,
+            artifacts: tree("artifacts")?,
+            artifact_chunks: tree("artifact_chunks")?,
+            artifact_runs: tree("artifact_runs")?,
+        };
+        let format = trees.meta.get("format").map_err(sled_err)?;
+        let store_id = match format {
+            Some(found) if found.as_ref() == STORE_FORMAT => {
+                let id = trees.meta.get("store_id").map_err(sled_err)?;
+                keys::decode_run_id(id.as_deref().unwrap_or_default()).map_err(|_| {
+                    Error::Corrupt(format!("{}: store_id is damaged", dir.display()))
+                })?
+            }
+            Some(other) => {
+                return Err(Error::Corrupt(format!(
+                    "{}: unknown store format {:?}",
+                    dir.display(),
+                    String::from_utf8_lossy(&other)
+                )))
+            }
+            None if creating || trees.runs.is_empty() => {
+                let id = RunId::new_v4();
+                trees
+                    .meta
+                    .insert("format", STORE_FORMAT)
+                    .map_err(sled_err)?;
+                trees
+                    .meta
+                    .insert("store_id", &id.as_bytes()[..])
+                    .map_err(sled_err)?;
+                id
+            }
+            None => {
+                return Err(Error::Corrupt(format!(
+                    "{}: runs present but no format marker",
+                    dir.display()
+                )))
+            }
+        };
+        let sync = Arc::new(GroupSync::new(db.clone(), dir)?);
+        if creating {
+            sync.sync()?;
+            sync_dir(dir).map_err(|e| io("fsync of the store directory", e))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent).map_err(|e| io("fsync of the parent directory", e))?;
+            }
+        }
+        let store = SledStore {
+            dir: dir.to_owned(),
+            trees,
+            config,
+            sync,
+            closed: AtomicBool::new(false),
+            store_id: *store_id.as_bytes(),
+            flusher: Mutex::new(None),
+        };
+        if let Durability::Batched { max_delay_ms } = config.durability {
+            store.start_flusher(max_delay_ms);
+        }
+        Ok(store)
+    }
+
+    fn start_flusher(&self, max_delay_ms: u64) {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let (thread_stop, sync) = (Arc::clone(&stop), Arc::clone(&self.sync));
+        let handle = std::thread::Builder::new()
+            .name("ledgerflow-sled-flusher".into())
+            .spawn(move || {
+                let (lock, wake) = &*thread_stop;
+                let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
+                while !*stopped {
+                    let (guard, _) = wake
+                        .wait_timeout(stopped, Duration::from_millis(max_delay_ms.max(1)))
+                        .unwrap_or_else(|p| p.into_inner());
+                    stopped = guard;
+                    // A failure poisons the store; commits report it.
+                    let _ = sync.sync_if_dirty();
+                }
+            })
+            .ok();
+        *self.flusher.lock().unwrap_or_else(|p| p.into_inner()) = Some(Flusher { stop, handle });
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The random identity minted when the store was created.
+    pub fn store_id(&self) -> [u8; 16] {
+        self.store_id
+    }
+
+    /// The settings it was opened with.
+    pub fn config(&self) -> SledConfig {
+        self.config
+    }
+
+    /// How many fsyncs of sled's log this store has made (group commit shares them).
+    pub fn fsyncs(&self) -> u64 {
+        self.sync.fsyncs()
+    }
+
+    /// Makes the next fsync fail, to test that a failed fsync is reported and poisons
+    /// the store. Not for production use.
+    #[doc(hidden)]
+    pub fn inject_fsync_failure(&self) {
+        self.sync.fail_next_sync();
+    }
+
+    /// Flushes and fsyncs everything committed so far, whatever the durability mode.
+    pub fn sync(&self) -> Result<(), Error> {
+        self.sync.sync()
+    }
+
+    /// Makes everything durable and refuses writes from now on; reads keep working.
+    pub fn close(&self) -> Result<(), Error> {
+        self.closed.store(true, Ordering::SeqCst);
+        self.stop_flusher();
+        self.sync.sync()
+    }
+
+    fn stop_flusher(&self) {
+        let flusher = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(mut flusher) = flusher {
+            let (lock, wake) = &*flusher.stop;
+            *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            wake.notify_all();
+            if let Some(handle) = flusher.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        self.sync.check_healthy()
+    }
+
+    /// Waits until a write is as durable as the configured mode promises.
+    pub(crate) fn after_write(&self) -> Result<(), Error> {
+        match self.config.durability {
+            Durability::Sync => self.sync.sync(),
+            Durability::Batched { .. } => {
+                self.sync.mark_dirty();
+                Ok(())
+            }
+            Durability::None => Ok(()),
+        }
+    }
+
+    /// Runs a sled transaction over the step trees, mapping its errors.
+    fn transact<T>(
+        &self,
+        f: impl Fn(&StepTrees<'_>) -> Result<T, ConflictableTransactionError<Error>>,
+    ) -> Result<T, Error> {
+        let t = &self.trees;
+        let result = (
+            &t.runs,
+            &t.records,
+            &t.wait_keys,
+            &t.timers,
+            &t.status,
+            &t.inbox,
+            &t.inbox_meta,
+        )
+            .transaction(
+                |(runs, records, wait_keys, timers, status, inbox, inbox_meta)| {
+                    f(&StepTrees {
+                        runs,
+                        records,
+                        wait_keys,
+                        timers,
+                        status,
+                        inbox,
+                        inbox_meta,
+                    })
+                },
+            );
+        match result {
+            Ok(value) => Ok(value),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(sled_err(e)),
+        }
+    }
+
+    /// Reads every record of a run in pages, verifies the chain, replays it, and checks the
+    /// result equals the stored state. Returns the number of records.
+    fn check_run(&self, run_id: RunId, stored: &RunState) -> Result<u64, Error> {
+        let page = self.config.limits.read_items_max.max(1);
+        let mut replayer = Replayer::new();
+        let mut next_seq = 1;
+        loop {
+            let records = self.read_records(run_id, next_seq, page)?;
+            for record in &records {
+                replayer
+                    .push(record)
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+            }
+            next_seq += records.len() as u64;
+            if records.len() < page {
+                break;
+            }
+        }
+        let replayed = replayer
+            .finish()
+            .map_err(|e| Error::Corrupt(format!("run {run_id}: {e}")))?;
+        if &replayed != stored {
+            return Err(Error::Corrupt(format!(
+                "run {run_id}: replayed ledger differs from the stored state"
+            )));
+        }
+        Ok(next_seq - 1)
+    }
+
+    /// Verifies the whole store: every run's chain, replay == stored state, and that the
+    /// wait_key, timer and status indexes agree with the runs. Reads everything once.
+    pub fn check(&self) -> Result<CheckReport, Error> {
+        let mut report = CheckReport::default();
+        for item in self.trees.runs.iter() {
+            let (key, value) = item.map_err(sled_err)?;
+            let run_id = keys::decode_run_id(&key)?;
+            let state = codec::decode_state(&value)?;
+            if state.run_id != run_id {
+                return Err(Error::Corrupt(format!(
+                    "run {run_id}: state names run {}",
+                    state.run_id
+                )));
+            }
+            report.records += self.check_run(run_id, &state)?;
+            report.runs += 1;
+            let corrupt = |what: &str| Error::Corrupt(format!("run {run_id}: {what}"));
+            if !self
+                .trees
+                .status
+                .contains_key(keys::status(state.status, run_id))
+                .map_err(sled_err)?
+            {
+                return Err(corrupt("missing from the status index"));
+            }
+            if let Some(wait) = &state.waiting {
+                if let Some(key) = &wait.wait_key {
+                    let holder = self.trees.wait_keys.get(key.as_bytes()).map_err(sled_err)?;
+                    if holder.as_deref() != Some(&run_id.as_bytes()[..]) {
+                        return Err(corrupt("wait_key index does not point at the run"));
+                    }
+                }
+                if let Some(due) = wait.until_ms {
+                    if !self
+                        .trees
+                        .timers
+                        .contains_key(keys::timer(due, run_id))
+                        .map_err(sled_err)?
+                    {
+                        return Err(corrupt("timer missing from the timer index"));
+                    }
+                }
+            }
+        }
+        let index_len = self.trees.status.len();
+        if index_len as u64 != report.runs {
+            return Err(Error::Corrupt(format!(
+                "status index has {index_len} entries for {} runs",
+                report.runs
+            )));
+        }
+        for item in self.trees.wait_keys.iter() {
+            let (key, value) = item.map_err(sled_err)?;
+            let run_id = keys::decode_run_id(&value)?;
+            let waits = self
+                .load(run_id)?
+                .is_some_and(|s| s.waits_on(&String::from_utf8_lossy(&key)));
+            if !waits {
+                return Err(Error::Corrupt(format!(
+                    "wait_key index entry for run {run_id} that does not wait on it"
+                )));
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// What [`SledStore::check`] verified.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Runs checked.
+    pub runs: u64,
+    /// Records verified.
+    pub records: u64,
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        self.stop_flusher();
+        if self.config.durability != Durability::None {
+            let _ = self.sync.sync_if_dirty();
+        }
+    }
+}
+
+type Tx<'a> = &'a sled::transaction::TransactionalTree;
+
+struct StepTrees<'a> {
+    runs: Tx<'a>,
+    records: Tx<'a>,
+    wait_keys: Tx<'a>,
+    timers: Tx<'a>,
+    status: Tx<'a>,
+    inbox: Tx<'a>,
+    inbox_meta: Tx<'a>,
+}
+
+fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+/// A commit's values, encoded before the transaction so the closure (which sled may run
+/// more than once) only moves bytes.
+struct Encoded {
+    state: Vec<u8>,
+    records: Vec<([u8; 24], Vec<u8>)>,
+    pushes: Vec<Vec<u8>>,
+}
+
+impl Store for SledStore {
+    fn commit(&self, commit: Commit) -> Result<(), Error> {
+        self.check_writable()?;
+        let encoded = Encoded {
+            state: codec::encode_state(&commit.state)?,
+            records: commit
+                .records
+                .iter()
+                .map(|r| {
+                    Ok((
+                        keys::record(commit.run_id, r.seq()),
+                        codec::encode_record(r)?,
+                    ))
+                })
+                .collect::<Result<_, Error>>()?,
+            pushes: commit
+                .index
+                .iter()
+                .filter_map(|c| match c {
+                    IndexChange::InboxPush { payload, .. } => {
+                        Some(codec::encode_inbox(payload, commit.at_ms))
+                    }
+                    _ => None,
+                })
+                .collect::<Result<_, Error>>()?,
+        };
+        let run_key = commit.run_id.as_bytes();
+        let inbox_max = self.config.limits.inbox_entries_max as u64;
+        self.transact(|t| {
+            let current = t.runs.get(run_key)?;
+            let (actual_seq, head_hash) = match &current {
+                Some(bytes) => codec::decode_state_head(bytes).or_else(abort)?,
+                None => (0, Hash::GENESIS),
+            };
+            if actual_seq != commit.expected_seq {
+                return abort(Error::Conflict {
+                    run_id: commit.run_id,
+                    expected_seq: commit.expected_seq,
+                    actual_seq,
+                });
+            }
+            commit.check_shape(head_hash).or_else(abort)?;
+            let mut pushes = encoded.pushes.iter();
+            for change in &commit.index {
+                match change {
+                    IndexChange::WaitKeySet(key) => {
+                        if let Some(holder) = t.wait_keys.get(key.as_bytes())? {
+                            if holder.as_ref() != run_key {
+                                let holder = keys::decode_run_id(&holder).or_else(abort)?;
+                                return abort(Error::WaitKeyTaken {
+                                    wait_key: key.clone(),
+                                    holder,
+                                });
+                            }
+                        }
+                        let meta =
+                            codec::decode_inbox_meta(t.inbox_meta.get(key.as_bytes())?.as_deref())
+                                .or_else(abort)?;
+                        if !meta.is_empty() {
+                            return abort(Error::InboxNotEmpty {
+                                wait_key: key.clone(),
+                            });
+                        }
+                        t.wait_keys.insert(key.as_bytes(), &run_key[..])?;
+                    }
+                    IndexChange::WaitKeyClear(key) => {
+                        if t.wait_keys.get(key.as_bytes())?.as_deref() == Some(&run_key[..]) {
+                            t.wait_keys.remove(key.as_bytes())?;
+                        }
+                    }
+                    IndexChange::TimerSet(due) => {
+                        t.timers
+                            .insert(&keys::timer(*due, commit.run_id)[..], &[][..])?;
+                    }
+                    IndexChange::TimerClear(due) => {
+                        t.timers.remove(&keys::timer(*due, commit.run_id)[..])?;
+                    }
+                    IndexChange::Status { from, to } => {
+                        if let Some(from) = from {
+                            t.status.remove(&keys::status(*from, commit.run_id)[..])?;
+                        }
+                        t.status
+                            .insert(&keys::status(*to, commit.run_id)[..], &[][..])?;
+                    }
+                    IndexChange::InboxConsume { wait_key, seq } => {
+                        let mut meta = codec::decode_inbox_meta(
+                            t.inbox_meta.get(wait_key.as_bytes())?.as_deref(),
+                        )
+                        .or_else(abort)?;
+                        if meta.is_empty() || meta.head != *seq {
+                            return abort(Error::InboxEntryGone {
+                                wait_key: wait_key.clone(),
+                                seq: *seq,
+                            });
+                        }
+                        t.inbox.remove(keys::inbox(wait_key, *seq))?;
+                        meta.head += 1;
+                        t.inbox_meta.insert(
+                            wait_key.as_bytes(),
+                            codec::encode_inbox_meta(meta).or_else(abort)?,
+                        )?;
+                    }
+                    IndexChange::InboxPush { wait_key, .. } => {
+                        let value = pushes.next().cloned().unwrap_or_default();
+                        push_inbox(t, wait_key, value, inbox_max)?;
+                    }
+                }
+            }
+            for (key, value) in &encoded.records {
+                t.records.insert(&key[..], value.as_slice())?;
+            }
+            t.runs.insert(&run_key[..], encoded.state.as_slice())?;
+            Ok(())
+        })?;
+        self.after_write()
+    }
+
+    fn load(&self, run_id: RunId) -> Result<Option<RunState>, Error> {
+        match self.trees.runs.get(run_id.as_bytes()).map_err(sled_err)? {
+            Some(bytes) => {
+                let state = codec::decode_state(&bytes)?;
+                if state.run_id != run_id {
+                    return Err(Error::Corrupt(format!(
+                        "run {run_id}: state names run {}",
+                        state.run_id
+                    )));
+                }
+                Ok(Some(state))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn read_records(
+        &self,
+        run_id: RunId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, Error> {
+        self.check_limit(limit)?;
+        let start = keys::record(run_id, from_seq.max(1));
+        let end = keys::record(run_id, u64::MAX);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in self.trees.records.range(start..=end).take(limit) {
+            let (key, value) = item.map_err(sled_err)?;
+            let record = codec::decode_record(run_id, &value)?;
+            if keys::seq_suffix(&key)? != record.seq() {
+                return Err(Error::Corrupt(format!(
+                    "run {run_id}: record key and seq disagree"
+                )));
+            }
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    fn waiting_on(&self, wait_key: &str) -> Result<Option<RunId>, Error> {
+        self.trees
+            .wait_keys
+            .get(wait_key.as_bytes())
+            .map_err(sled_err)?
+            .map(|v| keys::decode_run_id(&v))
+            .transpose()
+    }
+
+    fn due_timers(&self, now_ms: i64, limit: usize) -> Result<Vec<TimerEntry>, Error> {
+        self.check_limit(limit)?;
+        let end = keys::timer(now_ms, RunId::from_bytes([0xff; 16]));
+        self.trees
+            .timers
+            .range(..=&end[..])
+            .take(limit)
+            .map(|item| {
+                let (key, _) = item.map_err(sled_err)?;
+                let (due_at_ms, run_id) = keys::decode_timer(&key)?;
+                Ok(TimerEntry { due_at_ms, run_id })
+            })
+            .collect()
+    }
+
+    fn next_timer(&self) -> Result<Option<TimerEntry>, Error> {
+        match self.trees.timers.first().map_err(sled_err)? {
+            Some((key, _)) => {
+                let (due_at_ms, run_id) = keys::decode_timer(&key)?;
+                Ok(Some(TimerEntry { due_at_ms, run_id }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn deliver(&self, wait_key: &str, payload: Value, at_ms: i64) -> Result<Delivery, Error> {
+        self.check_writable()?;
+        let value = codec::encode_inbox(&payload, at_ms)?;
+        let inbox_max = self.config.limits.inbox_entries_max as u64;
+        let delivery = self.transact(|t| {
+            if let Some(holder) = t.wait_keys.get(wait_key.as_bytes())? {
+                return Ok(Delivery::Waiter(
+                    keys::decode_run_id(&holder).or_else(abort)?,
+                ));
+            }
+            Ok(Delivery::Queued(push_inbox(
+                t,
+                wait_key,
+                value.clone(),
+                inbox_max,
+            )?))
+        })?;
+        if let Delivery::Queued(_) = delivery {
+            self.after_write()?;
+        }
+        Ok(delivery)
+    }
+
+    fn inbox(&self, wait_key: &str, limit: usize) -> Result<Vec<InboxEntry>, Error> {
+        self.check_limit(limit)?;
+        self.trees
+            .inbox
+            .scan_prefix(keys::inbox_prefix(wait_key))
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item.map_err(sled_err)?;
+                codec::decode_inbox(keys::seq_suffix(&key)?, &value)
+            })
+            .collect()
+    }
+
+    fn list_runs(
+        &self,
+        status: Option<RunStatus>,
+        after: Option<RunId>,
+        limit: usize,
+    ) -> Result<Vec<RunId>, Error> {
+        self.check_limit(limit)?;
+        let after_key = |prefix: &[u8]| {
+            let mut key = prefix.to_vec();
+            if let Some(after) = after {
+                key.extend_from_slice(after.as_bytes());
+                key.push(0); // just past `after`
+            }
+            key
+        };
+        let ids = match status {
+            Some(status) => {
+                let prefix = [keys::status_byte(status)];
+                let end = [keys::status_byte(status) + 1];
+                self.trees
+                    .status
+                    .range(after_key(&prefix)..end.to_vec())
+                    .take(limit)
+                    .map(|item| keys::decode_run_id(&item.map_err(sled_err)?.0[1..]))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            None => self
+                .trees
+                .runs
+                .range(after_key(&[])..)
+                .take(limit)
+                .map(|item| keys::decode_run_id(&item.map_err(sled_err)?.0))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        Ok(ids)
+    }
+
+    fn limits(&self) -> StoreLimits {
+        self.config.limits
+    }
+}
+
+/// Appends an encoded entry to a key's inbox inside a transaction; returns its seq.
+fn push_inbox(
+    t: &StepTrees<'_>,
+    wait_key: &str,
+    value: Vec<u8>,
+    entries_max: u64,
+) -> Result<u64, ConflictableTransactionError<Error>> {
+    let mut meta: InboxMetaV1 =
+        codec::decode_inbox_meta(t.inbox_meta.get(wait_key.as_bytes())?.as_deref())
+            .or_else(abort)?;
+    if meta.len() >= entries_max {
+        return abort(Error::InboxFull {
+            wait_key: wait_key.to_owned(),
+            entries_max: entries_max as usize,
+        });
+    }
+    if meta.is_empty() {
+        meta.head = meta.tail + 1;
+    }
+    meta.tail += 1;
+    t.inbox.insert(keys::inbox(wait_key, meta.tail), value)?;
+    t.inbox_meta.insert(
+        wait_key.as_bytes(),
+        codec::encode_inbox_meta(meta).or_else(abort)?,
+    )?;
+    Ok(meta.tail)
+}
