@@ -372,3 +372,133 @@ pub(crate) mod keys {
         Ok(u64::from_be_bytes(seq))
     }
 }
+
+/// Golden files: one file per envelope of format version 1, written once and decoded by
+/// this test forever after, so a change that breaks reading existing stores fails here.
+/// Regenerate only for a new version: `LEDGERFLOW_WRITE_GOLDEN=1 cargo test -p ledgerflow-sled golden`.
+#[cfg(test)]
+mod golden {
+    use super::*;
+    use ledgerflow_kernel::{LedgerHead, RunStatus};
+    use ledgerflow_ledger::RecordDraft;
+    use serde_json::json;
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/v1");
+    const RUN: RunId = RunId::from_bytes([0x11; 16]);
+
+    fn record() -> Record {
+        RecordDraft {
+            run_id: RUN,
+            seq: 3,
+            at_ms: 1_700_000_000_123,
+            kind: "resumed".into(),
+            body: json!({"wait_key": "approval", "payload": {"ok": true, "score": 0.25}, "inbox_seq": null}),
+            state_hash: Hash::of(b"state"),
+        }
+        .seal(Hash::of(b"previous"))
+    }
+
+    fn state() -> RunState {
+        let mut vars = serde_json::Map::new();
+        vars.insert("amount".into(), json!(120));
+        vars.insert("note".into(), json!("é\n"));
+        RunState {
+            run_id: RUN,
+            workflow_id: "approval".into(),
+            workflow_version: 2,
+            status: RunStatus::Waiting,
+            paused: true,
+            node: Some("ask".into()),
+            vars,
+            waiting: None,
+            pending_effect: None,
+            output: None,
+            failure: None,
+            cancel_reason: None,
+            ended_seq: None,
+            parent: None,
+            created_at_ms: 1_700_000_000_000,
+            updated_at_ms: 1_700_000_000_123,
+            head: LedgerHead {
+                seq: 3,
+                hash: Hash::of(b"head"),
+            },
+        }
+    }
+
+    fn snapshot() -> SnapshotEnvelopeV1 {
+        SnapshotEnvelopeV1 {
+            seq: 3,
+            record_hash: *Hash::of(b"head").as_bytes(),
+            description: "before approval".into(),
+            tags: vec!["review".into(), "v2".into()],
+            created_at_ms: 1_700_000_000_500,
+        }
+    }
+
+    fn artifact() -> ArtifactEnvelopeV1 {
+        ArtifactEnvelopeV1 {
+            size: 131_073,
+            media_type: "application/json".into(),
+            chunks: 3,
+        }
+    }
+
+    fn files() -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
+        Ok(vec![
+            ("state.bin", encode_state(&state())?),
+            ("record.bin", encode_record(&record())?),
+            (
+                "inbox.bin",
+                encode_inbox(&json!({"answer": "yes"}), 1_700_000_000_200)?,
+            ),
+            (
+                "inbox_meta.bin",
+                encode_inbox_meta(InboxMetaV1 { head: 4, tail: 9 })?,
+            ),
+            ("snapshot.bin", encode_snapshot(&snapshot())?),
+            ("artifact.bin", encode_artifact(&artifact())?),
+        ])
+    }
+
+    fn read(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{DIR}/{name}")).unwrap_or_else(|e| panic!("golden file {name}: {e}"))
+    }
+
+    #[test]
+    fn golden_v1_envelopes_decode() -> Result<(), Error> {
+        if std::env::var_os("LEDGERFLOW_WRITE_GOLDEN").is_some() {
+            std::fs::create_dir_all(DIR).map_err(|e| Error::Io(e.to_string()))?;
+            for (name, bytes) in files()? {
+                std::fs::write(format!("{DIR}/{name}"), bytes)
+                    .map_err(|e| Error::Io(e.to_string()))?;
+            }
+        }
+        assert_eq!(decode_state(&read("state.bin"))?, state());
+        assert_eq!(
+            decode_state_head(&read("state.bin"))?,
+            (3, Hash::of(b"head"))
+        );
+        assert_eq!(decode_record(RUN, &read("record.bin"))?, record());
+        let inbox = decode_inbox(7, &read("inbox.bin"))?;
+        assert_eq!(
+            (inbox.seq, inbox.payload, inbox.at_ms),
+            (7, json!({"answer": "yes"}), 1_700_000_000_200)
+        );
+        assert_eq!(
+            decode_inbox_meta(Some(&read("inbox_meta.bin")))?,
+            InboxMetaV1 { head: 4, tail: 9 }
+        );
+        assert_eq!(decode_snapshot(&read("snapshot.bin"))?, snapshot());
+        assert_eq!(decode_artifact(&read("artifact.bin"))?, artifact());
+        // Today's encoder still writes exactly the golden bytes.
+        for (name, bytes) in files()? {
+            assert_eq!(
+                bytes,
+                read(name),
+                "{name} encodes differently from its golden file"
+            );
+        }
+        Ok(())
+    }
+}

@@ -33,8 +33,12 @@ fn read_acks(path: &std::path::Path) -> HashMap<RunId, u64> {
     let mut acked: HashMap<RunId, u64> = HashMap::new();
     for line in text.lines() {
         // A line cut by the kill is not an acknowledgement.
-        let Some((run, seq)) = line.split_once(' ') else { continue };
-        let (Ok(run), Ok(seq)) = (run.parse::<RunId>(), seq.parse::<u64>()) else { continue };
+        let Some((run, seq)) = line.split_once(' ') else {
+            continue;
+        };
+        let (Ok(run), Ok(seq)) = (run.parse::<RunId>(), seq.parse::<u64>()) else {
+            continue;
+        };
         let entry = acked.entry(run).or_insert(0);
         *entry = (*entry).max(seq);
     }
@@ -60,7 +64,12 @@ fn crash_loop_keeps_every_acknowledged_step() {
     let mut total_acked = 0;
     for iteration in 0..iterations {
         let mut child = Command::new(writer)
-            .args([store_dir.to_str().expect("utf-8 path"), ack_path.to_str().expect("utf-8 path"), "8", "4"])
+            .args([
+                store_dir.to_str().expect("utf-8 path"),
+                ack_path.to_str().expect("utf-8 path"),
+                "8",
+                "4",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -68,7 +77,9 @@ fn crash_loop_keeps_every_acknowledged_step() {
         // Let it get going (the first iteration also creates the store), then kill it.
         let started = Instant::now();
         let before = read_acks(&ack_path).values().sum::<u64>();
-        while read_acks(&ack_path).values().sum::<u64>() == before && started.elapsed() < Duration::from_secs(20) {
+        while read_acks(&ack_path).values().sum::<u64>() == before
+            && started.elapsed() < Duration::from_secs(20)
+        {
             if let Ok(Some(status)) = child.try_wait() {
                 let mut err = String::new();
                 if let Some(mut stderr) = child.stderr.take() {
@@ -89,17 +100,27 @@ fn crash_loop_keeps_every_acknowledged_step() {
             let state = store
                 .load(*run)
                 .unwrap_or_else(|e| panic!("iteration {iteration}: load {run}: {e}"))
-                .unwrap_or_else(|| panic!("iteration {iteration}: acknowledged run {run} is missing"));
+                .unwrap_or_else(|| {
+                    panic!("iteration {iteration}: acknowledged run {run} is missing")
+                });
             assert!(
                 state.head.seq >= *seq,
                 "iteration {iteration}: run {run} acknowledged seq {seq} but has {}",
                 state.head.seq
             );
         }
-        let report = store.check().unwrap_or_else(|e| panic!("iteration {iteration}: check failed: {e}"));
-        assert_eq!(report.runs as usize, store.list_runs(None, None, 10_000).expect("list").len());
+        let report = store
+            .check()
+            .unwrap_or_else(|e| panic!("iteration {iteration}: check failed: {e}"));
+        assert_eq!(
+            report.runs as usize,
+            store.list_runs(None, None, 10_000).expect("list").len()
+        );
         total_acked = acked.values().sum::<u64>();
     }
-    assert!(total_acked > iterations, "the writer acknowledged only {total_acked} steps");
+    assert!(
+        total_acked > iterations,
+        "the writer acknowledged only {total_acked} steps"
+    );
     println!("crash loop: {total_acked} acknowledged steps all survived");
 }

@@ -15,7 +15,9 @@ const T0: i64 = 1_700_000_000_000;
 
 fn waits(effect: Effect, id: &str) -> WorkflowSpec {
     WorkflowSpec::builder(id, 1)
-        .node("wait", move |_: &mut StepContext<'_>| StepPlan::effect(effect.clone()).then_next("done"))
+        .node("wait", move |_: &mut StepContext<'_>| {
+            StepPlan::effect(effect.clone()).then_next("done")
+        })
         .node("done", |ctx: &mut StepContext<'_>| {
             StepPlan::complete(ctx.var("r").cloned().unwrap_or(Value::Null))
         })
@@ -27,7 +29,10 @@ fn waits(effect: Effect, id: &str) -> WorkflowSpec {
 fn engine(store: Arc<SledStore>, clock: &ManualClock) -> Engine {
     let engine = Engine::new(store, Arc::new(clock.clone()));
     engine.register(waits(Effect::wait_event("evt").result_key("r"), "event"));
-    engine.register(waits(Effect::wait_until(T0 + 1_000).result_key("r"), "timer"));
+    engine.register(waits(
+        Effect::wait_until(T0 + 1_000).result_key("r"),
+        "timer",
+    ));
     engine.register(waits(Effect::wait_event("early").result_key("r"), "early"));
     engine
 }
@@ -41,15 +46,37 @@ fn reopen_restores_runs_waits_timers_inbox_snapshots_artifacts() {
     {
         let store = Arc::new(SledStore::open(&path).expect("create"));
         let engine = engine(Arc::clone(&store), &clock);
-        event_run = engine.start(("event", 1), json!({"who": "ada"})).expect("start");
+        event_run = engine
+            .start(("event", 1), json!({"who": "ada"}))
+            .expect("start");
         engine.tick(event_run).expect("tick");
         timer_run = engine.start(("timer", 1), json!({})).expect("start");
         engine.tick(timer_run).expect("tick");
-        assert_eq!(engine.deliver("early", json!("queued")).expect("deliver"), Delivered::Queued(1));
-        store.create_snapshot(event_run, "before-answer", "waiting for evt", &["review", "v1"], T0).expect("snapshot");
-        artifact = store.put_artifact(&vec![7u8; 300_000], "application/octet-stream", Some(event_run)).expect("artifact");
+        assert_eq!(
+            engine.deliver("early", json!("queued")).expect("deliver"),
+            Delivered::Queued(1)
+        );
+        store
+            .create_snapshot(
+                event_run,
+                "before-answer",
+                "waiting for evt",
+                &["review", "v1"],
+                T0,
+            )
+            .expect("snapshot");
+        artifact = store
+            .put_artifact(
+                &vec![7u8; 300_000],
+                "application/octet-stream",
+                Some(event_run),
+            )
+            .expect("artifact");
         store.close().expect("close");
-        assert!(matches!(store.deliver("x", json!(1), T0), Err(Error::Closed)), "closed store rejects writes");
+        assert!(
+            matches!(store.deliver("x", json!(1), T0), Err(Error::Closed)),
+            "closed store rejects writes"
+        );
         assert!(store.load(event_run).expect("reads still work").is_some());
     }
     let store = Arc::new(SledStore::open(&path).expect("reopen"));
@@ -60,23 +87,45 @@ fn reopen_restores_runs_waits_timers_inbox_snapshots_artifacts() {
     assert_eq!((timer.run_id, timer.due_at_ms), (timer_run, T0 + 1_000));
     assert_eq!(store.inbox("early", 10).expect("inbox").len(), 1);
     let snapshots = store
-        .list_snapshots(&SnapshotFilter { tag: Some("review".into()), ..SnapshotFilter::default() }, 10)
+        .list_snapshots(
+            &SnapshotFilter {
+                tag: Some("review".into()),
+                ..SnapshotFilter::default()
+            },
+            10,
+        )
         .expect("snapshots");
     assert_eq!(snapshots.len(), 1);
     assert_eq!(snapshots[0].seq, 2);
-    assert_eq!(store.get_artifact(&artifact.digest).expect("read"), Some(vec![7u8; 300_000]));
-    assert_eq!(store.artifacts_of_run(event_run, 10).expect("list"), vec![artifact.clone()]);
+    assert_eq!(
+        store.get_artifact(&artifact.digest).expect("read"),
+        Some(vec![7u8; 300_000])
+    );
+    assert_eq!(
+        store.artifacts_of_run(event_run, 10).expect("list"),
+        vec![artifact.clone()]
+    );
 
     // The reopened store carries on: the event resumes, the timer fires, the inbox drains.
     let engine = engine(Arc::clone(&store), &clock);
-    let done = engine.resume(event_run, "evt", json!("yes")).expect("resume");
+    let done = engine
+        .resume(event_run, "evt", json!("yes"))
+        .expect("resume");
     assert_eq!(done.output, Some(json!("yes")));
     clock.advance_ms(1_000);
     assert_eq!(engine.fire_due_timers(10).expect("fire"), 1);
-    assert_eq!(engine.load(timer_run).expect("load").status, RunStatus::Completed);
+    assert_eq!(
+        engine.load(timer_run).expect("load").status,
+        RunStatus::Completed
+    );
     let early = engine.start(("early", 1), json!({})).expect("start");
-    assert_eq!(engine.tick(early).expect("tick").output, Some(json!("queued")));
-    let at_snapshot = store.load_snapshot_state(event_run, "before-answer").expect("snapshot state");
+    assert_eq!(
+        engine.tick(early).expect("tick").output,
+        Some(json!("queued"))
+    );
+    let at_snapshot = store
+        .load_snapshot_state(event_run, "before-answer")
+        .expect("snapshot state");
     assert_eq!(at_snapshot.status, RunStatus::Waiting);
     assert_eq!(at_snapshot.vars.get("who"), Some(&json!("ada")));
     store.check().expect("check after more work");
@@ -89,13 +138,32 @@ fn snapshot_names_are_unique_and_bounded() {
     let engine = engine(Arc::clone(&store), &ManualClock::new(T0));
     let run = engine.start(("event", 1), json!({})).expect("start");
     store.create_snapshot(run, "a", "", &[], T0).expect("first");
-    assert!(matches!(store.create_snapshot(run, "a", "", &[], T0), Err(Error::AlreadyExists(_))));
-    assert!(matches!(store.create_snapshot(run, "", "", &[], T0), Err(Error::ValueTooLarge { .. })));
-    assert!(matches!(store.snapshot(run, "nope"), Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.create_snapshot(run, "a", "", &[], T0),
+        Err(Error::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.create_snapshot(run, "", "", &[], T0),
+        Err(Error::ValueTooLarge { .. })
+    ));
+    assert!(matches!(
+        store.snapshot(run, "nope"),
+        Err(Error::NotFound(_))
+    ));
     let other = ledgerflow_kernel::RunId::new_v4();
-    assert!(matches!(store.create_snapshot(other, "a", "", &[], T0), Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.create_snapshot(other, "a", "", &[], T0),
+        Err(Error::NotFound(_))
+    ));
     let found = store
-        .list_snapshots(&SnapshotFilter { name_contains: Some("a".into()), run_id: Some(run), tag: None }, 10)
+        .list_snapshots(
+            &SnapshotFilter {
+                name_contains: Some("a".into()),
+                run_id: Some(run),
+                tag: None,
+            },
+            10,
+        )
         .expect("list");
     assert_eq!(found.len(), 1);
 }
@@ -104,14 +172,26 @@ fn snapshot_names_are_unique_and_bounded() {
 fn artifacts_are_content_addressed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SledStore::open(dir.path()).expect("create");
-    let a = store.put_artifact(b"hello", "text/plain", None).expect("put");
-    let b = store.put_artifact(b"hello", "text/plain", None).expect("put again");
+    let a = store
+        .put_artifact(b"hello", "text/plain", None)
+        .expect("put");
+    let b = store
+        .put_artifact(b"hello", "text/plain", None)
+        .expect("put again");
     assert_eq!(a, b);
     assert_eq!(a.digest, ledgerflow_kernel::Hash::of(b"hello"));
     assert!(store.has_artifact(&a.digest).expect("has"));
-    assert_eq!(store.get_artifact(&ledgerflow_kernel::Hash::of(b"other")).expect("get"), None);
+    assert_eq!(
+        store
+            .get_artifact(&ledgerflow_kernel::Hash::of(b"other"))
+            .expect("get"),
+        None
+    );
     let too_big = vec![0u8; (64 << 20) + 1];
-    assert!(matches!(store.put_artifact(&too_big, "x", None), Err(Error::ValueTooLarge { .. })));
+    assert!(matches!(
+        store.put_artifact(&too_big, "x", None),
+        Err(Error::ValueTooLarge { .. })
+    ));
 }
 
 #[test]
@@ -124,7 +204,10 @@ fn missing_and_foreign_directories_are_typed_errors() {
     }
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).expect("mkdir");
-    assert!(matches!(SledStore::open_existing(&empty, SledConfig::default()), Err(Error::Missing(_))));
+    assert!(matches!(
+        SledStore::open_existing(&empty, SledConfig::default()),
+        Err(Error::Missing(_))
+    ));
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"not a directory").expect("write");
     assert!(SledStore::open(&file).is_err(), "a file is not a store");
@@ -138,19 +221,30 @@ fn failed_fsync_is_reported_and_poisons_the_store() {
     let run = engine.start(("event", 1), json!({})).expect("start");
     store.inject_fsync_failure();
     match engine.tick(run) {
-        Err(ledgerflow_kernel::Error::Store(Error::Io(message))) => assert!(message.contains("fsync"), "{message}"),
+        Err(ledgerflow_kernel::Error::Store(Error::Io(message))) => {
+            assert!(message.contains("fsync"), "{message}")
+        }
         other => panic!("expected an fsync error, got {other:?}"),
     }
     // Not acknowledged, and no later write is either: the store must be reopened.
-    assert!(matches!(engine.start(("event", 1), json!({})), Err(ledgerflow_kernel::Error::Store(Error::Io(_)))));
-    assert!(matches!(store.deliver("k", json!(1), T0), Err(Error::Io(_))));
+    assert!(matches!(
+        engine.start(("event", 1), json!({})),
+        Err(ledgerflow_kernel::Error::Store(Error::Io(_)))
+    ));
+    assert!(matches!(
+        store.deliver("k", json!(1), T0),
+        Err(Error::Io(_))
+    ));
 }
 
 #[test]
 fn batched_and_none_modes_commit_and_reopen() {
     for durability in [Durability::Batched { max_delay_ms: 5 }, Durability::None] {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = SledConfig { durability, ..SledConfig::default() };
+        let config = SledConfig {
+            durability,
+            ..SledConfig::default()
+        };
         let run = {
             let store = Arc::new(SledStore::open_with(dir.path(), config).expect("create"));
             let engine = engine(Arc::clone(&store), &ManualClock::new(T0));
@@ -159,7 +253,11 @@ fn batched_and_none_modes_commit_and_reopen() {
             run
         };
         let store = SledStore::open_with(dir.path(), config).expect("reopen");
-        assert_eq!(store.load(run).expect("load").map(|s| s.status), Some(RunStatus::Waiting), "{durability:?}");
+        assert_eq!(
+            store.load(run).expect("load").map(|s| s.status),
+            Some(RunStatus::Waiting),
+            "{durability:?}"
+        );
         store.check().expect("check");
     }
 }
@@ -186,5 +284,11 @@ fn sync_mode_fsyncs_and_concurrent_commits_share_fsyncs() {
     let fsyncs = store.fsyncs() - before;
     assert!(fsyncs > 0, "Sync mode fsyncs");
     assert!(fsyncs <= 200, "at most one fsync per commit, got {fsyncs}");
-    assert_eq!(store.list_runs(Some(RunStatus::Running), None, 1_000).expect("list").len(), 200);
+    assert_eq!(
+        store
+            .list_runs(Some(RunStatus::Running), None, 1_000)
+            .expect("list")
+            .len(),
+        200
+    );
 }
