@@ -1,14 +1,17 @@
-//! Quickstart: an expense approval that asks a person, waits for the answer, waits on a
-//! durable timer, completes, and then prints and verifies its hash-chained ledger.
+//! Quickstart: an expense approval on the embedded, durable sled store. The run asks a
+//! person and waits; the process then drops everything and reopens the store, as if it had
+//! restarted; the answer resumes the run, which waits on a durable timer, completes, and
+//! prints and verifies its hash-chained ledger.
 //!
-//! Run it with `cargo run --example quickstart`.
+//! Run it with `cargo run --example quickstart`. Data goes to `./ledgerflow-data` (or the
+//! directory given as the first argument).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ledgerflow::ledger::verify_chain;
 use ledgerflow::{
-    Clock, Effect, Engine, MemoryStore, RunStatus, StepContext, StepPlan, SystemClock, WorkflowSpec,
+    Clock, Effect, Engine, RunStatus, SledStore, StepContext, StepPlan, SystemClock, WorkflowSpec,
 };
 use serde_json::{json, Value};
 
@@ -39,27 +42,43 @@ fn approval_workflow() -> Result<WorkflowSpec, ledgerflow::SpecError> {
         .build()
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock));
+/// An engine over the store in `data_dir`, with the workflow registered: what a process
+/// does at start-up.
+fn open_engine(data_dir: &str) -> Result<Engine, Box<dyn std::error::Error>> {
+    let store = Arc::new(SledStore::open(data_dir)?);
+    let engine = Engine::new(store, Arc::new(SystemClock));
     engine.register(approval_workflow()?);
+    Ok(engine)
+}
 
-    let run = engine.start(("expense-approval", 1), json!({ "amount": 120 }))?;
-    println!("started run {run}");
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let data_dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "ledgerflow-data".to_owned());
+    println!("store: {data_dir} (sled, durable: every step is fsynced before it is acknowledged)");
 
-    let waiting = engine.tick(run)?;
-    let wait = waiting
-        .waiting
-        .clone()
-        .ok_or("the run should be waiting for a person")?;
-    println!(
-        "run is {}: {:?} (choices {:?}, wait_key {})",
-        waiting.status,
-        wait.prompt.unwrap_or_default(),
-        wait.choices,
-        wait.wait_key.clone().unwrap_or_default()
-    );
+    let (run, key) = {
+        let engine = open_engine(&data_dir)?;
+        let run = engine.start(("expense-approval", 1), json!({ "amount": 120 }))?;
+        println!("started run {run}");
+        let waiting = engine.tick(run)?;
+        let wait = waiting
+            .waiting
+            .ok_or("the run should be waiting for a person")?;
+        println!(
+            "run is {}: {:?} (choices {:?})",
+            waiting.status,
+            wait.prompt.unwrap_or_default(),
+            wait.choices
+        );
+        (run, wait.wait_key.ok_or("ask_user waits on a key")?)
+    }; // the engine and the store are dropped here, as if the process had exited
 
-    let key = wait.wait_key.ok_or("ask_user waits on a key")?;
+    println!("process restarted: reopening the store");
+    let engine = open_engine(&data_dir)?;
+    let reloaded = engine.load(run)?;
+    println!("run {run} is still {} on wait_key {key}", reloaded.status);
+
     let after_answer = engine.resume(run, &key, json!("approve"))?;
     let due_ms = after_answer
         .waiting

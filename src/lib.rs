@@ -6,6 +6,8 @@
 //!   (`ledgerflow-ledger`, usable alone by auditors);
 //! - the kernel (`ledgerflow-kernel`): specs, the engine, the `Store` and `Clock` ports and
 //!   the in-memory store, re-exported at the top level;
+//! - the embedded sled store (`ledgerflow-sled`): [`SledStore`], [`SledConfig`],
+//!   [`Durability`], snapshots and artifacts;
 //! - [`SystemClock`], the wall clock the kernel itself never reads.
 //!
 //! ```
@@ -38,6 +40,9 @@
 mod system_clock;
 
 pub use ledgerflow_kernel::*;
+pub use ledgerflow_sled::{
+    ArtifactRef, CheckReport, Durability, SledConfig, SledStore, Snapshot, SnapshotFilter,
+};
 pub use system_clock::SystemClock;
 
 /// README's examples, compiled and run as doctests so they stay true.
