@@ -41,7 +41,7 @@ mod system_clock;
 
 pub use ledgerflow_kernel::*;
 pub use ledgerflow_sled::{
-    ArtifactRef, CheckReport, Durability, SledConfig, SledStore, Snapshot, SnapshotFilter,
+    CheckReport, Durability, SledConfig, SledStore, Snapshot, SnapshotFilter,
 };
 pub use system_clock::SystemClock;
 

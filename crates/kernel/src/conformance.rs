@@ -29,6 +29,7 @@ macro_rules! store_conformance_tests {
             inbox_per_wait_key,
             inbox_is_bounded,
             list_runs_by_status_with_paging,
+            artifacts_round_trip,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -473,4 +474,33 @@ pub fn list_runs_by_status_with_paging(store: &dyn Store) {
         store.list_runs(None, None, store.limits().read_items_max + 1),
         Err(Error::LimitTooLarge { .. })
     ));
+}
+
+/// Artifacts are stored once by digest and read back byte for byte.
+pub fn artifacts_round_trip(store: &dyn Store) {
+    let bytes = vec![42u8; 200_000];
+    let run_id = RunId::new_v4();
+    let first = store
+        .put_artifact(&bytes, "application/octet-stream", Some(run_id))
+        .expect("put");
+    let again = store
+        .put_artifact(&bytes, "application/octet-stream", None)
+        .expect("put again");
+    assert_eq!(first, again);
+    assert_eq!(first.digest, ledgerflow_ledger::Hash::of(&bytes));
+    assert_eq!(first.size, 200_000);
+    assert_eq!(store.get_artifact(&first.digest).expect("get"), Some(bytes));
+    assert_eq!(
+        store
+            .get_artifact(&ledgerflow_ledger::Hash::of(b"absent"))
+            .expect("get"),
+        None
+    );
+    let empty = store
+        .put_artifact(b"", "text/plain", None)
+        .expect("empty artifact");
+    assert_eq!(
+        store.get_artifact(&empty.digest).expect("get"),
+        Some(Vec::new())
+    );
 }

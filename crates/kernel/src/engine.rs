@@ -13,7 +13,8 @@ use crate::event::{append, vars_change, Event, Replayer};
 use crate::state::{FailureCode, RunFailure, WaitReason, WaitState};
 use crate::store::{self, Commit, Delivery, IndexChange, Store};
 use crate::{
-    Clock, Continuation, Effect, RunId, RunState, RunStatus, StepContext, StepPlan, WorkflowSpec,
+    ArtifactRef, Clock, Continuation, Effect, RunId, RunState, RunStatus, StepContext, StepPlan,
+    WorkflowSpec,
 };
 
 /// Engine errors: what the caller asked for could not be done, and nothing was changed.
@@ -56,6 +57,16 @@ pub enum Error {
         expected: Option<String>,
         /// The key given.
         got: String,
+    },
+    /// A JSON value is larger than [`EngineConfig::value_bytes_max`].
+    #[error("{what} is {bytes} bytes, over the limit of {max}")]
+    ValueTooLarge {
+        /// What was too large.
+        what: String,
+        /// Its serialized size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
     },
     /// The run has ended; it can no longer be changed.
     #[error("run {run_id} has ended ({status})")]
@@ -100,12 +111,21 @@ pub struct EngineConfig {
     /// Most steps one `tick` runs before returning a still-running run, so a workflow
     /// that loops forever cannot hold a worker forever. Default 1,000.
     pub steps_per_tick_max: u32,
+    /// JSON values (a var, a payload, an effect's result or payload, an output) whose
+    /// serialized size is over this are stored as artifacts, and state and records hold
+    /// an [`ArtifactRef`] instead. Node and effect handlers still see the whole value.
+    /// Default 8 KiB: keeps run states and records small, so commits stay cheap.
+    pub artifact_threshold_bytes: usize,
+    /// Largest JSON value accepted at all. Default 16 MiB.
+    pub value_bytes_max: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             steps_per_tick_max: 1_000,
+            artifact_threshold_bytes: 8 << 10,
+            value_bytes_max: 16 << 20,
         }
     }
 }
@@ -329,6 +349,15 @@ impl Engine {
             }
         };
         let run_id = RunId::new_v4();
+        let vars = vars
+            .into_iter()
+            .map(|(key, value)| {
+                Ok((
+                    key.clone(),
+                    self.offload(Some(run_id), value, &format!("input var {key:?}"))?,
+                ))
+            })
+            .collect::<Result<Map<String, Value>, Error>>()?;
         let event = Event::Started {
             workflow_id: spec.workflow_id().to_owned(),
             workflow_version: spec.version(),
@@ -358,8 +387,8 @@ impl Engine {
                 break;
             }
             let step = match &state.pending_effect {
-                Some(_) => self.run_pending_effect(&state),
-                None => self.run_node(&spec, &state),
+                Some(_) => self.run_pending_effect(&state)?,
+                None => self.run_node(&spec, &state)?,
             };
             let emitted_to = step.emitted_to.clone();
             state = self.commit(Some(&state), state.run_id, step)?;
@@ -371,7 +400,7 @@ impl Engine {
     }
 
     /// Runs the current node's handler and turns its plan into events.
-    fn run_node(&self, spec: &WorkflowSpec, state: &RunState) -> Step {
+    fn run_node(&self, spec: &WorkflowSpec, state: &RunState) -> Result<Step, Error> {
         let node = state.node.clone().unwrap_or_default();
         let fail = |vars, code, message: String| {
             Step::of(Event::Failed {
@@ -382,9 +411,10 @@ impl Engine {
         };
         let Some(handler) = spec.node(&node) else {
             let message = format!("node {node:?} is not in workflow {:?}", spec.workflow_id());
-            return fail(None, FailureCode::UnknownNode, message);
+            return Ok(fail(None, FailureCode::UnknownNode, message));
         };
-        let mut vars = state.vars.clone();
+        let before = self.resolve_vars(&state.vars)?;
+        let mut vars = before.clone();
         let now_ms = self.clock.now_ms();
         let plan = catch_unwind(AssertUnwindSafe(|| {
             handler.run(&mut StepContext {
@@ -394,13 +424,32 @@ impl Engine {
                 vars: &mut vars,
             })
         }));
-        let change = vars_change(&state.vars, &vars);
         let plan = match plan {
             Ok(plan) => plan,
             Err(panic) => {
                 let message = format!("node {node:?} panicked: {}", panic_message(&panic));
-                return fail(None, FailureCode::HandlerPanicked, message);
+                return Ok(fail(None, FailureCode::HandlerPanicked, message));
             }
+        };
+        let vars = match self.offload_vars(state, &before, vars) {
+            Ok(vars) => vars,
+            Err(Error::ValueTooLarge { what, bytes, max }) => {
+                let message =
+                    format!("node {node:?} set {what} of {bytes} bytes, over the limit of {max}");
+                return Ok(fail(None, FailureCode::ValueTooLarge, message));
+            }
+            Err(e) => return Err(e),
+        };
+        let change = vars_change(&state.vars, &vars);
+        let plan = match self.offload_plan(Some(state.run_id), plan) {
+            Ok(plan) => plan,
+            Err(Error::ValueTooLarge { what, bytes, max }) => {
+                let message = format!(
+                    "node {node:?} returned {what} of {bytes} bytes, over the limit of {max}"
+                );
+                return Ok(fail(change, FailureCode::ValueTooLarge, message));
+            }
+            Err(e) => return Err(e),
         };
         let unknown = |target: &str| {
             format!(
@@ -408,7 +457,7 @@ impl Engine {
                 spec.workflow_id()
             )
         };
-        match plan {
+        Ok(match plan {
             StepPlan::Next(next) if spec.node(&next).is_none() => {
                 fail(change, FailureCode::UnknownNode, unknown(&next))
             }
@@ -435,7 +484,108 @@ impl Engine {
                     Err((code, message)) => fail(change, code, message),
                 }
             }
+        })
+    }
+
+    /// Stores `value` as an artifact of the run if it is over the artifact threshold, and
+    /// returns what state and records should hold: the value itself or its reference.
+    fn offload(&self, run_id: Option<RunId>, value: Value, what: &str) -> Result<Value, Error> {
+        if ArtifactRef::from_value(&value).is_some() {
+            return Ok(value);
         }
+        let bytes = serde_json::to_vec(&value).map_err(|e| Error::Internal(e.to_string()))?;
+        if bytes.len() > self.config.value_bytes_max {
+            return Err(Error::ValueTooLarge {
+                what: what.to_owned(),
+                bytes: bytes.len(),
+                max: self.config.value_bytes_max,
+            });
+        }
+        if bytes.len() <= self.config.artifact_threshold_bytes {
+            return Ok(value);
+        }
+        let artifact = self
+            .store
+            .put_artifact(&bytes, "application/json", run_id)?;
+        Ok(artifact.to_value())
+    }
+
+    /// The value an artifact reference stands for (other values as they are).
+    pub fn resolve(&self, value: &Value) -> Result<Value, Error> {
+        let Some(artifact) = ArtifactRef::from_value(value) else {
+            return Ok(value.clone());
+        };
+        let bytes = self.store.get_artifact(&artifact.digest)?.ok_or_else(|| {
+            Error::Store(store::Error::NotFound(format!(
+                "artifact {}",
+                artifact.digest
+            )))
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Store(store::Error::Corrupt(format!(
+                "artifact {} is not JSON: {e}",
+                artifact.digest
+            )))
+        })
+    }
+
+    fn resolve_vars(&self, vars: &Map<String, Value>) -> Result<Map<String, Value>, Error> {
+        vars.iter()
+            .map(|(k, v)| Ok((k.clone(), self.resolve(v)?)))
+            .collect()
+    }
+
+    /// The vars to store after a node ran: unchanged values keep their stored form (an
+    /// artifact reference stays a reference), changed ones are offloaded if large.
+    fn offload_vars(
+        &self,
+        state: &RunState,
+        before: &Map<String, Value>,
+        after: Map<String, Value>,
+    ) -> Result<Map<String, Value>, Error> {
+        after
+            .into_iter()
+            .map(|(key, value)| {
+                let stored = match (before.get(&key), state.vars.get(&key)) {
+                    (Some(old), Some(stored)) if *old == value => stored.clone(),
+                    _ => self.offload(Some(state.run_id), value, &format!("var {key:?}"))?,
+                };
+                Ok((key, stored))
+            })
+            .collect()
+    }
+
+    /// Offloads the large values a plan carries: an output, an effect's payload.
+    fn offload_plan(&self, run_id: Option<RunId>, plan: StepPlan) -> Result<StepPlan, Error> {
+        let then = |then: Continuation| -> Result<Continuation, Error> {
+            Ok(match then {
+                Continuation::Complete(output) => {
+                    Continuation::Complete(self.offload(run_id, output, "the output")?)
+                }
+                next => next,
+            })
+        };
+        Ok(match plan {
+            StepPlan::Complete(output) => {
+                StepPlan::Complete(self.offload(run_id, output, "the output")?)
+            }
+            StepPlan::Effect {
+                mut effect,
+                then: cont,
+            } => {
+                if !matches!(
+                    effect.kind.as_str(),
+                    kind::WAIT_EVENT | kind::WAIT_UNTIL | kind::ASK_USER
+                ) {
+                    effect.payload = self.offload(run_id, effect.payload, "the effect payload")?;
+                }
+                StepPlan::Effect {
+                    effect,
+                    then: then(cont)?,
+                }
+            }
+            other => other,
+        })
     }
 
     /// Turns an effect into the events of the step that requested it.
@@ -448,7 +598,10 @@ impl Engine {
         then: Continuation,
     ) -> Result<Step, (FailureCode, String)> {
         let seq = state.head.seq + 1;
-        let payload = &effect.payload;
+        let resolved = self
+            .resolve(&effect.payload)
+            .map_err(|e| (FailureCode::InvalidEffect, e.to_string()))?;
+        let payload = &resolved;
         let invalid = |what: &str| {
             (
                 FailureCode::InvalidEffect,
@@ -573,14 +726,11 @@ impl Engine {
     }
 
     /// Runs the handler of the run's pending custom effect.
-    fn run_pending_effect(&self, state: &RunState) -> Step {
+    fn run_pending_effect(&self, state: &RunState) -> Result<Step, Error> {
         let Some(pending) = &state.pending_effect else {
-            return Step {
-                events: Vec::new(),
-                inbox: Vec::new(),
-                emitted_to: None,
-            };
+            return Err(Error::Internal("no pending effect to run".into()));
         };
+        let payload = self.resolve(&pending.effect.payload)?;
         let key = pending.idempotency_key.clone();
         let handler = self
             .effects
@@ -600,7 +750,7 @@ impl Engine {
                 let call = EffectCall {
                     run_id: state.run_id,
                     kind: &pending.effect.kind,
-                    payload: &pending.effect.payload,
+                    payload: &payload,
                     idempotency_key: &key,
                 };
                 catch_unwind(AssertUnwindSafe(|| handler.handle(&call))).unwrap_or_else(|panic| {
@@ -611,11 +761,21 @@ impl Engine {
                 })
             }
         };
-        Step::of(match outcome {
-            EffectOutcome::Completed(result) => Event::EffectCompleted {
-                idempotency_key: key,
-                result,
-            },
+        Ok(Step::of(match outcome {
+            EffectOutcome::Completed(result) => {
+                match self.offload(Some(state.run_id), result, "the effect result") {
+                    Ok(result) => Event::EffectCompleted {
+                        idempotency_key: key,
+                        result,
+                    },
+                    Err(Error::ValueTooLarge { what, bytes, max }) => Event::EffectFailed {
+                        idempotency_key: key,
+                        error: format!("{what} is {bytes} bytes, over the limit of {max}"),
+                        retryable: false,
+                    },
+                    Err(e) => return Err(e),
+                }
+            }
             EffectOutcome::Waiting { wait_key } => Event::EffectWaiting {
                 idempotency_key: key,
                 wait_key,
@@ -625,7 +785,7 @@ impl Engine {
                 error,
                 retryable,
             },
-        })
+        }))
     }
 
     /// Commits a step. If it leaves the run waiting on a key whose inbox holds an event,
@@ -699,6 +859,7 @@ impl Engine {
             });
         }
         self.spec_of(&state)?;
+        let payload = self.offload(Some(run_id), payload, "the resume payload")?;
         let event = Event::Resumed {
             wait_key: wait_key.to_owned(),
             payload,
@@ -743,6 +904,7 @@ impl Engine {
     /// Delivers an event to `wait_key`: resumes the run waiting on it, or queues the event
     /// in the key's inbox for the run that will wait on it. Never applies twice.
     pub fn deliver(&self, wait_key: &str, payload: Value) -> Result<Delivered, Error> {
+        let payload = self.offload(None, payload, "the event payload")?;
         for _ in 0..DELIVER_RETRIES {
             match self
                 .store

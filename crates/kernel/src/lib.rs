@@ -7,6 +7,7 @@
 //! (wait_key, timer, inbox, status). [`replay`] folds a ledger back into the state with
 //! the same function the engine uses, so replay always equals what was stored.
 
+mod artifact;
 mod clock;
 mod effect;
 mod engine;
@@ -19,6 +20,7 @@ pub mod store;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use artifact::{ArtifactRef, ARTIFACT_MARKER};
 pub use clock::{Clock, ManualClock};
 pub use effect::{kind as effect_kind, Effect, EffectCall, EffectHandler, EffectOutcome};
 pub use engine::{CancelOutcome, Delivered, Engine, EngineConfig, Error, WorkflowKey};

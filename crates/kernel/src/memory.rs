@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::store::{
     Commit, Delivery, Error, InboxEntry, IndexChange, Store, StoreLimits, TimerEntry,
 };
-use crate::{RunId, RunState, RunStatus};
+use crate::{ArtifactRef, RunId, RunState, RunStatus};
 
 /// An in-memory [`Store`]. Nothing survives the process.
 #[derive(Debug, Default)]
@@ -27,6 +27,7 @@ struct Inner {
     timers: BTreeSet<TimerEntry>,
     by_status: BTreeMap<RunStatus, BTreeSet<RunId>>,
     inboxes: HashMap<String, Inbox>,
+    artifacts: HashMap<Hash, (ArtifactRef, Vec<u8>)>,
 }
 
 #[derive(Debug, Default)]
@@ -270,6 +271,34 @@ impl Store for MemoryStore {
                 .collect(),
         };
         Ok(ids)
+    }
+
+    fn put_artifact(
+        &self,
+        bytes: &[u8],
+        media_type: &str,
+        _run_id: Option<RunId>,
+    ) -> Result<ArtifactRef, Error> {
+        let digest = Hash::of(bytes);
+        let artifact = ArtifactRef {
+            digest,
+            size: bytes.len() as u64,
+            media_type: media_type.to_owned(),
+        };
+        let mut inner = self.lock();
+        let entry = inner
+            .artifacts
+            .entry(digest)
+            .or_insert_with(|| (artifact, bytes.to_vec()));
+        Ok(entry.0.clone())
+    }
+
+    fn get_artifact(&self, digest: &Hash) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self
+            .lock()
+            .artifacts
+            .get(digest)
+            .map(|(_, bytes)| bytes.clone()))
     }
 
     fn limits(&self) -> StoreLimits {

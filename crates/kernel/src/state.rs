@@ -136,6 +136,8 @@ pub enum FailureCode {
     EffectFailed,
     /// The run tried to wait on a wait_key another run already waits on.
     WaitKeyInUse,
+    /// A node or effect produced a value over the engine's `value_bytes_max`.
+    ValueTooLarge,
 }
 
 /// The last record of a run's ledger.

@@ -5,7 +5,7 @@ use ledgerflow_ledger::Record;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{RunId, RunState, RunStatus};
+use crate::{ArtifactRef, Hash, RunId, RunState, RunStatus};
 
 /// Storage errors. Conflicts are expected under concurrency; the rest are not.
 #[derive(Debug, thiserror::Error)]
@@ -330,6 +330,19 @@ pub trait Store: Send + Sync {
         after: Option<RunId>,
         limit: usize,
     ) -> Result<Vec<RunId>, Error>;
+
+    /// Stores `bytes` under their blake3 digest (idempotent: the same bytes are stored
+    /// once) and, if `run_id` is given, lists the artifact under that run. Durable like a
+    /// commit before it returns.
+    fn put_artifact(
+        &self,
+        bytes: &[u8],
+        media_type: &str,
+        run_id: Option<RunId>,
+    ) -> Result<ArtifactRef, Error>;
+
+    /// The bytes stored under `digest`, checked against it, if stored.
+    fn get_artifact(&self, digest: &Hash) -> Result<Option<Vec<u8>>, Error>;
 
     /// The store's bounds.
     fn limits(&self) -> StoreLimits;

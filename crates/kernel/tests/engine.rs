@@ -611,6 +611,7 @@ fn pending_effect_reruns_after_a_crash_with_the_same_key() {
         clock.clone(),
         EngineConfig {
             steps_per_tick_max: 1,
+            ..EngineConfig::default()
         },
     );
     stepped.register(spec());
@@ -651,6 +652,7 @@ fn step_budget_bounds_a_tick() {
     let clock = Arc::new(ManualClock::new(T0));
     let config = EngineConfig {
         steps_per_tick_max: 25,
+        ..EngineConfig::default()
     };
     let engine = Engine::with_config(Arc::new(MemoryStore::new()), clock, config);
     engine.register(
@@ -805,4 +807,94 @@ fn stale_commit_conflicts_through_the_engine() {
             ..
         }
     ));
+}
+
+#[test]
+fn large_values_are_stored_as_artifacts_and_records_hash_the_digest() {
+    let clock = ManualClock::new(T0);
+    let config = EngineConfig {
+        artifact_threshold_bytes: 64,
+        value_bytes_max: 4_096,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::with_config(Arc::new(MemoryStore::new()), Arc::new(clock), config);
+    engine.register(
+        WorkflowSpec::builder("big", 1)
+            .node("ask", |ctx: &mut Ctx<'_>| {
+                // The handler sees the whole input, not its reference.
+                let doc_len = ctx.var("doc").and_then(Value::as_str).map_or(0, str::len);
+                ctx.set("doc_len", json!(doc_len));
+                StepPlan::effect(Effect::wait_event("big-answer").result_key("answer"))
+                    .then_next("done")
+            })
+            .node("done", |ctx: &mut Ctx<'_>| {
+                let answer = ctx.var("answer").cloned().unwrap_or_default();
+                if ctx.var("explode").is_some() {
+                    ctx.set("huge", json!("z".repeat(5_000)));
+                }
+                StepPlan::complete(json!({ "echo": answer }))
+            })
+            .entry("ask")
+            .build()
+            .expect("valid spec"),
+    );
+    let doc = "d".repeat(500);
+    let run = engine
+        .start(("big", 1), json!({ "doc": doc }))
+        .expect("start");
+    let started = engine.load(run).expect("load");
+    let doc_ref =
+        ledgerflow_kernel::ArtifactRef::from_value(&started.vars["doc"]).expect("input offloaded");
+    assert_eq!(doc_ref.size, 502);
+    let waiting = engine.tick(run).expect("tick");
+    assert_eq!(waiting.vars.get("doc_len"), Some(&json!(500)));
+
+    let before = engine.load(run).expect("load");
+    let too_big = json!("y".repeat(5_000));
+    assert!(matches!(
+        engine.resume(run, "big-answer", too_big),
+        Err(Error::ValueTooLarge { .. })
+    ));
+    assert_eq!(
+        engine.load(run).expect("load"),
+        before,
+        "a refused payload changes nothing"
+    );
+
+    let answer = json!({ "text": "a".repeat(300) });
+    let done = engine
+        .resume(run, "big-answer", answer.clone())
+        .expect("resume");
+    assert_eq!(done.status, RunStatus::Completed);
+    let output = done.output.clone().expect("output");
+    assert!(
+        ledgerflow_kernel::ArtifactRef::from_value(&output).is_some(),
+        "large output offloaded"
+    );
+    assert_eq!(
+        engine.resolve(&output).expect("resolve"),
+        json!({ "echo": answer })
+    );
+    for record in engine.records(run, 1, 100).expect("records") {
+        let body = record.body().to_string();
+        assert!(
+            !body.contains(&"a".repeat(300)) && !body.contains(&"d".repeat(500)),
+            "record {} holds a large value",
+            record.seq()
+        );
+    }
+    assert_consistent(&engine, run);
+
+    let exploding = engine
+        .start(("big", 1), json!({ "explode": true }))
+        .expect("start");
+    engine.tick(exploding).expect("tick");
+    let failed = engine
+        .resume(exploding, "big-answer", json!("ok"))
+        .expect("resume");
+    assert_eq!(
+        failed.failure.map(|f| f.code),
+        Some(FailureCode::ValueTooLarge)
+    );
+    assert_consistent(&engine, exploding);
 }

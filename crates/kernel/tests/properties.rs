@@ -183,7 +183,7 @@ proptest! {
         let engine = Engine::with_config(
             Arc::new(MemoryStore::new()),
             Arc::new(clock.clone()),
-            EngineConfig { steps_per_tick_max: 20 },
+            EngineConfig { steps_per_tick_max: 20, ..EngineConfig::default() },
         );
         engine.register(build_spec(&behaviours));
         engine

@@ -2,8 +2,7 @@
 //! `ArtifactRef`, so records can hash the digest and the bytes can be purged later.
 
 use ledgerflow_kernel::store::{Error, Store};
-use ledgerflow_kernel::{Hash, RunId};
-use serde::{Deserialize, Serialize};
+use ledgerflow_kernel::{ArtifactRef, Hash, RunId};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
@@ -17,17 +16,6 @@ const CHUNK_BYTES: usize = 64 << 10;
 pub const ARTIFACT_BYTES_MAX: usize = 64 << 20;
 /// Longest media type.
 const MEDIA_TYPE_BYTES_MAX: usize = 255;
-
-/// A reference to stored bytes: what a record or `vars` holds instead of a large value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArtifactRef {
-    /// blake3 of the bytes.
-    pub digest: Hash,
-    /// Their length.
-    pub size: u64,
-    /// e.g. `application/json`, `text/plain`.
-    pub media_type: String,
-}
 
 impl SledStore {
     /// Stores `bytes` under their digest (once, however often they are put) and, if

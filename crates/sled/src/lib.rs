@@ -10,7 +10,7 @@ mod snapshot;
 mod store;
 mod sync;
 
-pub use artifact::ArtifactRef;
+pub use artifact::ARTIFACT_BYTES_MAX;
 #[doc(hidden)]
 pub use codec::decode_any;
 pub use codec::VALUE_BYTES_MAX;

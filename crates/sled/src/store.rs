@@ -11,7 +11,7 @@ use std::time::Duration;
 use ledgerflow_kernel::store::{
     Commit, Delivery, Error, InboxEntry, IndexChange, Store, StoreLimits, TimerEntry,
 };
-use ledgerflow_kernel::{Hash, Record, Replayer, RunId, RunState, RunStatus};
+use ledgerflow_kernel::{ArtifactRef, Hash, Record, Replayer, RunId, RunState, RunStatus};
 use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -779,6 +779,19 @@ impl Store for SledStore {
                 .collect::<Result<Vec<_>, _>>()?,
         };
         Ok(ids)
+    }
+
+    fn put_artifact(
+        &self,
+        bytes: &[u8],
+        media_type: &str,
+        run_id: Option<RunId>,
+    ) -> Result<ArtifactRef, Error> {
+        SledStore::put_artifact(self, bytes, media_type, run_id)
+    }
+
+    fn get_artifact(&self, digest: &Hash) -> Result<Option<Vec<u8>>, Error> {
+        SledStore::get_artifact(self, digest)
     }
 
     fn limits(&self) -> StoreLimits {

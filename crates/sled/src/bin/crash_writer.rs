@@ -55,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(WallClock),
         EngineConfig {
             steps_per_tick_max: 1,
+            ..EngineConfig::default()
         },
     ));
     engine.register(spec()?);
