@@ -30,6 +30,7 @@ macro_rules! store_conformance_tests {
             inbox_is_bounded,
             list_runs_by_status_with_paging,
             artifacts_round_trip,
+            children_index,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -503,4 +504,39 @@ pub fn artifacts_round_trip(store: &dyn Store) {
         store.get_artifact(&empty.digest).expect("get"),
         Some(Vec::new())
     );
+}
+
+/// A run created with a parent is listed among the parent's children, in id order.
+pub fn children_index(store: &dyn Store) {
+    let parent = RunId::new_v4();
+    commit_ok(store, started(parent));
+    let mut kids: Vec<RunId> = (0..5)
+        .map(|_| {
+            let child = RunId::new_v4();
+            let event = Event::Started {
+                workflow_id: "conformance".into(),
+                workflow_version: 1,
+                node: "a".into(),
+                vars: Map::new(),
+                parent: Some(crate::ParentLink {
+                    run_id: parent,
+                    seq: 1,
+                }),
+            };
+            commit_ok(store, step(None, child, vec![event]));
+            child
+        })
+        .collect();
+    kids.sort();
+    assert_eq!(store.children(parent, None, 100).expect("children"), kids);
+    let page = store.children(parent, Some(kids[1]), 2).expect("children");
+    assert_eq!(page, kids[2..4].to_vec());
+    assert!(store
+        .children(kids[0], None, 100)
+        .expect("children")
+        .is_empty());
+    assert!(matches!(
+        store.children(parent, None, store.limits().read_items_max + 1),
+        Err(Error::LimitTooLarge { .. })
+    ));
 }

@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::effect::{kind, EffectCall, EffectHandler, EffectOutcome};
 use crate::event::{append, vars_change, Event, Replayer};
-use crate::state::{FailureCode, RunFailure, WaitReason, WaitState};
+use crate::registry::{WorkflowKey, WorkflowRegistry};
+use crate::state::{FailureCode, ParentLink, RunFailure, WaitReason, WaitState};
 use crate::store::{self, Commit, Delivery, IndexChange, Store};
 use crate::{
     ArtifactRef, Clock, Continuation, Effect, RunId, RunState, RunStatus, StepContext, StepPlan,
@@ -151,33 +152,6 @@ pub enum Delivered {
     Queued(u64),
 }
 
-/// Where a run starts from: a spec, or a (workflow id, version) pair.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct WorkflowKey {
-    /// The workflow id.
-    pub workflow_id: String,
-    /// The version.
-    pub version: u32,
-}
-
-impl From<&WorkflowSpec> for WorkflowKey {
-    fn from(spec: &WorkflowSpec) -> Self {
-        WorkflowKey {
-            workflow_id: spec.workflow_id().to_owned(),
-            version: spec.version(),
-        }
-    }
-}
-
-impl From<(&str, u32)> for WorkflowKey {
-    fn from((workflow_id, version): (&str, u32)) -> Self {
-        WorkflowKey {
-            workflow_id: workflow_id.to_owned(),
-            version,
-        }
-    }
-}
-
 /// Events of one step, plus inbox changes and a key to drain after committing.
 struct Step {
     events: Vec<Event>,
@@ -194,6 +168,9 @@ impl Step {
         }
     }
 }
+
+/// A callback told of every acknowledged commit.
+type Observer = Arc<dyn Fn(&RunState) + Send + Sync>;
 
 /// The workflow engine. Cheap to share behind an `Arc`; every method takes `&self`.
 ///
@@ -225,7 +202,8 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
-    workflows: RwLock<HashMap<WorkflowKey, Arc<WorkflowSpec>>>,
+    workflows: Arc<WorkflowRegistry>,
+    observers: RwLock<Vec<Observer>>,
     effects: RwLock<HashMap<String, Arc<dyn EffectHandler>>>,
 }
 
@@ -255,7 +233,8 @@ impl Engine {
             store,
             clock,
             config,
-            workflows: RwLock::default(),
+            workflows: Arc::new(WorkflowRegistry::new()),
+            observers: RwLock::default(),
             effects: RwLock::default(),
         }
     }
@@ -272,13 +251,22 @@ impl Engine {
 
     /// Registers a spec under its (id, version), replacing any spec registered there.
     pub fn register(&self, spec: WorkflowSpec) -> Arc<WorkflowSpec> {
-        let spec = Arc::new(spec);
-        let key = WorkflowKey::from(spec.as_ref());
-        self.workflows
+        self.workflows.register(spec)
+    }
+
+    /// The engine's workflow registry.
+    pub fn registry(&self) -> &Arc<WorkflowRegistry> {
+        &self.workflows
+    }
+
+    /// Calls `observer` with the new state after every commit this engine makes, once the
+    /// store has acknowledged it (durable, for a durable store in its default mode). The
+    /// observer runs on the committing thread and must be quick.
+    pub fn observe(&self, observer: impl Fn(&RunState) + Send + Sync + 'static) {
+        self.observers
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, Arc::clone(&spec));
-        spec
+            .push(Arc::new(observer));
     }
 
     /// Registers the handler of a custom effect kind, replacing any earlier one.
@@ -301,10 +289,7 @@ impl Engine {
     /// The spec registered for (id, version).
     pub fn spec(&self, key: &WorkflowKey) -> Result<Arc<WorkflowSpec>, Error> {
         self.workflows
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
             .get(key)
-            .cloned()
             .ok_or_else(|| Error::WorkflowNotRegistered {
                 workflow_id: key.workflow_id.clone(),
                 version: key.version,
@@ -338,7 +323,38 @@ impl Engine {
     /// Creates a run of a registered workflow with `input` (a JSON object, or null for
     /// none) as its vars. Records `started`; call [`Engine::tick`] to run it.
     pub fn start(&self, workflow: impl Into<WorkflowKey>, input: Value) -> Result<RunId, Error> {
-        let spec = self.spec(&workflow.into())?;
+        self.start_inner(workflow.into(), input, None)
+    }
+
+    /// Starts a child run of `parent` (which must exist and not have ended). The child
+    /// records its parent, is listed by [`Store::children`], and is cancelled with it.
+    pub fn start_child(
+        &self,
+        parent: RunId,
+        workflow: impl Into<WorkflowKey>,
+        input: Value,
+    ) -> Result<RunId, Error> {
+        let parent_state = self.load(parent)?;
+        if parent_state.status.is_terminal() {
+            return Err(Error::RunTerminal {
+                run_id: parent,
+                status: parent_state.status,
+            });
+        }
+        let link = ParentLink {
+            run_id: parent,
+            seq: parent_state.head.seq,
+        };
+        self.start_inner(workflow.into(), input, Some(link))
+    }
+
+    fn start_inner(
+        &self,
+        workflow: WorkflowKey,
+        input: Value,
+        parent: Option<ParentLink>,
+    ) -> Result<RunId, Error> {
+        let spec = self.spec(&workflow)?;
         let vars = match input {
             Value::Object(vars) => vars,
             Value::Null => Map::new(),
@@ -363,7 +379,7 @@ impl Engine {
             workflow_version: spec.version(),
             node: spec.entry_node().to_owned(),
             vars,
-            parent: None,
+            parent,
         };
         self.commit(None, run_id, Step::of(event))?;
         Ok(run_id)
@@ -818,7 +834,17 @@ impl Engine {
             let mut commit = Commit::between(old, new.clone(), records, now_ms);
             commit.index.extend(index);
             match self.store.commit(commit) {
-                Ok(()) => return Ok(new),
+                Ok(()) => {
+                    let observers = self
+                        .observers
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    for observer in observers {
+                        observer(&new);
+                    }
+                    return Ok(new);
+                }
                 Err(store::Error::InboxNotEmpty { .. }) => continue,
                 Err(store::Error::WaitKeyTaken { wait_key, holder }) => {
                     let message =

@@ -13,6 +13,7 @@ mod effect;
 mod engine;
 mod event;
 mod memory;
+mod registry;
 mod spec;
 mod state;
 pub mod store;
@@ -23,10 +24,11 @@ pub mod conformance;
 pub use artifact::{ArtifactRef, ARTIFACT_MARKER};
 pub use clock::{Clock, ManualClock};
 pub use effect::{kind as effect_kind, Effect, EffectCall, EffectHandler, EffectOutcome};
-pub use engine::{CancelOutcome, Delivered, Engine, EngineConfig, Error, WorkflowKey};
+pub use engine::{CancelOutcome, Delivered, Engine, EngineConfig, Error};
 pub use event::{replay, Event, ReplayError, Replayer, VarsChange};
 pub use ledgerflow_ledger::{Hash, Record, RunId};
 pub use memory::MemoryStore;
+pub use registry::{WorkflowKey, WorkflowRegistry};
 pub use spec::{
     Continuation, EffectPlan, NodeHandler, SpecError, StepContext, StepPlan, WorkflowSpec,
     WorkflowSpecBuilder,

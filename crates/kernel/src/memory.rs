@@ -28,6 +28,7 @@ struct Inner {
     by_status: BTreeMap<RunStatus, BTreeSet<RunId>>,
     inboxes: HashMap<String, Inbox>,
     artifacts: HashMap<Hash, (ArtifactRef, Vec<u8>)>,
+    children: HashMap<RunId, BTreeSet<RunId>>,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +111,7 @@ impl Inner {
                     }
                 }
                 IndexChange::WaitKeyClear(_)
+                | IndexChange::Child { .. }
                 | IndexChange::TimerSet(_)
                 | IndexChange::TimerClear(_)
                 | IndexChange::Status { .. } => {}
@@ -149,6 +151,9 @@ impl Inner {
                 }
                 IndexChange::InboxPush { wait_key, payload } => {
                     self.push_inbox(wait_key, payload, commit.at_ms);
+                }
+                IndexChange::Child { parent } => {
+                    self.children.entry(parent).or_default().insert(run_id);
                 }
             }
         }
@@ -269,6 +274,28 @@ impl Store for MemoryStore {
                 .take(limit)
                 .copied()
                 .collect(),
+        };
+        Ok(ids)
+    }
+
+    fn children(
+        &self,
+        parent: RunId,
+        after: Option<RunId>,
+        limit: usize,
+    ) -> Result<Vec<RunId>, Error> {
+        self.check_limit(limit)?;
+        let inner = self.lock();
+        let Some(children) = inner.children.get(&parent) else {
+            return Ok(Vec::new());
+        };
+        let ids = match after {
+            Some(after) => children
+                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                .take(limit)
+                .copied()
+                .collect(),
+            None => children.iter().take(limit).copied().collect(),
         };
         Ok(ids)
     }

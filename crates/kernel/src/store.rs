@@ -124,6 +124,11 @@ pub enum IndexChange {
         /// The entry.
         seq: u64,
     },
+    /// The run is a child of `parent` (written when the child is created).
+    Child {
+        /// The parent run.
+        parent: RunId,
+    },
     /// Queue an event for a key (no run waits on it inside this commit).
     InboxPush {
         /// The key.
@@ -173,6 +178,11 @@ impl Commit {
         if old_due != new_due {
             index.extend(old_due.map(IndexChange::TimerClear));
             index.extend(new_due.map(IndexChange::TimerSet));
+        }
+        if let (None, Some(parent)) = (old, &new.parent) {
+            index.push(IndexChange::Child {
+                parent: parent.run_id,
+            });
         }
         let old_status = old.map(|s| s.status);
         if old_status != Some(new.status) {
@@ -327,6 +337,14 @@ pub trait Store: Send + Sync {
     fn list_runs(
         &self,
         status: Option<RunStatus>,
+        after: Option<RunId>,
+        limit: usize,
+    ) -> Result<Vec<RunId>, Error>;
+
+    /// Up to `limit` child runs of `parent`, in run id order, after `after` if given.
+    fn children(
+        &self,
+        parent: RunId,
         after: Option<RunId>,
         limit: usize,
     ) -> Result<Vec<RunId>, Error>;

@@ -332,6 +332,14 @@ pub(crate) mod keys {
         key
     }
 
+    /// `children`: parent run id ++ child run id.
+    pub fn child(parent: RunId, child: RunId) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(parent.as_bytes());
+        key[16..].copy_from_slice(child.as_bytes());
+        key
+    }
+
     /// `snapshots`: run id ++ name.
     pub fn snapshot(run_id: RunId, name: &str) -> Vec<u8> {
         let mut key = run_id.as_bytes().to_vec();

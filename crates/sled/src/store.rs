@@ -58,6 +58,7 @@ pub(crate) struct Trees {
     pub status: sled::Tree,
     pub inbox: sled::Tree,
     pub inbox_meta: sled::Tree,
+    pub children: sled::Tree,
     pub snapshots: sled::Tree,
     pub artifacts: sled::Tree,
     pub artifact_chunks: sled::Tree,
@@ -188,6 +189,7 @@ impl SledStore {
             status: tree("status")?,
             inbox: tree("inbox")?,
             inbox_meta: tree("inbox_meta")?,
+            children: tree("children")?,
             snapshots: tree("snapshots")?,
             artifacts: tree("artifacts")?,
             artifact_chunks: tree("artifact_chunks")?,
@@ -351,7 +353,7 @@ impl SledStore {
         f: impl Fn(&StepTrees<'_>) -> Result<T, ConflictableTransactionError<Error>>,
     ) -> Result<T, Error> {
         let t = &self.trees;
-        let result = (
+        let trees = (
             &t.runs,
             &t.records,
             &t.wait_keys,
@@ -359,20 +361,22 @@ impl SledStore {
             &t.status,
             &t.inbox,
             &t.inbox_meta,
-        )
-            .transaction(
-                |(runs, records, wait_keys, timers, status, inbox, inbox_meta)| {
-                    f(&StepTrees {
-                        runs,
-                        records,
-                        wait_keys,
-                        timers,
-                        status,
-                        inbox,
-                        inbox_meta,
-                    })
-                },
-            );
+            &t.children,
+        );
+        let result = trees.transaction(
+            |(runs, records, wait_keys, timers, status, inbox, inbox_meta, children)| {
+                f(&StepTrees {
+                    runs,
+                    records,
+                    wait_keys,
+                    timers,
+                    status,
+                    inbox,
+                    inbox_meta,
+                    children,
+                })
+            },
+        );
         match result {
             Ok(value) => Ok(value),
             Err(TransactionError::Abort(e)) => Err(e),
@@ -504,6 +508,7 @@ struct StepTrees<'a> {
     status: Tx<'a>,
     inbox: Tx<'a>,
     inbox_meta: Tx<'a>,
+    children: Tx<'a>,
 }
 
 fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
@@ -619,6 +624,10 @@ impl Store for SledStore {
                             wait_key.as_bytes(),
                             codec::encode_inbox_meta(meta).or_else(abort)?,
                         )?;
+                    }
+                    IndexChange::Child { parent } => {
+                        t.children
+                            .insert(&keys::child(*parent, commit.run_id)[..], &[][..])?;
                     }
                     IndexChange::InboxPush { wait_key, .. } => {
                         let value = pushes.next().cloned().unwrap_or_default();
@@ -779,6 +788,30 @@ impl Store for SledStore {
                 .collect::<Result<Vec<_>, _>>()?,
         };
         Ok(ids)
+    }
+
+    fn children(
+        &self,
+        parent: RunId,
+        after: Option<RunId>,
+        limit: usize,
+    ) -> Result<Vec<RunId>, Error> {
+        self.check_limit(limit)?;
+        let start = match after {
+            Some(after) => {
+                let mut key = keys::child(parent, after).to_vec();
+                key.push(0);
+                key
+            }
+            None => parent.as_bytes().to_vec(),
+        };
+        let end = keys::child(parent, RunId::from_bytes([0xff; 16]));
+        self.trees
+            .children
+            .range(start..=end.to_vec())
+            .take(limit)
+            .map(|item| keys::decode_run_id(&item.map_err(sled_err)?.0[16..]))
+            .collect()
     }
 
     fn put_artifact(
