@@ -31,6 +31,7 @@ macro_rules! store_conformance_tests {
             list_runs_by_status_with_paging,
             artifacts_round_trip,
             children_index,
+            next_timer_after_and_inbox_keys,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -539,4 +540,42 @@ pub fn children_index(store: &dyn Store) {
         store.children(parent, None, store.limits().read_items_max + 1),
         Err(Error::LimitTooLarge { .. })
     ));
+}
+
+/// `next_timer_after` skips timers due at or before the given time; `inbox_keys` lists
+/// exactly the keys with queued events.
+pub fn next_timer_after_and_inbox_keys(store: &dyn Store) {
+    for due in [T0 + 10, T0 + 20, T0 + 20, T0 + 30] {
+        let run_id = RunId::new_v4();
+        let s1 = commit_ok(store, started(run_id));
+        commit_ok(store, wait(&s1, None, Some(due)));
+    }
+    let after = |ms| {
+        store
+            .next_timer_after(ms)
+            .expect("read")
+            .map(|t| t.due_at_ms)
+    };
+    assert_eq!(after(T0), Some(T0 + 10));
+    assert_eq!(after(T0 + 10), Some(T0 + 20));
+    assert_eq!(after(T0 + 20), Some(T0 + 30));
+    assert_eq!(after(T0 + 30), None);
+    assert_eq!(after(i64::MAX), None);
+
+    assert!(store.inbox_keys(None, 10).expect("keys").is_empty());
+    for key in ["b", "a", "c"] {
+        store.deliver(key, json!(key), T0).expect("deliver");
+    }
+    assert_eq!(store.inbox_keys(None, 10).expect("keys"), ["a", "b", "c"]);
+    assert_eq!(store.inbox_keys(Some("a"), 1).expect("keys"), ["b"]);
+    // Consuming the only event of "b" removes it from the list.
+    let run_id = RunId::new_v4();
+    let s1 = commit_ok(store, started(run_id));
+    let mut consume = advance(&s1, "b2");
+    consume.index.push(IndexChange::InboxConsume {
+        wait_key: "b".into(),
+        seq: 1,
+    });
+    commit_ok(store, consume);
+    assert_eq!(store.inbox_keys(None, 10).expect("keys"), ["a", "c"]);
 }

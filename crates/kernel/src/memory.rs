@@ -223,6 +223,30 @@ impl Store for MemoryStore {
         Ok(self.lock().timers.first().copied())
     }
 
+    fn next_timer_after(&self, after_ms: i64) -> Result<Option<TimerEntry>, Error> {
+        let inner = self.lock();
+        let from = TimerEntry {
+            due_at_ms: after_ms.saturating_add(1),
+            run_id: RunId::from_bytes([0; 16]),
+        };
+        Ok(inner.timers.range(from..).next().copied())
+    }
+
+    fn inbox_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, Error> {
+        self.check_limit(limit)?;
+        let inner = self.lock();
+        let mut keys: Vec<&String> = inner
+            .inboxes
+            .iter()
+            .filter(|(key, inbox)| {
+                !inbox.entries.is_empty() && after.is_none_or(|a| key.as_str() > a)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        keys.sort();
+        Ok(keys.into_iter().take(limit).cloned().collect())
+    }
+
     fn deliver(&self, wait_key: &str, payload: Value, at_ms: i64) -> Result<Delivery, Error> {
         let mut inner = self.lock();
         if let Some(run_id) = inner.wait_keys.get(wait_key) {

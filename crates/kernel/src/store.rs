@@ -325,9 +325,17 @@ pub trait Store: Send + Sync {
     /// The earliest timer, if any.
     fn next_timer(&self) -> Result<Option<TimerEntry>, Error>;
 
+    /// The earliest timer due strictly after `after_ms`, if any: where a scheduler that has
+    /// dispatched every due timer sleeps until.
+    fn next_timer_after(&self, after_ms: i64) -> Result<Option<TimerEntry>, Error>;
+
     /// Atomically: if a run waits on `wait_key`, returns it; otherwise queues `payload` in
     /// the key's inbox (bounded by [`StoreLimits::inbox_entries_max`]).
     fn deliver(&self, wait_key: &str, payload: Value, at_ms: i64) -> Result<Delivery, Error>;
+
+    /// Up to `limit` wait_keys whose inbox holds at least one event, in key order, after
+    /// `after` if given. Lets a scheduler find, at start-up, events a crash left behind.
+    fn inbox_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, Error>;
 
     /// Up to `limit` of the oldest inbox entries of `wait_key`.
     fn inbox(&self, wait_key: &str, limit: usize) -> Result<Vec<InboxEntry>, Error>;

@@ -717,6 +717,47 @@ impl Store for SledStore {
         }
     }
 
+    fn next_timer_after(&self, after_ms: i64) -> Result<Option<TimerEntry>, Error> {
+        let Some(from_ms) = after_ms.checked_add(1) else {
+            return Ok(None);
+        };
+        let start = keys::timer(from_ms, RunId::from_bytes([0; 16]));
+        match self.trees.timers.range(&start[..]..).next() {
+            Some(item) => {
+                let (key, _) = item.map_err(sled_err)?;
+                let (due_at_ms, run_id) = keys::decode_timer(&key)?;
+                Ok(Some(TimerEntry { due_at_ms, run_id }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn inbox_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, Error> {
+        self.check_limit(limit)?;
+        let start: Vec<u8> = match after {
+            Some(after) => {
+                let mut key = after.as_bytes().to_vec();
+                key.push(0);
+                key
+            }
+            None => Vec::new(),
+        };
+        let mut out = Vec::new();
+        // Bounded by the number of keys that ever had an inbox; empty ones are skipped.
+        for item in self.trees.inbox_meta.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = item.map_err(sled_err)?;
+            if !codec::decode_inbox_meta(Some(&value))?.is_empty() {
+                let key = String::from_utf8(key.to_vec())
+                    .map_err(|_| Error::Corrupt("inbox key is not UTF-8".into()))?;
+                out.push(key);
+            }
+        }
+        Ok(out)
+    }
+
     fn deliver(&self, wait_key: &str, payload: Value, at_ms: i64) -> Result<Delivery, Error> {
         self.check_writable()?;
         let value = codec::encode_inbox(&payload, at_ms)?;
