@@ -8,6 +8,8 @@
 //!   the in-memory store, re-exported at the top level;
 //! - the embedded sled store (`ledgerflow-sled`): [`SledStore`], [`SledConfig`],
 //!   [`Durability`], snapshots and artifacts;
+//! - the scheduler (`ledgerflow-scheduler`): [`Scheduler`] with workers, timers, delivery
+//!   and operator control, and [`ScheduledRuntime`], the zero-config facade;
 //! - [`SystemClock`], the wall clock the kernel itself never reads.
 //!
 //! ```
@@ -37,12 +39,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod runtime;
 mod system_clock;
 
 pub use ledgerflow_kernel::*;
+pub use ledgerflow_scheduler::{
+    Error as SchedulerError, Scheduler, SchedulerConfig, Stats as SchedulerStats,
+};
 pub use ledgerflow_sled::{
     CheckReport, Durability, SledConfig, SledStore, Snapshot, SnapshotFilter,
 };
+pub use runtime::{RuntimeConfig, ScheduledRuntime, StoreChoice, DEFAULT_DATA_DIR};
 pub use system_clock::SystemClock;
 
 /// README's examples, compiled and run as doctests so they stay true.

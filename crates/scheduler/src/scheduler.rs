@@ -668,10 +668,14 @@ impl Scheduler {
     /// Stops accepting work, lets the workers finish the queued runs, and joins every
     /// thread. Idempotent.
     pub fn stop(&self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        self.shared.work_ready.notify_all();
-        self.shared.space_free.notify_all();
-        self.shared.job_done.notify_all();
+        {
+            // Under the queue lock, so no worker can check the flag and then miss the wake-up.
+            let _queue = lock(&self.shared.queue);
+            self.shared.stopping.store(true, Ordering::SeqCst);
+            self.shared.work_ready.notify_all();
+            self.shared.space_free.notify_all();
+            self.shared.job_done.notify_all();
+        }
         self.shared.wake_timers();
         let threads = std::mem::take(&mut *lock(&self.threads));
         for thread in threads {
