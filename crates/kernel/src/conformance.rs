@@ -522,6 +522,8 @@ pub fn children_index(store: &dyn Store) {
                 parent: Some(crate::ParentLink {
                     run_id: parent,
                     seq: 1,
+                    wait_key: None,
+                    depth: 1,
                 }),
             };
             commit_ok(store, step(None, child, vec![event]));

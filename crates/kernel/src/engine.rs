@@ -9,9 +9,10 @@ use ledgerflow_ledger::Record;
 use serde_json::{Map, Value};
 
 use crate::effect::{kind, EffectCall, EffectHandler, EffectOutcome};
+use crate::event::child_wait_key;
 use crate::event::{append, vars_change, Event, Replayer};
 use crate::registry::{WorkflowKey, WorkflowRegistry};
-use crate::state::{FailureCode, ParentLink, RunFailure, WaitReason, WaitState};
+use crate::state::{FailureCode, ParentLink, RunFailure, SubworkflowMode, WaitReason, WaitState};
 use crate::store::{self, Commit, Delivery, IndexChange, Store};
 use crate::{
     ArtifactRef, Clock, Continuation, Effect, RunId, RunState, RunStatus, StepContext, StepPlan,
@@ -69,6 +70,14 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A configured bound was exceeded (wait_key length, subworkflow depth, …).
+    #[error("{what} is over the limit of {max}")]
+    LimitExceeded {
+        /// What was too large or too deep.
+        what: String,
+        /// The limit.
+        max: u64,
+    },
     /// The run has ended; it can no longer be changed.
     #[error("run {run_id} has ended ({status})")]
     RunTerminal {
@@ -119,6 +128,13 @@ pub struct EngineConfig {
     pub artifact_threshold_bytes: usize,
     /// Largest JSON value accepted at all. Default 16 MiB.
     pub value_bytes_max: usize,
+    /// Largest `vars` of a run, as stored (large values are artifact references), in JSON
+    /// bytes. Default 128 KiB, so a run state fits the sled store's value limit.
+    pub vars_bytes_max: usize,
+    /// Longest wait_key, in bytes. Default 512.
+    pub wait_key_bytes_max: usize,
+    /// Deepest nesting of subworkflows (a top-level run is depth 0). Default 8.
+    pub subworkflow_depth_max: u32,
 }
 
 impl Default for EngineConfig {
@@ -127,6 +143,9 @@ impl Default for EngineConfig {
             steps_per_tick_max: 1_000,
             artifact_threshold_bytes: 8 << 10,
             value_bytes_max: 16 << 20,
+            vars_bytes_max: 128 << 10,
+            wait_key_bytes_max: 512,
+            subworkflow_depth_max: 8,
         }
     }
 }
@@ -157,6 +176,8 @@ struct Step {
     events: Vec<Event>,
     inbox: Vec<IndexChange>,
     emitted_to: Option<String>,
+    /// Child runs started by this step, driven once the step is committed.
+    children: Vec<RunId>,
 }
 
 impl Step {
@@ -165,8 +186,26 @@ impl Step {
             events: vec![event],
             inbox: Vec::new(),
             emitted_to: None,
+            children: Vec::new(),
         }
     }
+}
+
+/// A node's request that fails the run (with a code) rather than the caller.
+type PlanFailure = (FailureCode, String);
+
+/// The id of the child a parent starts at `seq`: derived, not random, so that a step
+/// retried after a crash finds the child it already created instead of making another.
+fn child_run_id(parent: RunId, seq: u64) -> RunId {
+    let mut input = Vec::with_capacity(24);
+    input.extend_from_slice(parent.as_bytes());
+    input.extend_from_slice(&seq.to_be_bytes());
+    let digest = ledgerflow_ledger::Hash::of_domain(b"ledgerflow.child.v1\0", &input);
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest.as_bytes()[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80; // UUID version 8 (custom)
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+    RunId::from_bytes(bytes)
 }
 
 /// A callback told of every acknowledged commit.
@@ -341,9 +380,18 @@ impl Engine {
                 status: parent_state.status,
             });
         }
+        let depth = parent_state.depth() + 1;
+        if depth > self.config.subworkflow_depth_max {
+            return Err(Error::LimitExceeded {
+                what: format!("subworkflow depth {depth}"),
+                max: u64::from(self.config.subworkflow_depth_max),
+            });
+        }
         let link = ParentLink {
             run_id: parent,
             seq: parent_state.head.seq,
+            wait_key: None,
+            depth,
         };
         self.start_inner(workflow.into(), input, Some(link))
     }
@@ -354,6 +402,18 @@ impl Engine {
         input: Value,
         parent: Option<ParentLink>,
     ) -> Result<RunId, Error> {
+        let run_id = RunId::new_v4();
+        self.start_with_id(run_id, workflow, input, parent)?;
+        Ok(run_id)
+    }
+
+    fn start_with_id(
+        &self,
+        run_id: RunId,
+        workflow: WorkflowKey,
+        input: Value,
+        parent: Option<ParentLink>,
+    ) -> Result<(), Error> {
         let spec = self.spec(&workflow)?;
         let vars = match input {
             Value::Object(vars) => vars,
@@ -364,7 +424,6 @@ impl Engine {
                 })
             }
         };
-        let run_id = RunId::new_v4();
         let vars = vars
             .into_iter()
             .map(|(key, value)| {
@@ -382,7 +441,7 @@ impl Engine {
             parent,
         };
         self.commit(None, run_id, Step::of(event))?;
-        Ok(run_id)
+        Ok(())
     }
 
     /// Runs the run's steps until it waits, ends, is paused, or
@@ -398,6 +457,7 @@ impl Engine {
             return Ok(state);
         }
         let spec = self.spec_of(&state)?;
+        let mut children = Vec::new();
         for _ in 0..self.config.steps_per_tick_max {
             if state.status != RunStatus::Running || state.paused {
                 break;
@@ -407,12 +467,21 @@ impl Engine {
                 None => self.run_node(&spec, &state)?,
             };
             let emitted_to = step.emitted_to.clone();
+            children.extend(step.children.iter().copied());
             state = self.commit(Some(&state), state.run_id, step)?;
             if let Some(wait_key) = emitted_to {
                 self.drain_inbox(&wait_key)?;
             }
         }
-        Ok(state)
+        if children.is_empty() {
+            return Ok(state);
+        }
+        // Children run after the parent's step is committed; a synchronous child's end
+        // resumes the parent (through the inbox), so the parent is read again after.
+        for child in children {
+            self.tick(child)?;
+        }
+        self.load(state.run_id)
     }
 
     /// Runs the current node's handler and turns its plan into events.
@@ -495,12 +564,24 @@ impl Engine {
                 fail(change, FailureCode::UnknownNode, unknown(&next))
             }
             StepPlan::Effect { effect, then } => {
-                match self.plan_effect(state, &node, change.clone(), effect, then) {
+                match self.plan_effect(state, &node, change.clone(), effect, then)? {
                     Ok(step) => step,
                     Err((code, message)) => fail(change, code, message),
                 }
             }
         })
+    }
+
+    /// Refuses a wait_key over [`EngineConfig::wait_key_bytes_max`].
+    fn check_wait_key_len(&self, wait_key: &str) -> Result<(), Error> {
+        let max = self.config.wait_key_bytes_max;
+        if wait_key.len() > max {
+            return Err(Error::LimitExceeded {
+                what: format!("wait_key of {} bytes", wait_key.len()),
+                max: max as u64,
+            });
+        }
+        Ok(())
     }
 
     /// Stores `value` as an artifact of the run if it is over the artifact threshold, and
@@ -604,7 +685,8 @@ impl Engine {
         })
     }
 
-    /// Turns an effect into the events of the step that requested it.
+    /// Turns an effect into the events of the step that requested it. The outer error is
+    /// the caller's (storage); the inner one fails the run.
     fn plan_effect(
         &self,
         state: &RunState,
@@ -612,7 +694,113 @@ impl Engine {
         vars: Option<crate::VarsChange>,
         effect: Effect,
         then: Continuation,
-    ) -> Result<Step, (FailureCode, String)> {
+    ) -> Result<Result<Step, PlanFailure>, Error> {
+        if effect.kind == kind::START_SUBWORKFLOW {
+            return self.plan_subworkflow(state, node, vars, &effect, then);
+        }
+        Ok(self.plan_other_effect(state, node, vars, effect, then))
+    }
+
+    /// Creates the child run of a `start_subworkflow` effect and returns the parent's step.
+    fn plan_subworkflow(
+        &self,
+        state: &RunState,
+        node: &str,
+        vars: Option<crate::VarsChange>,
+        effect: &Effect,
+        then: Continuation,
+    ) -> Result<Result<Step, PlanFailure>, Error> {
+        let invalid = |what: String| {
+            Ok(Err((
+                FailureCode::InvalidEffect,
+                format!("start_subworkflow effect: {what}"),
+            )))
+        };
+        let payload = match self.resolve(&effect.payload) {
+            Ok(payload) => payload,
+            Err(e) => return invalid(e.to_string()),
+        };
+        let Some(workflow_id) = non_empty_str(&payload, "workflow_id") else {
+            return invalid("needs a non-empty string workflow_id".into());
+        };
+        let Some(version) = payload
+            .get("version")
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+        else {
+            return invalid("needs an integer version".into());
+        };
+        let mode = match payload.get("mode").and_then(Value::as_str) {
+            None | Some("sync") => SubworkflowMode::Sync,
+            Some("async") => SubworkflowMode::Async,
+            Some(other) => {
+                return invalid(format!("mode must be \"sync\" or \"async\", not {other:?}"))
+            }
+        };
+        let key = WorkflowKey {
+            workflow_id: workflow_id.clone(),
+            version,
+        };
+        if self.spec(&key).is_err() {
+            return invalid(format!(
+                "workflow {workflow_id:?} version {version} is not registered"
+            ));
+        }
+        let depth = state.depth() + 1;
+        if depth > self.config.subworkflow_depth_max {
+            let max = self.config.subworkflow_depth_max;
+            return Ok(Err((
+                FailureCode::LimitExceeded,
+                format!("subworkflow depth {depth} is over the limit of {max}"),
+            )));
+        }
+        let seq = state.head.seq + 1;
+        let child = child_run_id(state.run_id, seq);
+        let link = ParentLink {
+            run_id: state.run_id,
+            seq,
+            wait_key: (mode == SubworkflowMode::Sync).then(|| child_wait_key(child)),
+            depth,
+        };
+        let input = payload.get("input").cloned().unwrap_or(Value::Null);
+        match self.start_with_id(child, key, input, Some(link)) {
+            Ok(()) => {}
+            // Created before a crash, by the same step: carry on with it.
+            Err(Error::Store(store::Error::Conflict {
+                expected_seq: 0, ..
+            })) => {}
+            Err(Error::InvalidInput { reason }) => return invalid(reason),
+            Err(Error::ValueTooLarge { what, bytes, max }) => {
+                return Ok(Err((
+                    FailureCode::ValueTooLarge,
+                    format!("subworkflow {what} is {bytes} bytes, over {max}"),
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+        let mut step = Step::of(Event::SubworkflowStarted {
+            node: node.to_owned(),
+            vars,
+            child_run_id: child,
+            workflow_id,
+            workflow_version: version,
+            mode,
+            result_key: effect.result_key.clone(),
+            then,
+        });
+        step.children.push(child);
+        Ok(Ok(step))
+    }
+
+    /// Turns any effect but `start_subworkflow` into the events of its step.
+    fn plan_other_effect(
+        &self,
+        state: &RunState,
+        node: &str,
+        vars: Option<crate::VarsChange>,
+        effect: Effect,
+        then: Continuation,
+    ) -> Result<Step, PlanFailure> {
         let seq = state.head.seq + 1;
         let resolved = self
             .resolve(&effect.payload)
@@ -642,6 +830,8 @@ impl Engine {
             kind::WAIT_EVENT => {
                 let key = non_empty_str(payload, "wait_key")
                     .ok_or_else(|| invalid("needs a non-empty string wait_key"))?;
+                self.check_wait_key_len(&key)
+                    .map_err(|e| (FailureCode::LimitExceeded, e.to_string()))?;
                 Ok(Step::of(waiting(wait(
                     Some(key),
                     WaitReason::Event,
@@ -669,6 +859,8 @@ impl Engine {
                     Some(_) => non_empty_str(payload, "wait_key")
                         .ok_or_else(|| invalid("wait_key must be a non-empty string"))?,
                 };
+                self.check_wait_key_len(&key)
+                    .map_err(|e| (FailureCode::LimitExceeded, e.to_string()))?;
                 let w = wait(
                     Some(key),
                     WaitReason::User,
@@ -698,6 +890,8 @@ impl Engine {
             kind::EMIT_EVENT => {
                 let key = non_empty_str(payload, "wait_key")
                     .ok_or_else(|| invalid("needs a non-empty string wait_key"))?;
+                self.check_wait_key_len(&key)
+                    .map_err(|e| (FailureCode::LimitExceeded, e.to_string()))?;
                 let event_payload = payload.get("payload").cloned().unwrap_or(Value::Null);
                 Ok(Step {
                     events: vec![Event::EventEmitted {
@@ -712,12 +906,9 @@ impl Engine {
                         payload: event_payload,
                     }],
                     emitted_to: Some(key),
+                    children: Vec::new(),
                 })
             }
-            kind::START_SUBWORKFLOW => Err((
-                FailureCode::UnsupportedEffect,
-                "start_subworkflow is not supported by this engine version yet".to_owned(),
-            )),
             custom => {
                 if !self
                     .effects
@@ -831,6 +1022,13 @@ impl Engine {
                 }
             }
             let (new, records) = append(old, run_id, &events, now_ms).map_err(Error::Internal)?;
+            let notify_parent = self.parent_notice(old, &new)?;
+            if let Some((wait_key, result)) = &notify_parent {
+                index.push(IndexChange::InboxPush {
+                    wait_key: wait_key.clone(),
+                    payload: result.clone(),
+                });
+            }
             let mut commit = Commit::between(old, new.clone(), records, now_ms);
             commit.index.extend(index);
             match self.store.commit(commit) {
@@ -842,6 +1040,9 @@ impl Engine {
                         .clone();
                     for observer in observers {
                         observer(&new);
+                    }
+                    if let Some((wait_key, _)) = notify_parent {
+                        self.drain_inbox(&wait_key)?;
                     }
                     return Ok(new);
                 }
@@ -859,6 +1060,27 @@ impl Engine {
             expected_seq: old.map_or(0, |s| s.head.seq),
             actual_seq: self.store.load(run_id)?.map_or(0, |s| s.head.seq),
         }))
+    }
+
+    /// When `new` ends a synchronous child, the parent's wait_key and the child's result,
+    /// to be queued in the same commit. Skipped when the parent has already ended.
+    fn parent_notice(
+        &self,
+        old: Option<&RunState>,
+        new: &RunState,
+    ) -> Result<Option<(String, Value)>, Error> {
+        let ended_now = new.status.is_terminal() && !old.is_some_and(|o| o.status.is_terminal());
+        let Some(link) = new.parent.as_ref().filter(|_| ended_now) else {
+            return Ok(None);
+        };
+        let (Some(wait_key), Some(result)) = (link.wait_key.clone(), new.child_result()) else {
+            return Ok(None);
+        };
+        let parent_ended = self
+            .store
+            .load(link.run_id)?
+            .is_none_or(|p| p.status.is_terminal());
+        Ok((!parent_ended).then_some((wait_key, result)))
     }
 
     /// Ends a wait with `payload` delivered to `wait_key`, then ticks the run (unless it
@@ -930,6 +1152,7 @@ impl Engine {
     /// Delivers an event to `wait_key`: resumes the run waiting on it, or queues the event
     /// in the key's inbox for the run that will wait on it. Never applies twice.
     pub fn deliver(&self, wait_key: &str, payload: Value) -> Result<Delivered, Error> {
+        self.check_wait_key_len(wait_key)?;
         let payload = self.offload(None, payload, "the event payload")?;
         for _ in 0..DELIVER_RETRIES {
             match self
@@ -978,6 +1201,7 @@ impl Engine {
                 seq: entry.seq,
             }],
             emitted_to: None,
+            children: Vec::new(),
         };
         let state = self.commit(Some(&state), run_id, step)?;
         self.drive(state)?;

@@ -5,7 +5,9 @@ use ledgerflow_ledger::{ChainVerifier, Hash, Record, RecordDraft};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::state::{LedgerHead, ParentLink, PendingEffect, RunFailure, WaitReason, WaitState};
+use crate::state::{
+    LedgerHead, ParentLink, PendingEffect, RunFailure, SubworkflowMode, WaitReason, WaitState,
+};
 use crate::{Continuation, Effect, RunId, RunState, RunStatus};
 
 /// How a step changed the run's `vars`: an RFC 7386 JSON merge patch, or the whole new
@@ -107,6 +109,25 @@ pub enum Event {
         /// The event payload.
         payload: Value,
         /// Where the run goes next.
+        then: Continuation,
+    },
+    /// `node` ran and started a child run.
+    SubworkflowStarted {
+        /// The node that ran.
+        node: String,
+        /// Its change to vars.
+        vars: Option<VarsChange>,
+        /// The child run.
+        child_run_id: RunId,
+        /// The child's workflow.
+        workflow_id: String,
+        /// Its version.
+        workflow_version: u32,
+        /// Whether the parent waits for the child.
+        mode: SubworkflowMode,
+        /// Where the child's result (sync) or run id (async) goes.
+        result_key: Option<String>,
+        /// Where the run goes after.
         then: Continuation,
     },
     /// An event or answer ended the wait.
@@ -371,6 +392,39 @@ pub(crate) fn apply(
             step_from(&mut state, node, vars.as_ref())?;
             continue_with(&mut state, None, &Value::Null, then, at);
         }
+        Event::SubworkflowStarted {
+            node,
+            vars,
+            child_run_id,
+            mode,
+            result_key,
+            then,
+            ..
+        } => {
+            require(
+                state.status == RunStatus::Running,
+                "subworkflow started while not running",
+            )?;
+            step_from(&mut state, node, vars.as_ref())?;
+            match mode {
+                SubworkflowMode::Async => {
+                    let child = Value::String(child_run_id.to_string());
+                    continue_with(&mut state, result_key.as_deref(), &child, then, at);
+                }
+                SubworkflowMode::Sync => {
+                    state.status = RunStatus::Waiting;
+                    state.waiting = Some(WaitState {
+                        wait_key: Some(child_wait_key(*child_run_id)),
+                        reason: WaitReason::Subworkflow,
+                        until_ms: None,
+                        prompt: None,
+                        choices: Vec::new(),
+                        result_key: result_key.clone(),
+                        then: then.clone(),
+                    });
+                }
+            }
+        }
         Event::Resumed {
             wait_key, payload, ..
         } => {
@@ -447,6 +501,11 @@ pub(crate) fn apply(
         }
     }
     Ok(state)
+}
+
+/// The key a synchronous parent waits on for its child.
+pub(crate) fn child_wait_key(child: RunId) -> String {
+    format!("child:{child}")
 }
 
 /// Checks that a step ran the run's current node and applies its vars change.

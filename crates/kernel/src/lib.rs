@@ -35,6 +35,6 @@ pub use spec::{
 };
 pub use state::{
     FailureCode, LedgerHead, ParentLink, PendingEffect, RunFailure, RunState, RunStatus,
-    WaitReason, WaitState,
+    SubworkflowMode, WaitReason, WaitState,
 };
 pub use store::Store;

@@ -138,6 +138,8 @@ pub enum FailureCode {
     WaitKeyInUse,
     /// A node or effect produced a value over the engine's `value_bytes_max`.
     ValueTooLarge,
+    /// A configured bound was exceeded (vars size, wait_key length, subworkflow depth).
+    LimitExceeded,
 }
 
 /// The last record of a run's ledger.
@@ -157,6 +159,21 @@ pub struct ParentLink {
     pub run_id: RunId,
     /// The seq of the parent's record that started the child.
     pub seq: u64,
+    /// For a synchronous subworkflow: the key the parent waits on. The child's ending
+    /// record queues its result there in the same commit, so the parent cannot miss it.
+    pub wait_key: Option<String>,
+    /// How deep the child is: 1 for a child of a top-level run.
+    pub depth: u32,
+}
+
+/// How a parent relates to a subworkflow it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubworkflowMode {
+    /// The parent waits; the child's end resumes it with the child's result.
+    Sync,
+    /// The parent carries on with the child's run id.
+    Async,
 }
 
 /// The state of one run: a projection of its ledger. Replaying the ledger from seq 1
@@ -217,6 +234,30 @@ impl RunState {
             members.remove("head");
         }
         Hash::of_domain(STATE_DOMAIN, &canonical_json(&value))
+    }
+
+    /// How deep in a tree of subworkflows the run is: 0 for a top-level run.
+    pub fn depth(&self) -> u32 {
+        self.parent.as_ref().map_or(0, |p| p.depth)
+    }
+
+    /// What a synchronous parent receives when this run ends: `{"status": "completed",
+    /// "output": …}`, `{"status": "failed", "failure": {"code", "message"}}` or
+    /// `{"status": "cancelled", "reason": …}`. `None` while the run has not ended.
+    pub fn child_result(&self) -> Option<serde_json::Value> {
+        use serde_json::json;
+        match self.status {
+            RunStatus::Completed => {
+                Some(json!({ "status": "completed", "run_id": self.run_id, "output": self.output }))
+            }
+            RunStatus::Failed => {
+                Some(json!({ "status": "failed", "run_id": self.run_id, "failure": self.failure }))
+            }
+            RunStatus::Cancelled => Some(
+                json!({ "status": "cancelled", "run_id": self.run_id, "reason": self.cancel_reason }),
+            ),
+            RunStatus::Running | RunStatus::Waiting => None,
+        }
     }
 
     /// Waiting on `wait_key`?
