@@ -20,8 +20,8 @@ pub mod kind {
     pub const EMIT_EVENT: &str = "emit_event";
 }
 
-/// A request for IO made by a node: a kind, a JSON payload, and where in `vars` to put the
-/// result (`None` discards it).
+/// A request for IO made by a node: a kind, a JSON payload, where in `vars` to put the
+/// result (`None` discards it), and how to retry a custom effect that fails.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Effect {
     /// The effect kind: one of [`kind`] or a name an effect handler is registered under.
@@ -30,6 +30,48 @@ pub struct Effect {
     pub payload: Value,
     /// The `vars` key the result is stored under.
     pub result_key: Option<String>,
+    /// How to retry a retryable failure; `None` uses the engine's default policy.
+    pub retry: Option<RetryPolicy>,
+}
+
+/// When and how often a failed custom effect is tried again. Each retry waits on a durable
+/// timer (not a thread sleep) and each attempt is a ledger record.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1: never retry).
+    pub attempts_max: u32,
+    /// Wait before the second attempt.
+    pub initial_backoff_ms: u64,
+    /// Longest wait between attempts.
+    pub max_backoff_ms: u64,
+    /// Each wait is the previous one times this.
+    pub multiplier: f64,
+    /// Up to this fraction of each wait is taken off at random (0: none, 1: up to all),
+    /// so that many runs failing together do not retry together.
+    pub jitter: f64,
+}
+
+impl RetryPolicy {
+    /// `attempts_max` attempts, waiting 1 s, 2 s, 4 s, … up to 60 s, with 20% jitter.
+    pub fn exponential(attempts_max: u32) -> Self {
+        RetryPolicy {
+            attempts_max,
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 60_000,
+            multiplier: 2.0,
+            jitter: 0.2,
+        }
+    }
+
+    /// The wait after failed attempt `attempt` (1-based); `unit` in `[0, 1)` picks the
+    /// jitter (the engine derives it from the idempotency key, so it is reproducible).
+    pub fn backoff_ms(&self, attempt: u32, unit: f64) -> u64 {
+        let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+        let raw = self.initial_backoff_ms as f64 * self.multiplier.max(1.0).powi(exponent);
+        let capped = raw.min(self.max_backoff_ms as f64);
+        let jitter = self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
+        (capped * (1.0 - jitter)).max(0.0) as u64
+    }
 }
 
 impl Effect {
@@ -39,7 +81,34 @@ impl Effect {
             kind: kind.into(),
             payload,
             result_key: None,
+            retry: None,
         }
+    }
+
+    /// Start a child run of workflow (`workflow_id`, `version`) with `input`. In `sync`
+    /// mode the parent waits and the result is `{"status": "completed", "output": …}`,
+    /// `{"status": "failed", "failure": …}` or `{"status": "cancelled", …}`; in `async`
+    /// mode the parent carries on and the result is the child's run id.
+    pub fn start_subworkflow(
+        workflow_id: impl Into<String>,
+        version: u32,
+        input: Value,
+        mode: crate::SubworkflowMode,
+    ) -> Self {
+        let mode = match mode {
+            crate::SubworkflowMode::Sync => "sync",
+            crate::SubworkflowMode::Async => "async",
+        };
+        Effect::custom(
+            kind::START_SUBWORKFLOW,
+            json!({ "workflow_id": workflow_id.into(), "version": version, "input": input, "mode": mode }),
+        )
+    }
+
+    /// Retries a retryable failure of this effect as `policy` says.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
     }
 
     /// Wait for an event delivered to `wait_key`; its payload becomes the result.
@@ -100,6 +169,8 @@ pub struct EffectCall<'a> {
     /// Stable across retries and crashes: derived from the run id and the seq of the
     /// record that requested the effect. Pass it to the outside world to deduplicate.
     pub idempotency_key: &'a str,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
 }
 
 /// What an effect handler returns.

@@ -116,7 +116,7 @@ pub enum Error {
 }
 
 /// Engine settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EngineConfig {
     /// Most steps one `tick` runs before returning a still-running run, so a workflow
     /// that loops forever cannot hold a worker forever. Default 1,000.
@@ -135,6 +135,8 @@ pub struct EngineConfig {
     pub wait_key_bytes_max: usize,
     /// Deepest nesting of subworkflows (a top-level run is depth 0). Default 8.
     pub subworkflow_depth_max: u32,
+    /// Retry policy of effects that set none. Default `None`: a failure fails the run.
+    pub default_retry: Option<crate::RetryPolicy>,
 }
 
 impl Default for EngineConfig {
@@ -146,6 +148,7 @@ impl Default for EngineConfig {
             vars_bytes_max: 128 << 10,
             wait_key_bytes_max: 512,
             subworkflow_depth_max: 8,
+            default_retry: None,
         }
     }
 }
@@ -189,6 +192,17 @@ impl Step {
             children: Vec::new(),
         }
     }
+}
+
+/// A number in `[0, 1)` derived from an effect's key and attempt: the jitter of its retry,
+/// reproducible rather than random so that tests and reruns see the same waits.
+fn jitter_unit(idempotency_key: &str, attempt: u32) -> f64 {
+    let mut input = idempotency_key.as_bytes().to_vec();
+    input.extend_from_slice(&attempt.to_be_bytes());
+    let digest = ledgerflow_ledger::Hash::of_domain(b"ledgerflow.jitter.v1\0", &input);
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&digest.as_bytes()[..8]);
+    (u64::from_be_bytes(word) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A node's request that fails the run (with a code) rather than the caller.
@@ -433,6 +447,7 @@ impl Engine {
                 ))
             })
             .collect::<Result<Map<String, Value>, Error>>()?;
+        self.check_vars_len(&vars)?;
         let event = Event::Started {
             workflow_id: spec.workflow_id().to_owned(),
             workflow_version: spec.version(),
@@ -525,6 +540,15 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
+        if vars != state.vars {
+            if let Err(e) = self.check_vars_len(&vars) {
+                return Ok(fail(
+                    None,
+                    FailureCode::LimitExceeded,
+                    format!("node {node:?}: {e}"),
+                ));
+            }
+        }
         let change = vars_change(&state.vars, &vars);
         let plan = match self.offload_plan(Some(state.run_id), plan) {
             Ok(plan) => plan,
@@ -570,6 +594,18 @@ impl Engine {
                 }
             }
         })
+    }
+
+    /// Refuses vars over [`EngineConfig::vars_bytes_max`] as stored.
+    fn check_vars_len(&self, vars: &Map<String, Value>) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(vars).map_or(usize::MAX, |v| v.len());
+        if bytes > self.config.vars_bytes_max {
+            return Err(Error::LimitExceeded {
+                what: format!("vars of {bytes} bytes"),
+                max: self.config.vars_bytes_max as u64,
+            });
+        }
+        Ok(())
     }
 
     /// Refuses a wait_key over [`EngineConfig::wait_key_bytes_max`].
@@ -959,6 +995,7 @@ impl Engine {
                     kind: &pending.effect.kind,
                     payload: &payload,
                     idempotency_key: &key,
+                    attempt: pending.attempt,
                 };
                 catch_unwind(AssertUnwindSafe(|| handler.handle(&call))).unwrap_or_else(|panic| {
                     EffectOutcome::Failed {
@@ -987,11 +1024,27 @@ impl Engine {
                 idempotency_key: key,
                 wait_key,
             },
-            EffectOutcome::Failed { error, retryable } => Event::EffectFailed {
-                idempotency_key: key,
-                error,
-                retryable,
-            },
+            EffectOutcome::Failed { error, retryable } => {
+                let policy = pending.effect.retry.or(self.config.default_retry);
+                match policy.filter(|p| retryable && pending.attempt < p.attempts_max) {
+                    Some(policy) => {
+                        let unit = jitter_unit(&key, pending.attempt);
+                        let wait_ms = policy.backoff_ms(pending.attempt, unit);
+                        let wait_ms = i64::try_from(wait_ms).unwrap_or(i64::MAX);
+                        Event::EffectRetryScheduled {
+                            idempotency_key: key,
+                            attempt: pending.attempt,
+                            error,
+                            retry_at_ms: self.clock.now_ms().saturating_add(wait_ms),
+                        }
+                    }
+                    None => Event::EffectFailed {
+                        idempotency_key: key,
+                        error,
+                        retryable,
+                    },
+                }
+            }
         }))
     }
 

@@ -89,6 +89,17 @@ pub enum Event {
         /// Where the result will be delivered.
         wait_key: String,
     },
+    /// An attempt of the pending effect failed; the next one runs at `retry_at_ms`.
+    EffectRetryScheduled {
+        /// The effect's key.
+        idempotency_key: String,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Its error.
+        error: String,
+        /// When the next attempt runs.
+        retry_at_ms: i64,
+    },
     /// The pending effect failed; the run fails.
     EffectFailed {
         /// The effect's key.
@@ -339,6 +350,7 @@ pub(crate) fn apply(
                 effect: effect.clone(),
                 idempotency_key: idempotency_key.clone(),
                 then: then.clone(),
+                attempt: 1,
             });
         }
         Event::EffectCompleted {
@@ -368,6 +380,31 @@ pub(crate) fn apply(
                 choices: Vec::new(),
                 result_key: pending.effect.result_key,
                 then: pending.then,
+            });
+        }
+        Event::EffectRetryScheduled {
+            idempotency_key,
+            attempt,
+            retry_at_ms,
+            ..
+        } => {
+            let pending = state
+                .pending_effect
+                .as_mut()
+                .filter(|p| &p.idempotency_key == idempotency_key)
+                .ok_or_else(|| format!("no pending effect with key {idempotency_key:?}"))?;
+            require(pending.attempt == *attempt, "retry of another attempt")?;
+            pending.attempt += 1;
+            state.status = RunStatus::Waiting;
+            state.waiting = Some(WaitState {
+                wait_key: None,
+                reason: WaitReason::Retry,
+                until_ms: Some(*retry_at_ms),
+                prompt: None,
+                choices: Vec::new(),
+                result_key: None,
+                // Back to the node that asked, whose effect is still pending.
+                then: Continuation::Next(state.node.clone().unwrap_or_default()),
             });
         }
         Event::EffectFailed {

@@ -23,7 +23,9 @@ pub mod conformance;
 
 pub use artifact::{ArtifactRef, ARTIFACT_MARKER};
 pub use clock::{Clock, ManualClock};
-pub use effect::{kind as effect_kind, Effect, EffectCall, EffectHandler, EffectOutcome};
+pub use effect::{
+    kind as effect_kind, Effect, EffectCall, EffectHandler, EffectOutcome, RetryPolicy,
+};
 pub use engine::{CancelOutcome, Delivered, Engine, EngineConfig, Error};
 pub use event::{replay, Event, ReplayError, Replayer, VarsChange};
 pub use ledgerflow_ledger::{Hash, Record, RunId};

@@ -74,6 +74,8 @@ pub enum WaitReason {
     Job,
     /// A child workflow.
     Subworkflow,
+    /// The next attempt of a failed effect.
+    Retry,
 }
 
 /// What a waiting run waits for, and where it goes when the wait ends.
@@ -105,6 +107,8 @@ pub struct PendingEffect {
     pub idempotency_key: String,
     /// Where the run goes after the effect.
     pub then: Continuation,
+    /// The attempt about to run, from 1.
+    pub attempt: u32,
 }
 
 /// Why a run failed, as a machine-readable code and a message for people.
