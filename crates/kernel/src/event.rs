@@ -44,6 +44,30 @@ pub enum Event {
         /// The parent run, for a child run.
         parent: Option<ParentLink>,
     },
+    /// A run forked from another run's state at a seq: the first record of the fork,
+    /// citing the parent record's hash so the lineage can be verified.
+    Forked {
+        /// The run forked from.
+        from_run_id: RunId,
+        /// The seq forked at.
+        from_seq: u64,
+        /// The hash of the parent's record at that seq.
+        from_record_hash: Hash,
+        /// The workflow.
+        workflow_id: String,
+        /// Its version.
+        workflow_version: u32,
+        /// Running or waiting, as the parent was at that seq.
+        status: RunStatus,
+        /// The node.
+        node: Option<String>,
+        /// The vars.
+        vars: Map<String, Value>,
+        /// The wait (its wait_key made the fork's own).
+        waiting: Option<WaitState>,
+        /// A pending effect (with an idempotency key of the fork's own).
+        pending_effect: Option<PendingEffect>,
+    },
     /// `node` ran and chose `next`.
     Advanced {
         /// The node that ran.
@@ -309,14 +333,57 @@ pub(crate) fn apply(
                 hash: Hash::GENESIS,
             },
         },
-        (None, _) => return Err("first record is not `started`".into()),
-        (Some(_), Event::Started { .. }) => return Err("`started` after the first record".into()),
+        (
+            None,
+            Event::Forked {
+                workflow_id,
+                workflow_version,
+                status,
+                node,
+                vars,
+                waiting,
+                pending_effect,
+                ..
+            },
+        ) => {
+            if status.is_terminal() || (*status == RunStatus::Waiting) != waiting.is_some() {
+                return Err(format!(
+                    "a fork cannot start {status} with wait {waiting:?}"
+                ));
+            }
+            RunState {
+                run_id: at.run_id,
+                workflow_id: workflow_id.clone(),
+                workflow_version: *workflow_version,
+                status: *status,
+                paused: false,
+                node: node.clone(),
+                vars: vars.clone(),
+                waiting: waiting.clone(),
+                pending_effect: pending_effect.clone(),
+                output: None,
+                failure: None,
+                cancel_reason: None,
+                ended_seq: None,
+                parent: None,
+                created_at_ms: at.at_ms,
+                updated_at_ms: at.at_ms,
+                head: LedgerHead {
+                    seq: 0,
+                    hash: Hash::GENESIS,
+                },
+            }
+        }
+        (None, _) => return Err("first record is not `started` or `forked`".into()),
+        (Some(_), Event::Started { .. } | Event::Forked { .. }) => {
+            return Err("`started` or `forked` after the first record".into())
+        }
         (Some(state), _) => state,
     };
     state.updated_at_ms = at.at_ms;
     let require = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_owned()) };
     match event {
-        Event::Started { .. } => {}
+        Event::Started { .. } | Event::Forked { .. } => {}
         Event::Advanced { node, vars, next } => {
             require(
                 state.status == RunStatus::Running,
