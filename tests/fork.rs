@@ -37,10 +37,13 @@ fn check(engine: &Engine, run: ledgerflow::RunId) {
     );
 }
 
+/// A store to test on, with the sled store itself when it is one.
+type StoreUnderTest = (Arc<dyn Store>, Option<Arc<SledStore>>);
+
 fn each_store(test: impl Fn(Engine, Option<Arc<SledStore>>)) {
     let dir = tempfile::tempdir().expect("temp dir");
     let sled = Arc::new(SledStore::open(dir.path()).expect("sled"));
-    let stores: Vec<(Arc<dyn Store>, Option<Arc<SledStore>>)> = vec![
+    let stores: Vec<StoreUnderTest> = vec![
         (Arc::new(MemoryStore::new()), None),
         (Arc::clone(&sled) as Arc<dyn Store>, Some(sled)),
     ];

@@ -1408,8 +1408,8 @@ impl Engine {
             status: at.status,
             node: at.node,
             vars: at.vars,
-            waiting,
-            pending_effect,
+            waiting: waiting.map(Box::new),
+            pending_effect: pending_effect.map(Box::new),
         };
         self.commit(None, fork_id, Step::of(event))?;
         Ok(fork_id)

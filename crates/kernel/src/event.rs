@@ -64,9 +64,9 @@ pub enum Event {
         /// The vars.
         vars: Map<String, Value>,
         /// The wait (its wait_key made the fork's own).
-        waiting: Option<WaitState>,
+        waiting: Option<Box<WaitState>>,
         /// A pending effect (with an idempotency key of the fork's own).
-        pending_effect: Option<PendingEffect>,
+        pending_effect: Option<Box<PendingEffect>>,
     },
     /// `node` ran and chose `next`.
     Advanced {
@@ -359,8 +359,8 @@ pub(crate) fn apply(
                 paused: false,
                 node: node.clone(),
                 vars: vars.clone(),
-                waiting: waiting.clone(),
-                pending_effect: pending_effect.clone(),
+                waiting: waiting.as_deref().cloned(),
+                pending_effect: pending_effect.as_deref().cloned(),
                 output: None,
                 failure: None,
                 cancel_reason: None,
