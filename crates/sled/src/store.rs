@@ -114,6 +114,48 @@ fn sled_err(e: sled::Error) -> Error {
     }
 }
 
+/// How long opening waits for another handle on the same directory to let go of sled's
+/// file lock: a store dropped a moment ago releases it from a background thread.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Opens sled in `dir`, waiting up to [`LOCK_WAIT`] for its file lock.
+fn open_db(dir: &Path, config: &SledConfig, where_: &str) -> Result<sled::Db, Error> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let opened = no_panic(where_, || {
+            sled::Config::new()
+                .path(dir)
+                .segment_size(SEGMENT_BYTES)
+                .cache_capacity(config.cache_bytes)
+                .flush_every_ms(match config.durability {
+                    Durability::None => Some(500),
+                    _ => None,
+                })
+                .open()
+                .map_err(|e| match e {
+                    // sled reports a held lock as an `Other` IO error with this text.
+                    sled::Error::Io(io_err)
+                        if io_err.to_string().contains("could not acquire lock") =>
+                    {
+                        Error::Io(format!(
+                            "{where_}: the store is open elsewhere (file lock held): {io_err}"
+                        ))
+                    }
+                    sled::Error::Io(io_err) => Error::Io(format!("{where_}: {io_err}")),
+                    other => Error::Corrupt(format!("{where_}: {other}")),
+                })
+        });
+        match opened {
+            Err(Error::Io(message))
+                if message.contains("file lock held") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs `f`, turning a panic inside sled into a typed corruption error.
 fn no_panic<T>(what: &str, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
@@ -164,21 +206,7 @@ impl SledStore {
 
     fn open_inner(dir: &Path, config: SledConfig, creating: bool) -> Result<Self, Error> {
         let where_ = format!("opening {}", dir.display());
-        let db = no_panic(&where_, || {
-            sled::Config::new()
-                .path(dir)
-                .segment_size(SEGMENT_BYTES)
-                .cache_capacity(config.cache_bytes)
-                .flush_every_ms(match config.durability {
-                    Durability::None => Some(500),
-                    _ => None,
-                })
-                .open()
-                .map_err(|e| match e {
-                    sled::Error::Io(io_err) => Error::Io(format!("{where_}: {io_err}")),
-                    other => Error::Corrupt(format!("{where_}: {other}")),
-                })
-        })?;
+        let db = open_db(dir, &config, &where_)?;
         let tree = |name: &str| no_panic(&where_, || db.open_tree(name).map_err(sled_err));
         let trees = Trees {
             meta: tree("meta")?,

@@ -111,11 +111,7 @@ fn damaged_values_are_reported_not_repaired() {
     let path = dir.path().join("store");
     let runs = populate(&path);
     {
-        let db = sled::Config::new()
-            .path(&path)
-            .segment_size(16 << 20)
-            .open()
-            .expect("raw open");
+        let db = raw_open(&path);
         let records = db.open_tree("records").expect("tree");
         // Change one byte of a record's state_hash field: the envelope still decodes, the
         // record's hash no longer matches.
@@ -149,11 +145,7 @@ fn unknown_envelope_version_is_corrupt() {
     let path = dir.path().join("store");
     let runs = populate(&path);
     {
-        let db = sled::Config::new()
-            .path(&path)
-            .segment_size(16 << 20)
-            .open()
-            .expect("raw open");
+        let db = raw_open(&path);
         let tree = db.open_tree("runs").expect("tree");
         let mut value = tree
             .get(runs[0].as_bytes())
@@ -170,6 +162,23 @@ fn unknown_envelope_version_is_corrupt() {
             assert!(message.contains("unknown envelope version 99"), "{message}")
         }
         other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+/// Opens the store's sled database directly, waiting for the dropped store's file lock.
+fn raw_open(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::Config::new().path(path).segment_size(16 << 20).open() {
+            Ok(db) => return db,
+            Err(e)
+                if std::time::Instant::now() < deadline
+                    && e.to_string().contains("could not acquire lock") =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("raw open: {e}"),
+        }
     }
 }
 
