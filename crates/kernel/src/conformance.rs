@@ -32,6 +32,7 @@ macro_rules! store_conformance_tests {
             artifacts_round_trip,
             children_index,
             next_timer_after_and_inbox_keys,
+            feed_orders_records_across_runs,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -580,4 +581,67 @@ pub fn next_timer_after_and_inbox_keys(store: &dyn Store) {
     });
     commit_ok(store, consume);
     assert_eq!(store.inbox_keys(None, 10).expect("keys"), ["a", "c"]);
+}
+
+/// Every committed record gets one feed entry, in commit order across runs, numbered from
+/// 1 without gaps; reads page through it; refused commits add nothing.
+pub fn feed_orders_records_across_runs(store: &dyn Store) {
+    assert_eq!(store.feed_head().expect("head"), 0);
+    assert_eq!(store.store_id(), store.store_id(), "the id is stable");
+    let (a, b) = (RunId::new_v4(), RunId::new_v4());
+    let a1 = commit_ok(store, started(a));
+    let b1 = commit_ok(store, started(b));
+    let a2 = commit_ok(store, wait(&a1, Some("feed-k"), None));
+    assert!(
+        store.commit(advance(&a1, "stale")).is_err(),
+        "a refused commit"
+    );
+    commit_ok(store, advance(&b1, "b2"));
+    let resumed = Event::Resumed {
+        wait_key: "feed-k".into(),
+        payload: json!(1),
+        inbox_seq: None,
+    };
+    commit_ok(
+        store,
+        step(
+            Some(&a2),
+            a,
+            vec![
+                resumed,
+                Event::Completed {
+                    node: "b".into(),
+                    vars: None,
+                    output: json!(2),
+                },
+            ],
+        ),
+    );
+    let all = store.read_feed(0, 100).expect("feed");
+    let seen: Vec<(u64, RunId, u64, &str)> = all
+        .iter()
+        .map(|e| (e.feed_seq, e.run_id, e.seq, e.kind.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1, a, 1, "started"),
+            (2, b, 1, "started"),
+            (3, a, 2, "waiting"),
+            (4, b, 2, "advanced"),
+            (5, a, 3, "resumed"),
+            (6, a, 4, "completed"),
+        ]
+    );
+    assert_eq!(store.feed_head().expect("head"), 6);
+    let page = store.read_feed(2, 2).expect("page");
+    assert_eq!(
+        page.iter().map(|e| e.feed_seq).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    assert!(store.read_feed(6, 10).expect("tail").is_empty());
+    assert!(matches!(
+        store.read_feed(0, store.limits().read_items_max + 1),
+        Err(Error::LimitTooLarge { .. })
+    ));
 }

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::effect::{kind, EffectCall, EffectHandler, EffectOutcome};
 use crate::event::child_wait_key;
 use crate::event::{append, vars_change, Event, Replayer};
+use crate::feed::{FeedCursor, FeedPage};
 use crate::registry::{WorkflowKey, WorkflowRegistry};
 use crate::state::{FailureCode, ParentLink, RunFailure, SubworkflowMode, WaitReason, WaitState};
 use crate::store::{self, Commit, Delivery, IndexChange, Store};
@@ -101,6 +102,15 @@ pub enum Error {
     /// Replaying the run's ledger failed.
     #[error(transparent)]
     Replay(#[from] crate::ReplayError),
+    /// A feed cursor that is not one.
+    #[error(transparent)]
+    InvalidCursor(#[from] crate::ParseCursorError),
+    /// A feed cursor minted by another store.
+    #[error("cursor {cursor} belongs to another store")]
+    CursorFromAnotherStore {
+        /// The cursor given.
+        cursor: String,
+    },
     /// A fork's first record cites a parent record that does not match.
     #[error("run {run_id}: lineage does not verify: {reason}")]
     LineageMismatch {
@@ -1342,6 +1352,45 @@ impl Engine {
             state,
             record,
             changed: true,
+        })
+    }
+
+    /// A cursor at the start of the store's event feed.
+    pub fn cursor_from_start(&self) -> FeedCursor {
+        FeedCursor {
+            store_id: self.store.store_id(),
+            feed_seq: 0,
+        }
+    }
+
+    /// A cursor after the last event committed so far: reading from it returns only what
+    /// happens next.
+    pub fn cursor_now(&self) -> Result<FeedCursor, Error> {
+        Ok(FeedCursor {
+            store_id: self.store.store_id(),
+            feed_seq: self.store.feed_head()?,
+        })
+    }
+
+    /// Up to `limit` events after `cursor`, in commit order, and the cursor to read on
+    /// from. Only acknowledged (durable, in the default mode) commits are returned. A limit
+    /// over the store's maximum is `LimitTooLarge`; a cursor from another store is refused.
+    pub fn read_events(&self, cursor: &FeedCursor, limit: usize) -> Result<FeedPage, Error> {
+        if cursor.store_id != self.store.store_id() {
+            return Err(Error::CursorFromAnotherStore {
+                cursor: cursor.to_string(),
+            });
+        }
+        let events = self.store.read_feed(cursor.feed_seq, limit)?;
+        let last = events.last().map_or(cursor.feed_seq, |e| e.feed_seq);
+        let has_more = last < self.store.feed_head()?;
+        Ok(FeedPage {
+            events,
+            next_cursor: FeedCursor {
+                store_id: cursor.store_id,
+                feed_seq: last,
+            },
+            has_more,
         })
     }
 

@@ -12,6 +12,7 @@ mod clock;
 mod effect;
 mod engine;
 mod event;
+mod feed;
 mod memory;
 mod registry;
 mod spec;
@@ -28,6 +29,7 @@ pub use effect::{
 };
 pub use engine::{CancelOutcome, Delivered, Engine, EngineConfig, Error};
 pub use event::{replay, Event, ReplayError, Replayer, VarsChange};
+pub use feed::{FeedCursor, FeedPage, ParseCursorError};
 pub use ledgerflow_ledger::{Hash, Record, RunId};
 pub use memory::MemoryStore;
 pub use registry::{WorkflowKey, WorkflowRegistry};

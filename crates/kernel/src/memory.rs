@@ -8,15 +8,22 @@ use ledgerflow_ledger::{Hash, Record};
 use serde_json::Value;
 
 use crate::store::{
-    Commit, Delivery, Error, InboxEntry, IndexChange, Store, StoreLimits, TimerEntry,
+    Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, Store, StoreLimits, TimerEntry,
 };
 use crate::{ArtifactRef, RunId, RunState, RunStatus};
 
 /// An in-memory [`Store`]. Nothing survives the process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     limits: StoreLimits,
+    store_id: [u8; 16],
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::with_limits(StoreLimits::default())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +36,7 @@ struct Inner {
     inboxes: HashMap<String, Inbox>,
     artifacts: HashMap<Hash, (ArtifactRef, Vec<u8>)>,
     children: HashMap<RunId, BTreeSet<RunId>>,
+    feed: Vec<FeedEntry>,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +56,7 @@ impl MemoryStore {
         MemoryStore {
             inner: Mutex::default(),
             limits,
+            store_id: *RunId::new_v4().as_bytes(),
         }
     }
 
@@ -156,6 +165,16 @@ impl Inner {
                     self.children.entry(parent).or_default().insert(run_id);
                 }
             }
+        }
+        for record in &commit.records {
+            let feed_seq = self.feed.len() as u64 + 1;
+            self.feed.push(FeedEntry {
+                feed_seq,
+                run_id,
+                seq: record.seq(),
+                kind: record.kind().to_owned(),
+                at_ms: record.at_ms(),
+            });
         }
         self.ledgers
             .entry(run_id)
@@ -350,6 +369,21 @@ impl Store for MemoryStore {
             .artifacts
             .get(digest)
             .map(|(_, bytes)| bytes.clone()))
+    }
+
+    fn store_id(&self) -> [u8; 16] {
+        self.store_id
+    }
+
+    fn read_feed(&self, after_feed_seq: u64, limit: usize) -> Result<Vec<FeedEntry>, Error> {
+        self.check_limit(limit)?;
+        let inner = self.lock();
+        let start = usize::try_from(after_feed_seq).unwrap_or(usize::MAX);
+        Ok(inner.feed.iter().skip(start).take(limit).cloned().collect())
+    }
+
+    fn feed_head(&self) -> Result<u64, Error> {
+        Ok(self.lock().feed.len() as u64)
     }
 
     fn limits(&self) -> StoreLimits {

@@ -235,6 +235,22 @@ impl Commit {
     }
 }
 
+/// One entry of the store's event feed: a record, in the order commits were applied
+/// across all runs of the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedEntry {
+    /// Position in the feed, from 1, without gaps.
+    pub feed_seq: u64,
+    /// The run.
+    pub run_id: RunId,
+    /// The record's seq in the run's ledger.
+    pub seq: u64,
+    /// The record's kind (`started`, `waiting`, `resumed`, `completed`, …).
+    pub kind: String,
+    /// When the record was written.
+    pub at_ms: i64,
+}
+
 /// A run waiting until `due_at_ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TimerEntry {
@@ -369,6 +385,17 @@ pub trait Store: Send + Sync {
 
     /// The bytes stored under `digest`, checked against it, if stored.
     fn get_artifact(&self, digest: &Hash) -> Result<Option<Vec<u8>>, Error>;
+
+    /// A random identity minted when the store was created; cursors carry it so that a
+    /// cursor from another store is refused.
+    fn store_id(&self) -> [u8; 16];
+
+    /// Up to `limit` feed entries after `after_feed_seq` (0: from the start), in order. Each
+    /// committed record gets one entry, in commit order, in the same atomic commit.
+    fn read_feed(&self, after_feed_seq: u64, limit: usize) -> Result<Vec<FeedEntry>, Error>;
+
+    /// The feed seq of the last entry (0 when empty).
+    fn feed_head(&self) -> Result<u64, Error>;
 
     /// The store's bounds.
     fn limits(&self) -> StoreLimits;

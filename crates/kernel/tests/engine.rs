@@ -898,3 +898,63 @@ fn large_values_are_stored_as_artifacts_and_records_hash_the_digest() {
     );
     assert_consistent(&engine, exploding);
 }
+
+#[test]
+fn event_feed_pages_from_cursors_and_refuses_foreign_ones() {
+    let (engine, _) = engine();
+    engine.register(linear());
+    let first = engine.start(("linear", 1), json!({})).expect("start");
+    engine.tick(first).expect("tick");
+    let start = engine.cursor_from_start();
+    let page = engine.read_events(&start, 2).expect("read");
+    assert_eq!(
+        page.events
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["started", "advanced"]
+    );
+    assert!(page.has_more);
+    let rest = engine.read_events(&page.next_cursor, 10).expect("read");
+    assert_eq!(
+        rest.events
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["completed"]
+    );
+    assert!(!rest.has_more);
+
+    let now = engine.cursor_now().expect("now");
+    assert!(engine
+        .read_events(&now, 10)
+        .expect("read")
+        .events
+        .is_empty());
+    let second = engine.start(("linear", 1), json!({})).expect("start");
+    let new = engine.read_events(&now, 10).expect("read");
+    assert_eq!(new.events.len(), 1);
+    assert_eq!(
+        (new.events[0].run_id, new.events[0].kind.as_str()),
+        (second, "started")
+    );
+
+    // Cursors survive as text.
+    let text = new.next_cursor.to_string();
+    let parsed: ledgerflow_kernel::FeedCursor = text.parse().expect("own cursor parses");
+    assert_eq!(parsed, new.next_cursor);
+
+    let max = engine.store().limits().read_items_max;
+    assert!(matches!(
+        engine.read_events(&start, max + 1),
+        Err(Error::Store(store::Error::LimitTooLarge { .. }))
+    ));
+    let (other, _) = self::engine();
+    assert!(matches!(
+        other.read_events(&start, 10),
+        Err(Error::CursorFromAnotherStore { .. })
+    ));
+    assert!("lf1.nonsense"
+        .parse::<ledgerflow_kernel::FeedCursor>()
+        .is_err());
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ledgerflow_kernel::store::{self, Store};
 use ledgerflow_kernel::{
-    CancelOutcome, Delivered, Engine, RunId, RunState, RunStatus, WorkflowKey,
+    CancelOutcome, Delivered, Engine, FeedCursor, FeedPage, RunId, RunState, RunStatus, WorkflowKey,
 };
 use serde_json::Value;
 
@@ -613,6 +613,38 @@ impl Scheduler {
             if now >= deadline {
                 let waited_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
                 return Err(Error::Timeout { run_id, waited_ms });
+            }
+            let _ = self
+                .shared
+                .changed
+                .wait_timeout(changes, deadline - now)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Blocks until the store's event feed has entries after `cursor` (acknowledged, so
+    /// durable in the default mode), or `timeout` passes; returns them (possibly none, on
+    /// timeout) with the cursor to wait from next.
+    pub fn wait_events(
+        &self,
+        cursor: &FeedCursor,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<FeedPage, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = *lock(&self.shared.changes);
+            let page = self.shared.engine.read_events(cursor, limit)?;
+            if !page.events.is_empty() {
+                return Ok(page);
+            }
+            let changes = lock(&self.shared.changes);
+            if *changes != seen {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline || self.shared.stopped() {
+                return Ok(page);
             }
             let _ = self
                 .shared

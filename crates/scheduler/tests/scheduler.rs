@@ -476,3 +476,28 @@ fn stop_drains_the_queue_and_refuses_more_work() {
         "the feed reports commits"
     );
 }
+
+#[test]
+fn wait_events_wakes_on_new_durable_events_only() {
+    let clock = ManualClock::new(T0);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(ledgerflow_sled::SledStore::open(dir.path()).expect("open"));
+    let (engine, scheduler) = setup(store, &clock);
+    engine.register(waits_then_completes(
+        "ask",
+        Effect::ask_user("?", &[]).result_key("r"),
+    ));
+    let cursor = engine.cursor_now().expect("cursor");
+    let empty = scheduler
+        .wait_events(&cursor, 10, Duration::from_millis(50))
+        .expect("times out empty");
+    assert!(empty.events.is_empty());
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| scheduler.wait_events(&cursor, 10, WAIT).expect("wakes"));
+        let run = scheduler.run(("ask", 1), json!({})).expect("run").run_id;
+        let page = waiter.join().expect("waiter");
+        assert!(!page.events.is_empty());
+        assert!(page.events.iter().all(|e| e.run_id == run));
+        assert_eq!(page.events[0].kind, "started");
+    });
+}

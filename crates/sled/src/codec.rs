@@ -110,6 +110,33 @@ impl InboxMetaV1 {
     }
 }
 
+/// The `feed` value: one committed record, keyed by its feed seq.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct FeedEnvelopeV1 {
+    pub run_id: [u8; 16],
+    pub seq: u64,
+    pub kind: String,
+    pub at_ms: i64,
+}
+
+pub(crate) fn encode_feed(entry: &FeedEnvelopeV1) -> Result<Vec<u8>, Error> {
+    encode("feed entry", entry)
+}
+
+pub(crate) fn decode_feed(
+    feed_seq: u64,
+    bytes: &[u8],
+) -> Result<ledgerflow_kernel::store::FeedEntry, Error> {
+    let env: FeedEnvelopeV1 = decode("feed entry", bytes)?;
+    Ok(ledgerflow_kernel::store::FeedEntry {
+        feed_seq,
+        run_id: RunId::from_bytes(env.run_id),
+        seq: env.seq,
+        kind: env.kind,
+        at_ms: env.at_ms,
+    })
+}
+
 /// The `snapshots` value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SnapshotEnvelopeV1 {
@@ -256,6 +283,7 @@ pub fn decode_any(bytes: &[u8]) -> usize {
         decode_inbox_meta(Some(bytes)).is_ok(),
         decode_snapshot(bytes).is_ok(),
         decode_artifact(bytes).is_ok(),
+        decode_feed(1, bytes).is_ok(),
         keys::decode_run_id(bytes).is_ok(),
     ]
     .iter()
@@ -452,6 +480,15 @@ mod golden {
         }
     }
 
+    fn feed() -> FeedEnvelopeV1 {
+        FeedEnvelopeV1 {
+            run_id: [0x11; 16],
+            seq: 3,
+            kind: "resumed".into(),
+            at_ms: 1_700_000_000_123,
+        }
+    }
+
     fn files() -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
         Ok(vec![
             ("state.bin", encode_state(&state())?),
@@ -466,6 +503,7 @@ mod golden {
             ),
             ("snapshot.bin", encode_snapshot(&snapshot())?),
             ("artifact.bin", encode_artifact(&artifact())?),
+            ("feed.bin", encode_feed(&feed())?),
         ])
     }
 
@@ -499,6 +537,11 @@ mod golden {
         );
         assert_eq!(decode_snapshot(&read("snapshot.bin"))?, snapshot());
         assert_eq!(decode_artifact(&read("artifact.bin"))?, artifact());
+        let entry = decode_feed(12, &read("feed.bin"))?;
+        assert_eq!(
+            (entry.feed_seq, entry.run_id, entry.seq, entry.kind.as_str()),
+            (12, RUN, 3, "resumed")
+        );
         // Today's encoder still writes exactly the golden bytes.
         for (name, bytes) in files()? {
             assert_eq!(

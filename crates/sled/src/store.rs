@@ -3,13 +3,13 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ledgerflow_kernel::store::{
-    Commit, Delivery, Error, InboxEntry, IndexChange, Store, StoreLimits, TimerEntry,
+    Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, Store, StoreLimits, TimerEntry,
 };
 use ledgerflow_kernel::{ArtifactRef, Hash, Record, Replayer, RunId, RunState, RunStatus};
 use serde_json::Value;
@@ -59,6 +59,7 @@ pub(crate) struct Trees {
     pub inbox: sled::Tree,
     pub inbox_meta: sled::Tree,
     pub children: sled::Tree,
+    pub feed: sled::Tree,
     pub snapshots: sled::Tree,
     pub artifacts: sled::Tree,
     pub artifact_chunks: sled::Tree,
@@ -90,6 +91,15 @@ pub struct SledStore {
     sync: Arc<GroupSync>,
     closed: AtomicBool,
     store_id: [u8; 16],
+    /// The last feed seq. Held across each commit's transaction, which gives the feed its
+    /// order (the order transactions apply in) and spares sled's optimistic transactions
+    /// from conflicting with each other; the fsync happens after, outside it.
+    feed_seq: Mutex<u64>,
+    /// The last feed seq whose commit was acknowledged (after its fsync, in `Sync` mode):
+    /// readers of the feed see nothing past it, so they never act on undurable entries.
+    /// A commit acknowledged at seq S makes every seq before S durable too: those
+    /// transactions applied first, so the fsync that covered S covered them.
+    acked_feed_seq: AtomicU64,
     flusher: Mutex<Option<Flusher>>,
 }
 
@@ -218,6 +228,7 @@ impl SledStore {
             inbox: tree("inbox")?,
             inbox_meta: tree("inbox_meta")?,
             children: tree("children")?,
+            feed: tree("feed")?,
             snapshots: tree("snapshots")?,
             artifacts: tree("artifacts")?,
             artifact_chunks: tree("artifact_chunks")?,
@@ -257,6 +268,10 @@ impl SledStore {
                 )))
             }
         };
+        let last_feed_seq = match trees.feed.last().map_err(sled_err)? {
+            Some((key, _)) => keys::seq_suffix(&key)?,
+            None => 0,
+        };
         let sync = Arc::new(GroupSync::new(db.clone(), dir)?);
         if creating {
             sync.sync()?;
@@ -271,6 +286,8 @@ impl SledStore {
             config,
             sync,
             closed: AtomicBool::new(false),
+            feed_seq: Mutex::new(last_feed_seq),
+            acked_feed_seq: AtomicU64::new(last_feed_seq),
             store_id: *store_id.as_bytes(),
             flusher: Mutex::new(None),
         };
@@ -390,9 +407,10 @@ impl SledStore {
             &t.inbox,
             &t.inbox_meta,
             &t.children,
+            &t.feed,
         );
         let result = trees.transaction(
-            |(runs, records, wait_keys, timers, status, inbox, inbox_meta, children)| {
+            |(runs, records, wait_keys, timers, status, inbox, inbox_meta, children, feed)| {
                 f(&StepTrees {
                     runs,
                     records,
@@ -402,6 +420,7 @@ impl SledStore {
                     inbox,
                     inbox_meta,
                     children,
+                    feed,
                 })
             },
         );
@@ -537,6 +556,7 @@ struct StepTrees<'a> {
     inbox: Tx<'a>,
     inbox_meta: Tx<'a>,
     children: Tx<'a>,
+    feed: Tx<'a>,
 }
 
 fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
@@ -577,8 +597,22 @@ impl Store for SledStore {
                 })
                 .collect::<Result<_, Error>>()?,
         };
+        let feed_values = commit
+            .records
+            .iter()
+            .map(|r| {
+                codec::encode_feed(&codec::FeedEnvelopeV1 {
+                    run_id: *commit.run_id.as_bytes(),
+                    seq: r.seq(),
+                    kind: r.kind().to_owned(),
+                    at_ms: r.at_ms(),
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         let run_key = commit.run_id.as_bytes();
         let inbox_max = self.config.limits.inbox_entries_max as u64;
+        let mut feed_seq = self.feed_seq.lock().unwrap_or_else(|p| p.into_inner());
+        let first_feed_seq = *feed_seq + 1;
         self.transact(|t| {
             let current = t.runs.get(run_key)?;
             let (actual_seq, head_hash) = match &current {
@@ -666,10 +700,20 @@ impl Store for SledStore {
             for (key, value) in &encoded.records {
                 t.records.insert(&key[..], value.as_slice())?;
             }
+            for (i, value) in feed_values.iter().enumerate() {
+                let key = (first_feed_seq + i as u64).to_be_bytes();
+                t.feed.insert(&key[..], value.as_slice())?;
+            }
             t.runs.insert(&run_key[..], encoded.state.as_slice())?;
             Ok(())
         })?;
-        self.after_write()
+        *feed_seq += feed_values.len() as u64;
+        let last_feed_seq = *feed_seq;
+        drop(feed_seq);
+        self.after_write()?;
+        self.acked_feed_seq
+            .fetch_max(last_feed_seq, Ordering::SeqCst);
+        Ok(())
     }
 
     fn load(&self, run_id: RunId) -> Result<Option<RunState>, Error> {
@@ -894,6 +938,31 @@ impl Store for SledStore {
 
     fn get_artifact(&self, digest: &Hash) -> Result<Option<Vec<u8>>, Error> {
         SledStore::get_artifact(self, digest)
+    }
+
+    fn store_id(&self) -> [u8; 16] {
+        self.store_id
+    }
+
+    fn read_feed(&self, after_feed_seq: u64, limit: usize) -> Result<Vec<FeedEntry>, Error> {
+        self.check_limit(limit)?;
+        let Some(start) = after_feed_seq.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let acked = self.acked_feed_seq.load(Ordering::SeqCst);
+        self.trees
+            .feed
+            .range(start.to_be_bytes()..=acked.to_be_bytes())
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item.map_err(sled_err)?;
+                codec::decode_feed(keys::seq_suffix(&key)?, &value)
+            })
+            .collect()
+    }
+
+    fn feed_head(&self) -> Result<u64, Error> {
+        Ok(self.acked_feed_seq.load(Ordering::SeqCst))
     }
 
     fn limits(&self) -> StoreLimits {
