@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::event::{append, Event};
 use crate::state::{WaitReason, WaitState};
-use crate::store::{Commit, Delivery, Error, IndexChange, Store};
+use crate::store::{Commit, Delivery, Error, IndexChange, Store, TimeField};
 use crate::{Continuation, RunId, RunState, RunStatus};
 
 /// Expands to one `#[test]` per conformance check, each on a fresh store from `$make`:
@@ -33,6 +33,7 @@ macro_rules! store_conformance_tests {
             children_index,
             next_timer_after_and_inbox_keys,
             feed_orders_records_across_runs,
+            workflow_time_and_count_indexes,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -644,4 +645,95 @@ pub fn feed_orders_records_across_runs(store: &dyn Store) {
         store.read_feed(0, store.limits().read_items_max + 1),
         Err(Error::LimitTooLarge { .. })
     ));
+}
+
+/// Runs are found by workflow (and version), by created and updated time, and counted by
+/// status; an updated run moves in the updated index.
+pub fn workflow_time_and_count_indexes(store: &dyn Store) {
+    let start = |workflow: &str, version: u32, at_ms: i64| {
+        let run_id = RunId::new_v4();
+        let event = Event::Started {
+            workflow_id: workflow.into(),
+            workflow_version: version,
+            node: "a".into(),
+            vars: Map::new(),
+            parent: None,
+        };
+        let (new, records) = append(None, run_id, &[event], at_ms).expect("applies");
+        commit_ok(store, Commit::between(None, new, records, at_ms))
+    };
+    let a1 = start("alpha", 1, 100);
+    let a2 = start("alpha", 2, 200);
+    let a1b = start("alpha", 1, 300);
+    let b1 = start("beta", 1, 400);
+    let ids = |v: Vec<(u32, RunId)>| v.into_iter().map(|(_, id)| id).collect::<Vec<_>>();
+    let mut alpha1 = vec![a1.run_id, a1b.run_id];
+    alpha1.sort();
+    assert_eq!(
+        ids(store
+            .runs_by_workflow("alpha", Some(1), None, 10)
+            .expect("scan")),
+        alpha1
+    );
+    let all_alpha = store
+        .runs_by_workflow("alpha", None, None, 10)
+        .expect("scan");
+    assert_eq!(all_alpha.len(), 3);
+    assert_eq!(all_alpha[2], (2, a2.run_id), "ordered by version");
+    let paged = store
+        .runs_by_workflow("alpha", None, Some(all_alpha[0]), 1)
+        .expect("scan");
+    assert_eq!(paged, vec![all_alpha[1]]);
+    assert_eq!(
+        ids(store
+            .runs_by_workflow("beta", None, None, 10)
+            .expect("scan")),
+        vec![b1.run_id]
+    );
+    assert!(
+        store
+            .runs_by_workflow("alph", None, None, 10)
+            .expect("scan")
+            .is_empty(),
+        "no prefix matches"
+    );
+
+    let created = store
+        .runs_by_time(TimeField::Created, 150, 350, None, 10)
+        .expect("scan");
+    assert_eq!(created, vec![(200, a2.run_id), (300, a1b.run_id)]);
+    let next = store
+        .runs_by_time(TimeField::Created, 150, 350, Some(created[0]), 10)
+        .expect("scan");
+    assert_eq!(next, vec![created[1]]);
+
+    // Move a1 forward: it leaves its old place in the updated index.
+    let (moved, records) = append(
+        Some(&a1),
+        a1.run_id,
+        &[Event::Advanced {
+            node: "a".into(),
+            vars: None,
+            next: "b".into(),
+        }],
+        900,
+    )
+    .expect("applies");
+    commit_ok(store, Commit::between(Some(&a1), moved, records, 900));
+    let updated = store
+        .runs_by_time(TimeField::Updated, 0, i64::MAX, None, 10)
+        .expect("scan");
+    assert_eq!(updated.len(), 4);
+    assert_eq!(updated.last(), Some(&(900, a1.run_id)));
+    assert!(!updated.contains(&(100, a1.run_id)));
+
+    assert_eq!(
+        store.count_by_status().expect("counts"),
+        vec![(RunStatus::Running, 4)]
+    );
+    commit_ok(store, wait(&b1, Some("count-k"), None));
+    assert_eq!(
+        store.count_by_status().expect("counts"),
+        vec![(RunStatus::Running, 3), (RunStatus::Waiting, 1)]
+    );
 }

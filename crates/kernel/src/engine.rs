@@ -12,6 +12,7 @@ use crate::effect::{kind, EffectCall, EffectHandler, EffectOutcome};
 use crate::event::child_wait_key;
 use crate::event::{append, vars_change, Event, Replayer};
 use crate::feed::{FeedCursor, FeedPage};
+use crate::query::{Plan, Position, RunPage, RunQuery};
 use crate::registry::{WorkflowKey, WorkflowRegistry};
 use crate::state::{FailureCode, ParentLink, RunFailure, SubworkflowMode, WaitReason, WaitState};
 use crate::store::{self, Commit, Delivery, IndexChange, Store};
@@ -1353,6 +1354,118 @@ impl Engine {
             record,
             changed: true,
         })
+    }
+
+    /// Up to `limit` runs matching `query`, from the index that answers it best (parent,
+    /// then workflow, status, created or updated time, then all runs), continuing after
+    /// `cursor` if given. Each call reads at most the store's `read_items_max` index
+    /// entries, so a page can be short and still have a next cursor.
+    pub fn query_runs(
+        &self,
+        query: &RunQuery,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RunPage, Error> {
+        self.store.check_limit(limit)?;
+        let plan = query.plan();
+        let mut position = match cursor {
+            Some(text) => Some(plan.position(text).ok_or_else(|| Error::InvalidInput {
+                reason: format!("cursor {text:?} does not belong to this query"),
+            })?),
+            None => None,
+        };
+        let budget = self.store.limits().read_items_max.max(1);
+        let page_len = limit.clamp(1, budget);
+        let mut runs = Vec::new();
+        let mut scanned = 0;
+        loop {
+            let batch = self.scan_index(&plan, position, page_len)?;
+            let exhausted = batch.len() < page_len;
+            for entry in batch {
+                scanned += 1;
+                position = Some(entry);
+                let run_id = match entry {
+                    Position::Run(id) | Position::Versioned(_, id) | Position::Timed(_, id) => id,
+                };
+                if let Some(state) = self.store.load(run_id)? {
+                    if query.matches(&state) {
+                        runs.push(state);
+                    }
+                }
+                if runs.len() == limit {
+                    break;
+                }
+            }
+            if exhausted && runs.len() < limit {
+                return Ok(RunPage {
+                    runs,
+                    next_cursor: None,
+                });
+            }
+            if runs.len() == limit || scanned >= budget {
+                let next_cursor = position.map(|p| plan.cursor(p));
+                return Ok(RunPage { runs, next_cursor });
+            }
+        }
+    }
+
+    fn scan_index(
+        &self,
+        plan: &Plan,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<Position>, Error> {
+        let after_run = |p: Option<Position>| match p {
+            Some(Position::Run(id)) => Some(id),
+            _ => None,
+        };
+        Ok(match plan {
+            Plan::Children(parent) => self
+                .store
+                .children(*parent, after_run(after), limit)?
+                .into_iter()
+                .map(Position::Run)
+                .collect(),
+            Plan::Status(status) => self
+                .store
+                .list_runs(Some(*status), after_run(after), limit)?
+                .into_iter()
+                .map(Position::Run)
+                .collect(),
+            Plan::All => self
+                .store
+                .list_runs(None, after_run(after), limit)?
+                .into_iter()
+                .map(Position::Run)
+                .collect(),
+            Plan::Workflow(workflow_id, version) => {
+                let after = match after {
+                    Some(Position::Versioned(v, id)) => Some((v, id)),
+                    _ => None,
+                };
+                self.store
+                    .runs_by_workflow(workflow_id, *version, after, limit)?
+                    .into_iter()
+                    .map(|(v, id)| Position::Versioned(v, id))
+                    .collect()
+            }
+            Plan::Time(field, from, to) => {
+                let after = match after {
+                    Some(Position::Timed(at, id)) => Some((at, id)),
+                    _ => None,
+                };
+                self.store
+                    .runs_by_time(*field, *from, *to, after, limit)?
+                    .into_iter()
+                    .map(|(at, id)| Position::Timed(at, id))
+                    .collect()
+            }
+        })
+    }
+
+    /// How many runs have each status.
+    pub fn count_by_status(&self) -> Result<Vec<(RunStatus, u64)>, Error> {
+        Ok(self.store.count_by_status()?)
     }
 
     /// A cursor at the start of the store's event feed.

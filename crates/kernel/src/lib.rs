@@ -14,6 +14,7 @@ mod engine;
 mod event;
 mod feed;
 mod memory;
+mod query;
 mod registry;
 mod spec;
 mod state;
@@ -32,6 +33,7 @@ pub use event::{replay, Event, ReplayError, Replayer, VarsChange};
 pub use feed::{FeedCursor, FeedPage, ParseCursorError};
 pub use ledgerflow_ledger::{Hash, Record, RunId};
 pub use memory::MemoryStore;
+pub use query::{RunPage, RunQuery};
 pub use registry::{WorkflowKey, WorkflowRegistry};
 pub use spec::{
     Continuation, EffectPlan, NodeHandler, SpecError, StepContext, StepPlan, WorkflowSpec,

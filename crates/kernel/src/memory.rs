@@ -2,13 +2,15 @@
 //! durability. One mutex makes every commit atomic.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use ledgerflow_ledger::{Hash, Record};
 use serde_json::Value;
 
 use crate::store::{
-    Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, Store, StoreLimits, TimerEntry,
+    Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, Store, StoreLimits, TimeField,
+    TimerEntry,
 };
 use crate::{ArtifactRef, RunId, RunState, RunStatus};
 
@@ -37,6 +39,9 @@ struct Inner {
     artifacts: HashMap<Hash, (ArtifactRef, Vec<u8>)>,
     children: HashMap<RunId, BTreeSet<RunId>>,
     feed: Vec<FeedEntry>,
+    by_workflow: BTreeSet<(String, u32, RunId)>,
+    by_created: BTreeSet<(i64, RunId)>,
+    by_updated: BTreeSet<(i64, RunId)>,
 }
 
 #[derive(Debug, Default)]
@@ -121,6 +126,9 @@ impl Inner {
                 }
                 IndexChange::WaitKeyClear(_)
                 | IndexChange::Child { .. }
+                | IndexChange::Workflow { .. }
+                | IndexChange::Created(_)
+                | IndexChange::Updated { .. }
                 | IndexChange::TimerSet(_)
                 | IndexChange::TimerClear(_)
                 | IndexChange::Status { .. } => {}
@@ -163,6 +171,21 @@ impl Inner {
                 }
                 IndexChange::Child { parent } => {
                     self.children.entry(parent).or_default().insert(run_id);
+                }
+                IndexChange::Workflow {
+                    workflow_id,
+                    version,
+                } => {
+                    self.by_workflow.insert((workflow_id, version, run_id));
+                }
+                IndexChange::Created(at_ms) => {
+                    self.by_created.insert((at_ms, run_id));
+                }
+                IndexChange::Updated { from, to } => {
+                    if let Some(from) = from {
+                        self.by_updated.remove(&(from, run_id));
+                    }
+                    self.by_updated.insert((to, run_id));
                 }
             }
         }
@@ -369,6 +392,68 @@ impl Store for MemoryStore {
             .artifacts
             .get(digest)
             .map(|(_, bytes)| bytes.clone()))
+    }
+
+    fn runs_by_workflow(
+        &self,
+        workflow_id: &str,
+        version: Option<u32>,
+        after: Option<(u32, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(u32, RunId)>, Error> {
+        self.check_limit(limit)?;
+        let inner = self.lock();
+        let low = match after {
+            Some((v, id)) => Bound::Excluded((workflow_id.to_owned(), v, id)),
+            None => Bound::Included((
+                workflow_id.to_owned(),
+                version.unwrap_or(0),
+                RunId::from_bytes([0; 16]),
+            )),
+        };
+        Ok(inner
+            .by_workflow
+            .range((low, Bound::Unbounded))
+            .take_while(|(w, v, _)| w == workflow_id && version.is_none_or(|want| *v == want))
+            .take(limit)
+            .map(|(_, v, id)| (*v, *id))
+            .collect())
+    }
+
+    fn runs_by_time(
+        &self,
+        field: TimeField,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<(i64, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, RunId)>, Error> {
+        self.check_limit(limit)?;
+        let inner = self.lock();
+        let index = match field {
+            TimeField::Created => &inner.by_created,
+            TimeField::Updated => &inner.by_updated,
+        };
+        let low = match after {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Included((from_ms, RunId::from_bytes([0; 16]))),
+        };
+        Ok(index
+            .range((low, Bound::Unbounded))
+            .take_while(|(at, _)| *at <= to_ms)
+            .take(limit)
+            .copied()
+            .collect())
+    }
+
+    fn count_by_status(&self) -> Result<Vec<(RunStatus, u64)>, Error> {
+        let inner = self.lock();
+        Ok(inner
+            .by_status
+            .iter()
+            .filter(|(_, runs)| !runs.is_empty())
+            .map(|(status, runs)| (*status, runs.len() as u64))
+            .collect())
     }
 
     fn store_id(&self) -> [u8; 16] {

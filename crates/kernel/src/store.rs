@@ -129,6 +129,22 @@ pub enum IndexChange {
         /// The parent run.
         parent: RunId,
     },
+    /// The run was created from workflow (id, version).
+    Workflow {
+        /// The workflow id.
+        workflow_id: String,
+        /// Its version.
+        version: u32,
+    },
+    /// The run was created at this time.
+    Created(i64),
+    /// The run's last change moved from one time to another.
+    Updated {
+        /// The previous time (`None` for a new run).
+        from: Option<i64>,
+        /// The new time.
+        to: i64,
+    },
     /// Queue an event for a key (no run waits on it inside this commit).
     InboxPush {
         /// The key.
@@ -182,6 +198,20 @@ impl Commit {
         if let (None, Some(parent)) = (old, &new.parent) {
             index.push(IndexChange::Child {
                 parent: parent.run_id,
+            });
+        }
+        if old.is_none() {
+            index.push(IndexChange::Workflow {
+                workflow_id: new.workflow_id.clone(),
+                version: new.workflow_version,
+            });
+            index.push(IndexChange::Created(new.created_at_ms));
+        }
+        let old_updated = old.map(|s| s.updated_at_ms);
+        if old_updated != Some(new.updated_at_ms) {
+            index.push(IndexChange::Updated {
+                from: old_updated,
+                to: new.updated_at_ms,
             });
         }
         let old_status = old.map(|s| s.status);
@@ -249,6 +279,15 @@ pub struct FeedEntry {
     pub kind: String,
     /// When the record was written.
     pub at_ms: i64,
+}
+
+/// Which timestamp of a run a time-range query looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeField {
+    /// When the run started.
+    Created,
+    /// When its last record was written.
+    Updated,
 }
 
 /// A run waiting until `due_at_ms`.
@@ -364,6 +403,30 @@ pub trait Store: Send + Sync {
         after: Option<RunId>,
         limit: usize,
     ) -> Result<Vec<RunId>, Error>;
+
+    /// Up to `limit` runs of workflow `workflow_id` (of `version` only, if given), in
+    /// (version, run id) order, after `after` if given.
+    fn runs_by_workflow(
+        &self,
+        workflow_id: &str,
+        version: Option<u32>,
+        after: Option<(u32, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(u32, RunId)>, Error>;
+
+    /// Up to `limit` runs whose `field` time is in `from_ms..=to_ms`, in (time, run id)
+    /// order, after `after` if given.
+    fn runs_by_time(
+        &self,
+        field: TimeField,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<(i64, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, RunId)>, Error>;
+
+    /// How many runs have each status (statuses with none are left out).
+    fn count_by_status(&self) -> Result<Vec<(RunStatus, u64)>, Error>;
 
     /// Up to `limit` child runs of `parent`, in run id order, after `after` if given.
     fn children(

@@ -360,6 +360,33 @@ pub(crate) mod keys {
         key
     }
 
+    /// `by_workflow`: workflow id length (u32 BE) ++ workflow id ++ version (u32 BE) ++ run id.
+    pub fn workflow_prefix(workflow_id: &str) -> Vec<u8> {
+        let mut key = Vec::with_capacity(workflow_id.len() + 24);
+        key.extend_from_slice(&(workflow_id.len() as u32).to_be_bytes());
+        key.extend_from_slice(workflow_id.as_bytes());
+        key
+    }
+
+    pub fn workflow(workflow_id: &str, version: u32, run_id: RunId) -> Vec<u8> {
+        let mut key = workflow_prefix(workflow_id);
+        key.extend_from_slice(&version.to_be_bytes());
+        key.extend_from_slice(run_id.as_bytes());
+        key
+    }
+
+    pub fn decode_workflow_suffix(suffix: &[u8]) -> Result<(u32, RunId), Error> {
+        if suffix.len() != 20 {
+            return Err(corrupt(
+                "workflow index key",
+                format!("suffix of {} bytes, expected 20", suffix.len()),
+            ));
+        }
+        let mut version = [0u8; 4];
+        version.copy_from_slice(&suffix[..4]);
+        Ok((u32::from_be_bytes(version), decode_run_id(&suffix[4..])?))
+    }
+
     /// `children`: parent run id ++ child run id.
     pub fn child(parent: RunId, child: RunId) -> [u8; 32] {
         let mut key = [0u8; 32];

@@ -9,7 +9,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ledgerflow_kernel::store::{
-    Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, Store, StoreLimits, TimerEntry,
+    Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, Store, StoreLimits, TimeField,
+    TimerEntry,
 };
 use ledgerflow_kernel::{ArtifactRef, Hash, Record, Replayer, RunId, RunState, RunStatus};
 use serde_json::Value;
@@ -60,6 +61,9 @@ pub(crate) struct Trees {
     pub inbox_meta: sled::Tree,
     pub children: sled::Tree,
     pub feed: sled::Tree,
+    pub by_workflow: sled::Tree,
+    pub by_created: sled::Tree,
+    pub by_updated: sled::Tree,
     pub snapshots: sled::Tree,
     pub artifacts: sled::Tree,
     pub artifact_chunks: sled::Tree,
@@ -229,6 +233,9 @@ impl SledStore {
             inbox_meta: tree("inbox_meta")?,
             children: tree("children")?,
             feed: tree("feed")?,
+            by_workflow: tree("by_workflow")?,
+            by_created: tree("by_created")?,
+            by_updated: tree("by_updated")?,
             snapshots: tree("snapshots")?,
             artifacts: tree("artifacts")?,
             artifact_chunks: tree("artifact_chunks")?,
@@ -408,9 +415,25 @@ impl SledStore {
             &t.inbox_meta,
             &t.children,
             &t.feed,
+            &t.by_workflow,
+            &t.by_created,
+            &t.by_updated,
         );
         let result = trees.transaction(
-            |(runs, records, wait_keys, timers, status, inbox, inbox_meta, children, feed)| {
+            |(
+                runs,
+                records,
+                wait_keys,
+                timers,
+                status,
+                inbox,
+                inbox_meta,
+                children,
+                feed,
+                by_workflow,
+                by_created,
+                by_updated,
+            )| {
                 f(&StepTrees {
                     runs,
                     records,
@@ -421,6 +444,9 @@ impl SledStore {
                     inbox_meta,
                     children,
                     feed,
+                    by_workflow,
+                    by_created,
+                    by_updated,
                 })
             },
         );
@@ -557,6 +583,9 @@ struct StepTrees<'a> {
     inbox_meta: Tx<'a>,
     children: Tx<'a>,
     feed: Tx<'a>,
+    by_workflow: Tx<'a>,
+    by_created: Tx<'a>,
+    by_updated: Tx<'a>,
 }
 
 fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
@@ -686,6 +715,25 @@ impl Store for SledStore {
                             wait_key.as_bytes(),
                             codec::encode_inbox_meta(meta).or_else(abort)?,
                         )?;
+                    }
+                    IndexChange::Workflow {
+                        workflow_id,
+                        version,
+                    } => {
+                        let key = keys::workflow(workflow_id, *version, commit.run_id);
+                        t.by_workflow.insert(key, &[][..])?;
+                    }
+                    IndexChange::Created(at_ms) => {
+                        t.by_created
+                            .insert(&keys::timer(*at_ms, commit.run_id)[..], &[][..])?;
+                    }
+                    IndexChange::Updated { from, to } => {
+                        if let Some(from) = from {
+                            t.by_updated
+                                .remove(&keys::timer(*from, commit.run_id)[..])?;
+                        }
+                        t.by_updated
+                            .insert(&keys::timer(*to, commit.run_id)[..], &[][..])?;
                     }
                     IndexChange::Child { parent } => {
                         t.children
@@ -938,6 +986,90 @@ impl Store for SledStore {
 
     fn get_artifact(&self, digest: &Hash) -> Result<Option<Vec<u8>>, Error> {
         SledStore::get_artifact(self, digest)
+    }
+
+    fn runs_by_workflow(
+        &self,
+        workflow_id: &str,
+        version: Option<u32>,
+        after: Option<(u32, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(u32, RunId)>, Error> {
+        self.check_limit(limit)?;
+        let prefix = keys::workflow_prefix(workflow_id);
+        let start = match after {
+            Some((v, id)) => {
+                let mut key = keys::workflow(workflow_id, v, id);
+                key.push(0);
+                key
+            }
+            None => {
+                let mut key = prefix.clone();
+                key.extend_from_slice(&version.unwrap_or(0).to_be_bytes());
+                key
+            }
+        };
+        let mut out = Vec::new();
+        for item in self.trees.by_workflow.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = item.map_err(sled_err)?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let (v, id) = keys::decode_workflow_suffix(&key[prefix.len()..])?;
+            if version.is_some_and(|want| want != v) {
+                break;
+            }
+            out.push((v, id));
+        }
+        Ok(out)
+    }
+
+    fn runs_by_time(
+        &self,
+        field: TimeField,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<(i64, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, RunId)>, Error> {
+        self.check_limit(limit)?;
+        let tree = match field {
+            TimeField::Created => &self.trees.by_created,
+            TimeField::Updated => &self.trees.by_updated,
+        };
+        let start = match after {
+            Some((at, id)) => {
+                let mut key = keys::timer(at, id).to_vec();
+                key.push(0);
+                key
+            }
+            None => keys::timer(from_ms, RunId::from_bytes([0; 16])).to_vec(),
+        };
+        let end = keys::timer(to_ms, RunId::from_bytes([0xff; 16])).to_vec();
+        tree.range(start..=end)
+            .take(limit)
+            .map(|item| keys::decode_timer(&item.map_err(sled_err)?.0))
+            .collect()
+    }
+
+    fn count_by_status(&self) -> Result<Vec<(RunStatus, u64)>, Error> {
+        let mut out = Vec::new();
+        for status in RunStatus::ALL {
+            // Counts index keys only; no run is read.
+            let count = self
+                .trees
+                .status
+                .scan_prefix([keys::status_byte(status)])
+                .keys()
+                .count() as u64;
+            if count > 0 {
+                out.push((status, count));
+            }
+        }
+        Ok(out)
     }
 
     fn store_id(&self) -> [u8; 16] {
