@@ -96,7 +96,7 @@ fn effect_reruns_with_the_same_key_after_a_crash_and_never_after_completion() {
         assert_eq!(done.status, RunStatus::Completed, "{name}");
         assert_eq!(
             provider.keys.lock().expect("lock").as_slice(),
-            [key.clone()],
+            std::slice::from_ref(&key),
             "{name}: same key"
         );
         // Completed is recorded: ticking again, or on a third process, never charges again.
