@@ -138,7 +138,9 @@ pub enum Error {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EngineConfig {
     /// Most steps one `tick` runs before returning a still-running run, so a workflow
-    /// that loops forever cannot hold a worker forever. Default 1,000.
+    /// that loops forever cannot hold a worker forever. Default 1,000. With 0 the engine
+    /// runs no steps at all and needs no registered specs: it records resumptions and
+    /// operator actions for a process that has the workflow code to carry on later.
     pub steps_per_tick_max: u32,
     /// JSON values (a var, a payload, an effect's result or payload, an output) whose
     /// serialized size is over this are stored as artifacts, and state and records hold
@@ -368,6 +370,17 @@ impl Engine {
             })
     }
 
+    /// Before a change that is followed by running steps: the run's workflow must be
+    /// registered, or nothing is changed. An engine with a step budget of 0 runs no steps
+    /// (it only records resumptions and operator actions, as the command-line tool does),
+    /// so it needs no specs.
+    fn require_spec(&self, state: &RunState) -> Result<(), Error> {
+        if self.config.steps_per_tick_max > 0 {
+            self.spec_of(state)?;
+        }
+        Ok(())
+    }
+
     fn spec_of(&self, state: &RunState) -> Result<Arc<WorkflowSpec>, Error> {
         self.spec(&WorkflowKey {
             workflow_id: state.workflow_id.clone(),
@@ -487,7 +500,8 @@ impl Engine {
     }
 
     fn drive(&self, mut state: RunState) -> Result<RunState, Error> {
-        if state.status != RunStatus::Running || state.paused {
+        if state.status != RunStatus::Running || state.paused || self.config.steps_per_tick_max == 0
+        {
             return Ok(state);
         }
         let spec = self.spec_of(&state)?;
@@ -1178,7 +1192,7 @@ impl Engine {
                 got: wait_key.to_owned(),
             });
         }
-        self.spec_of(&state)?;
+        self.require_spec(&state)?;
         let payload = self.offload(Some(run_id), payload, "the resume payload")?;
         let event = Event::Resumed {
             wait_key: wait_key.to_owned(),
@@ -1200,7 +1214,7 @@ impl Engine {
         {
             return Ok(state);
         }
-        self.spec_of(&state)?;
+        self.require_spec(&state)?;
         let state = self.commit(
             Some(&state),
             run_id,
@@ -1309,6 +1323,7 @@ impl Engine {
         if !state.paused {
             return Ok(state);
         }
+        self.require_spec(&state)?;
         let state = self.commit(Some(&state), run_id, Step::of(Event::Unpaused {}))?;
         self.drive(state)
     }
@@ -1485,6 +1500,16 @@ impl Engine {
         })
     }
 
+    /// A cursor `count` events before the end of the feed: reading from it returns the
+    /// last `count` events (or all, if there are fewer).
+    pub fn cursor_tail(&self, count: u64) -> Result<FeedCursor, Error> {
+        let head = self.store.feed_head()?;
+        Ok(FeedCursor {
+            store_id: self.store.store_id(),
+            feed_seq: head.saturating_sub(count),
+        })
+    }
+
     /// Up to `limit` events after `cursor`, in commit order, and the cursor to read on
     /// from. Only acknowledged (durable, in the default mode) commits are returned. A limit
     /// over the store's maximum is `LimitTooLarge`; a cursor from another store is refused.
@@ -1551,7 +1576,7 @@ impl Engine {
                 ),
             });
         }
-        self.spec_of(&at)?;
+        self.require_spec(&at)?;
         let fork_id = RunId::new_v4();
         let waiting = at.waiting.map(|mut wait| {
             wait.wait_key = wait.wait_key.map(|key| format!("fork:{fork_id}:{key}"));

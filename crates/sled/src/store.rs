@@ -511,6 +511,21 @@ impl SledStore {
             {
                 return Err(corrupt("missing from the status index"));
             }
+            let indexed = |tree: &sled::Tree, key: &[u8]| tree.contains_key(key).map_err(sled_err);
+            if !indexed(
+                &self.trees.by_workflow,
+                &keys::workflow(&state.workflow_id, state.workflow_version, run_id),
+            )? || !indexed(
+                &self.trees.by_created,
+                &keys::timer(state.created_at_ms, run_id),
+            )? || !indexed(
+                &self.trees.by_updated,
+                &keys::timer(state.updated_at_ms, run_id),
+            )? {
+                return Err(corrupt(
+                    "missing from the workflow, created or updated index",
+                ));
+            }
             if let Some(wait) = &state.waiting {
                 if let Some(key) = &wait.wait_key {
                     let holder = self.trees.wait_keys.get(key.as_bytes()).map_err(sled_err)?;

@@ -1,0 +1,449 @@
+//! What each subcommand does, over the libraries. Errors carry one line of context for
+//! the user; verification failures return exit code 1 after printing the bad record.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use ledgerflow_kernel::{
+    Clock, Delivered, Engine, EngineConfig, Record, RunId, RunQuery, RunStatus, Store,
+};
+use ledgerflow_ledger::{export_jsonl, import_jsonl, verify_chain};
+use ledgerflow_sled::{SledConfig, SledStore, SnapshotFilter};
+use serde_json::{json, Value};
+
+use crate::output::{print_json, record_json, run_json, table, time};
+use crate::{Cli, Command, EventsCommand, LedgerCommand, RunsCommand, SnapshotCommand, VerifyArgs};
+
+/// The wall clock, for the times this command records.
+struct WallClock;
+
+impl Clock for WallClock {
+    fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+}
+
+/// The store and an engine that runs no steps: this command records resumptions and
+/// operator actions; the application that has the workflow code carries the runs on.
+struct Opened {
+    store: Arc<SledStore>,
+    engine: Engine,
+}
+
+fn open(cli: &Cli) -> Result<Opened> {
+    let store = Arc::new(
+        SledStore::open_existing(&cli.db, SledConfig::default())
+            .with_context(|| format!("cannot open the store at {}", cli.db.display()))?,
+    );
+    let config = EngineConfig {
+        steps_per_tick_max: 0,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::with_config(
+        Arc::clone(&store) as Arc<dyn Store>,
+        Arc::new(WallClock),
+        config,
+    );
+    Ok(Opened { store, engine })
+}
+
+fn run_id(text: &str) -> Result<RunId> {
+    text.parse().map_err(|e| anyhow!("{e}"))
+}
+
+fn payload(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| anyhow!("invalid JSON payload: {e}"))
+}
+
+fn status(text: &str) -> Result<RunStatus> {
+    RunStatus::ALL
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| anyhow!("unknown status {text:?}: expected running, waiting, completed, failed or cancelled"))
+}
+
+fn check_limit(limit: usize, store: &dyn Store) -> Result<()> {
+    let max = store.limits().read_items_max;
+    if limit == 0 || limit > max {
+        bail!("--limit must be between 1 and {max}, got {limit}");
+    }
+    Ok(())
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Ledger(LedgerCommand::Verify(VerifyArgs {
+        file: Some(path), ..
+    })) = &cli.command
+    {
+        // Offline: an export verifies without a store.
+        return verify_file(&cli, path);
+    }
+    run_on_store(&cli, open(&cli)?)
+}
+
+fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
+    let Opened { store, engine } = opened;
+    match &cli.command {
+        Command::Runs(RunsCommand::List { status: wanted, workflow, limit, cursor }) => {
+            check_limit(*limit, store.as_ref())?;
+            let query = RunQuery {
+                status: wanted.as_deref().map(status).transpose()?,
+                workflow_id: workflow.clone(),
+                ..RunQuery::default()
+            };
+            let page = engine.query_runs(&query, cursor.as_deref(), *limit)?;
+            if cli.json {
+                print_json(&json!({
+                    "runs": page.runs.iter().map(run_json).collect::<Vec<_>>(),
+                    "next_cursor": page.next_cursor,
+                }));
+            } else {
+                let rows: Vec<Vec<String>> = page
+                    .runs
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.run_id.to_string(),
+                            format!("{}@{}", r.workflow_id, r.workflow_version),
+                            format!("{}{}", r.status, if r.paused { " (paused)" } else { "" }),
+                            r.head.seq.to_string(),
+                            time(r.updated_at_ms),
+                        ]
+                    })
+                    .collect();
+                table(&["RUN", "WORKFLOW", "STATUS", "SEQ", "UPDATED"], &rows);
+                if let Some(next) = page.next_cursor {
+                    println!("more: --cursor {next}");
+                }
+            }
+        }
+        Command::Runs(RunsCommand::Show { run }) => {
+            let state = engine.load(run_id(run)?)?;
+            if cli.json {
+                print_json(&run_json(&state));
+            } else {
+                let value = run_json(&state);
+                if let Value::Object(fields) = value {
+                    for (key, value) in fields {
+                        if !value.is_null() {
+                            println!("{key:>14}: {}", if let Value::String(s) = &value { s.clone() } else { value.to_string() });
+                        }
+                    }
+                }
+            }
+        }
+        Command::Ledger(LedgerCommand::Show { run }) => {
+            let records = all_records(&engine, run_id(run)?)?;
+            if cli.json {
+                print_json(&Value::Array(records.iter().map(record_json).collect()));
+            } else {
+                let rows: Vec<Vec<String>> = records
+                    .iter()
+                    .map(|r| vec![r.seq().to_string(), time(r.at_ms()), r.kind().to_owned(), r.hash().to_hex()[..16].to_owned()])
+                    .collect();
+                table(&["SEQ", "AT", "KIND", "HASH"], &rows);
+            }
+        }
+        Command::Ledger(LedgerCommand::Verify(args)) => {
+            let runs = match &args.run {
+                Some(run) => vec![run_id(run)?],
+                None => all_run_ids(store.as_ref())?,
+            };
+            return verify_runs(cli, &engine, &runs);
+        }
+        Command::Ledger(LedgerCommand::Export(args)) => {
+            let runs = match &args.run {
+                Some(run) => vec![run_id(run)?],
+                None => all_run_ids(store.as_ref())?,
+            };
+            let file = File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+            let mut out = BufWriter::new(file);
+            let mut count = 0usize;
+            for run in &runs {
+                let records = all_records(&engine, *run)?;
+                count += records.len();
+                export_jsonl(&records, &mut out).with_context(|| format!("writing {}", args.out.display()))?;
+            }
+            out.into_inner().map_err(|e| anyhow!("writing {}: {e}", args.out.display()))?.sync_all()?;
+            report(cli, json!({ "runs": runs.len(), "records": count, "out": args.out }), &format!("exported {count} records of {} runs to {}", runs.len(), args.out.display()));
+        }
+        Command::Events(EventsCommand::Tail { from_start, follow, limit }) => {
+            check_limit(*limit, store.as_ref())?;
+            let mut cursor = if *from_start { engine.cursor_from_start() } else { engine.cursor_tail(*limit as u64)? };
+            let mut printed = Vec::new();
+            loop {
+                let page = engine.read_events(&cursor, *limit)?;
+                for event in &page.events {
+                    if cli.json {
+                        printed.push(json!({ "feed_seq": event.feed_seq, "run_id": event.run_id, "seq": event.seq, "kind": event.kind, "at": time(event.at_ms) }));
+                    } else {
+                        println!("{:>8}  {}  {}  {:>5}  {}", event.feed_seq, time(event.at_ms), event.run_id, event.seq, event.kind);
+                    }
+                }
+                cursor = page.next_cursor;
+                if page.has_more {
+                    continue;
+                }
+                if !*follow {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if cli.json {
+                print_json(&json!({ "events": printed, "next_cursor": cursor.to_string() }));
+            }
+        }
+        Command::Emit { wait_key, payload: text } => match engine.deliver(wait_key, payload(text)?)? {
+            Delivered::Resumed(state) => report(
+                cli,
+                json!({ "delivered": "resumed", "run_id": state.run_id, "status": state.status }),
+                &format!("resumed run {} (now {}); it carries on when your application ticks it", state.run_id, state.status),
+            ),
+            Delivered::Queued(seq) => report(
+                cli,
+                json!({ "delivered": "queued", "wait_key": wait_key, "inbox_seq": seq }),
+                &format!("no run waits on {wait_key:?}: the event is queued in its inbox (entry {seq}) for the next run that waits on it"),
+            ),
+        },
+        Command::Respond { run, payload: text } => {
+            let run = run_id(run)?;
+            let value = payload(text)?;
+            let state = engine.load(run)?;
+            let key = state
+                .waiting
+                .as_ref()
+                .and_then(|w| w.wait_key.clone())
+                .filter(|_| state.status == RunStatus::Waiting)
+                .ok_or_else(|| anyhow!("run {run} does not wait on a key (status {})", state.status))?;
+            let state = engine.resume(run, &key, value)?;
+            report(cli, run_json(&state), &format!("run {run} resumed on {key} (now {}); it carries on when your application ticks it", state.status));
+        }
+        Command::Pause { run } => {
+            let state = engine.pause(run_id(run)?)?;
+            report(cli, run_json(&state), &format!("run {} paused", state.run_id));
+        }
+        Command::Unpause { run } => {
+            let state = engine.unpause(run_id(run)?)?;
+            report(cli, run_json(&state), &format!("run {} unpaused ({})", state.run_id, state.status));
+        }
+        Command::Cancel { run, reason } => {
+            let root = run_id(run)?;
+            let outcome = engine.cancel(root, reason)?;
+            let mut cancelled = vec![];
+            let mut frontier = vec![root];
+            while let Some(parent) = frontier.pop() {
+                for child in store.children(parent, None, store.limits().read_items_max)? {
+                    if engine.cancel(child, &format!("parent run {root} cancelled: {reason}"))?.changed {
+                        cancelled.push(child);
+                    }
+                    frontier.push(child);
+                }
+            }
+            let message = if outcome.changed {
+                format!("run {root} cancelled ({} child runs too)", cancelled.len())
+            } else {
+                format!("run {root} had already ended ({}); nothing changed", outcome.state.status)
+            };
+            report(cli, json!({ "run_id": root, "status": outcome.state.status, "changed": outcome.changed, "record_seq": outcome.record.seq(), "children_cancelled": cancelled }), &message);
+        }
+        Command::Snapshot(SnapshotCommand::Create { run, name, tags, description }) => {
+            let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+            let snapshot = store.create_snapshot(run_id(run)?, name, description, &tags, WallClock.now_ms())?;
+            report(cli, json!({ "run_id": snapshot.run_id, "name": snapshot.name, "seq": snapshot.seq, "record_hash": snapshot.record_hash, "tags": snapshot.tags }), &format!("snapshot {:?} of run {} at seq {}", snapshot.name, snapshot.run_id, snapshot.seq));
+        }
+        Command::Snapshot(SnapshotCommand::List { run, tag, limit }) => {
+            check_limit(*limit, store.as_ref())?;
+            let filter = SnapshotFilter { run_id: run.as_deref().map(run_id).transpose()?, tag: tag.clone(), name_contains: None };
+            let snapshots = store.list_snapshots(&filter, *limit)?;
+            if cli.json {
+                print_json(&Value::Array(snapshots.iter().map(|s| json!({ "run_id": s.run_id, "name": s.name, "seq": s.seq, "record_hash": s.record_hash, "description": s.description, "tags": s.tags, "created_at": time(s.created_at_ms) })).collect()));
+            } else {
+                let rows: Vec<Vec<String>> = snapshots.iter().map(|s| vec![s.run_id.to_string(), s.name.clone(), s.seq.to_string(), s.tags.join(","), s.description.clone()]).collect();
+                table(&["RUN", "NAME", "SEQ", "TAGS", "DESCRIPTION"], &rows);
+            }
+        }
+        Command::Fork(args) => {
+            let run = run_id(&args.run)?;
+            let seq = match (&args.at, &args.snapshot) {
+                (Some(seq), _) => *seq,
+                (None, Some(name)) => store.snapshot(run, name)?.seq,
+                (None, None) => bail!("give --at SEQ or --snapshot NAME"),
+            };
+            let fork = engine.fork(run, seq)?;
+            let state = engine.load(fork)?;
+            report(cli, json!({ "run_id": fork, "forked_from": run, "at_seq": seq, "status": state.status }), &format!("forked run {run} at seq {seq} as run {fork} ({})", state.status));
+        }
+        Command::Check => {
+            let report_value = store.check();
+            match report_value {
+                Ok(checked) => report(cli, json!({ "ok": true, "runs": checked.runs, "records": checked.records }), &format!("ok: {} runs, {} records verified; replay equals stored state; indexes agree", checked.runs, checked.records)),
+                Err(e) => {
+                    if cli.json {
+                        print_json(&json!({ "ok": false, "error": e.to_string() }));
+                    } else {
+                        println!("FAIL: {e}");
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Stats => {
+            let counts: BTreeMap<String, u64> = engine.count_by_status()?.into_iter().map(|(s, n)| (s.to_string(), n)).collect();
+            let events = store.feed_head()?;
+            let inbox_keys = store.inbox_keys(None, store.limits().read_items_max)?.len();
+            if cli.json {
+                print_json(&json!({ "runs_by_status": counts, "events": events, "inbox_keys": inbox_keys, "fsyncs": store.fsyncs(), "db": cli.db }));
+            } else {
+                let rows: Vec<Vec<String>> = counts.iter().map(|(s, n)| vec![s.clone(), n.to_string()]).collect();
+                table(&["STATUS", "RUNS"], &rows);
+                println!("events in feed: {events}; wait_keys with queued events: {inbox_keys}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(cli: &Cli, value: Value, text: &str) {
+    if cli.json {
+        print_json(&value);
+    } else {
+        println!("{text}");
+    }
+}
+
+fn all_run_ids(store: &dyn Store) -> Result<Vec<RunId>> {
+    let page = store.limits().read_items_max;
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let ids = store.list_runs(None, after, page)?;
+        out.extend(&ids);
+        if ids.len() < page {
+            return Ok(out);
+        }
+        after = ids.last().copied();
+    }
+}
+
+fn all_records(engine: &Engine, run: RunId) -> Result<Vec<Record>> {
+    engine.load(run)?;
+    let page = engine.store().limits().read_items_max;
+    let mut out = Vec::new();
+    loop {
+        let records = engine.records(run, out.len() as u64 + 1, page)?;
+        let done = records.len() < page;
+        out.extend(records);
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+fn verify_runs(cli: &Cli, engine: &Engine, runs: &[RunId]) -> Result<ExitCode> {
+    let mut results = Vec::new();
+    let mut failed = false;
+    for run in runs {
+        match engine.verify_run(*run) {
+            Ok(state) => results.push(json!({ "run_id": run, "ok": true, "records": state.head.seq, "head": state.head.hash })),
+            Err(e) => {
+                failed = true;
+                let seq = failing_seq(&e);
+                results.push(json!({ "run_id": run, "ok": false, "seq": seq, "reason": e.to_string() }));
+            }
+        }
+    }
+    print_verification(cli, &results);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The seq a verification error names, if it names one.
+fn failing_seq(error: &ledgerflow_kernel::Error) -> Option<u64> {
+    match error {
+        ledgerflow_kernel::Error::Replay(ledgerflow_kernel::ReplayError::Chain(e)) => Some(e.seq),
+        ledgerflow_kernel::Error::Replay(
+            ledgerflow_kernel::ReplayError::Undecodable { seq, .. }
+            | ledgerflow_kernel::ReplayError::Invalid { seq, .. }
+            | ledgerflow_kernel::ReplayError::StateMismatch { seq, .. },
+        ) => Some(*seq),
+        _ => None,
+    }
+}
+
+fn print_verification(cli: &Cli, results: &[Value]) {
+    if cli.json {
+        let ok = results.iter().all(|r| r["ok"] == json!(true));
+        print_json(&json!({ "ok": ok, "runs": results }));
+        return;
+    }
+    for r in results {
+        if r["ok"] == json!(true) {
+            println!(
+                "ok    run {}: {} records, head {}",
+                str_of(&r["run_id"]),
+                r["records"],
+                str_of(&r["head"])
+            );
+        } else {
+            let seq = if r["seq"].is_null() {
+                "?".to_owned()
+            } else {
+                r["seq"].to_string()
+            };
+            println!(
+                "FAIL  run {} seq {}: {}",
+                str_of(&r["run_id"]),
+                seq,
+                str_of(&r["reason"])
+            );
+        }
+    }
+}
+
+fn str_of(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
+}
+
+fn verify_file(cli: &Cli, path: &std::path::Path) -> Result<ExitCode> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let records = import_jsonl(BufReader::new(file))
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut runs: Vec<(RunId, Vec<Record>)> = Vec::new();
+    for record in records {
+        match runs.iter_mut().find(|(id, _)| *id == record.run_id()) {
+            Some((_, list)) => list.push(record),
+            None => runs.push((record.run_id(), vec![record])),
+        }
+    }
+    let mut failed = false;
+    let results: Vec<Value> = runs
+        .iter()
+        .map(|(run, records)| match verify_chain(records) {
+            Ok(head) => json!({ "run_id": run, "ok": true, "records": records.len(), "head": head.map(|h| h.hash) }),
+            Err(e) => {
+                failed = true;
+                json!({ "run_id": run, "ok": false, "seq": e.seq, "reason": e.fault.to_string() })
+            }
+        })
+        .collect();
+    if results.is_empty() {
+        bail!("{} holds no records", path.display());
+    }
+    print_verification(cli, &results);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,78 @@
+//! How the command prints: JSON documents for `--json`, aligned tables for people.
+
+use chrono::{TimeZone, Utc};
+use ledgerflow_kernel::{Record, RunState};
+use serde_json::{json, Value};
+
+/// Milliseconds since the Unix epoch as RFC 3339 UTC text.
+pub fn time(at_ms: i64) -> String {
+    Utc.timestamp_millis_opt(at_ms)
+        .single()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| at_ms.to_string())
+}
+
+/// The JSON object of a run in listings and `runs show`.
+pub fn run_json(state: &RunState) -> Value {
+    json!({
+        "run_id": state.run_id,
+        "workflow_id": state.workflow_id,
+        "version": state.workflow_version,
+        "status": state.status,
+        "paused": state.paused,
+        "seq": state.head.seq,
+        "head_hash": state.head.hash,
+        "node": state.node,
+        "created_at": time(state.created_at_ms),
+        "updated_at": time(state.updated_at_ms),
+        "created_at_ms": state.created_at_ms,
+        "updated_at_ms": state.updated_at_ms,
+        "waiting": state.waiting,
+        "pending_effect": state.pending_effect,
+        "output": state.output,
+        "failure": state.failure,
+        "cancel_reason": state.cancel_reason,
+        "parent": state.parent,
+        "vars": state.vars,
+    })
+}
+
+/// A record as one JSONL export object.
+pub fn record_json(record: &Record) -> Value {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = ledgerflow_ledger::export_jsonl([record], &mut out);
+    serde_json::from_slice(&out).unwrap_or(Value::Null)
+}
+
+/// Prints rows under headers with columns padded to their widest cell.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+/// Prints one JSON document.
+pub fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}

@@ -1,0 +1,355 @@
+//! Runs the real `ledgerflow` binary against a store made by the libraries: listings,
+//! operator commands, verification (including a tampered export), and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use ledgerflow_kernel::{
+    Effect, Engine, ManualClock, RunId, RunStatus, StepContext, StepPlan, Store, WorkflowSpec,
+};
+use ledgerflow_sled::SledStore;
+use serde_json::{json, Value};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    asking: RunId,
+    done: RunId,
+    waiting_event: RunId,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db");
+    let store = Arc::new(SledStore::open(&db).expect("create"));
+    let engine = Engine::new(
+        Arc::clone(&store) as Arc<dyn Store>,
+        Arc::new(ManualClock::new(1_700_000_000_000)),
+    );
+    engine.register(
+        WorkflowSpec::builder("approve", 1)
+            .node("ask", |_: &mut StepContext<'_>| {
+                StepPlan::effect(Effect::ask_user("Ship it?", &["yes", "no"]).result_key("answer"))
+                    .then_next("done")
+            })
+            .node("done", |ctx: &mut StepContext<'_>| {
+                StepPlan::complete(ctx.var("answer").cloned().unwrap_or_default())
+            })
+            .entry("ask")
+            .build()
+            .expect("spec"),
+    );
+    engine.register(
+        WorkflowSpec::builder("listen", 1)
+            .node("wait", |_: &mut StepContext<'_>| {
+                StepPlan::effect(Effect::wait_event("evt-c").result_key("event"))
+                    .then_complete(json!("heard"))
+            })
+            .entry("wait")
+            .build()
+            .expect("spec"),
+    );
+    let asking = engine
+        .start(("approve", 1), json!({ "amount": 5 }))
+        .expect("start");
+    engine.tick(asking).expect("tick");
+    let done = engine.start(("approve", 1), json!({})).expect("start");
+    engine.tick(done).expect("tick");
+    let key = engine
+        .load(done)
+        .expect("load")
+        .waiting
+        .and_then(|w| w.wait_key)
+        .expect("key");
+    engine.resume(done, &key, json!("no")).expect("resume");
+    let waiting_event = engine.start(("listen", 1), json!({})).expect("start");
+    engine.tick(waiting_event).expect("tick");
+    drop(engine);
+    store.close().expect("close");
+    drop(store);
+    Fixture {
+        _dir: dir,
+        db,
+        asking,
+        done,
+        waiting_event,
+    }
+}
+
+fn ledgerflow(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ledgerflow"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .expect("run the binary")
+}
+
+fn ok_json(db: &Path, args: &[&str]) -> Value {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let out = ledgerflow(db, &full);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: stdout is not one JSON document: {e}"))
+}
+
+/// A failing command: exit code 1, one line on stderr saying what was wrong, no panic.
+fn fails(db: &Path, args: &[&str], expect: &str) {
+    let out = ledgerflow(db, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(expect),
+        "{args:?}: stderr {stderr:?} lacks {expect:?}"
+    );
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: one line, got {stderr:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{args:?}");
+}
+
+#[test]
+fn lists_and_shows_runs_with_the_documented_fields() {
+    let f = fixture();
+    let list = ok_json(&f.db, &["runs", "list"]);
+    let runs = list["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 3);
+    for run in runs {
+        for key in [
+            "run_id",
+            "workflow_id",
+            "version",
+            "status",
+            "paused",
+            "seq",
+            "created_at",
+            "updated_at",
+        ] {
+            assert!(run.get(key).is_some(), "missing {key} in {run}");
+        }
+    }
+    let waiting = ok_json(&f.db, &["runs", "list", "--status", "waiting"]);
+    assert_eq!(waiting["runs"].as_array().map(Vec::len), Some(2));
+    let by_workflow = ok_json(
+        &f.db,
+        &["runs", "list", "--workflow", "approve", "--limit", "1"],
+    );
+    assert_eq!(by_workflow["runs"].as_array().map(Vec::len), Some(1));
+    let cursor = by_workflow["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let next = ok_json(
+        &f.db,
+        &[
+            "runs",
+            "list",
+            "--workflow",
+            "approve",
+            "--limit",
+            "1",
+            "--cursor",
+            &cursor,
+        ],
+    );
+    assert_eq!(next["runs"].as_array().map(Vec::len), Some(1));
+    let show = ok_json(&f.db, &["runs", "show", &f.asking.to_string()]);
+    assert_eq!(show["status"], json!("waiting"));
+    assert_eq!(show["waiting"]["prompt"], json!("Ship it?"));
+    assert_eq!(show["seq"], json!(2));
+    let human = ledgerflow(&f.db, &["runs", "list"]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("approve@1"));
+}
+
+#[test]
+fn respond_emit_and_operator_commands_record_in_the_ledger() {
+    let f = fixture();
+    let responded = ok_json(
+        &f.db,
+        &["respond", &f.asking.to_string(), "--payload", "\"yes\""],
+    );
+    assert_eq!(
+        responded["status"],
+        json!("running"),
+        "resumed; the application runs the next step"
+    );
+    let resumed = ok_json(&f.db, &["emit", "evt-c", "--payload", "{\"x\": 1}"]);
+    assert_eq!(resumed["delivered"], json!("resumed"));
+    assert_eq!(
+        resumed["status"],
+        json!("completed"),
+        "the continuation completes without a node"
+    );
+    let queued = ledgerflow(&f.db, &["emit", "nobody-waits", "--payload", "1"]);
+    assert!(String::from_utf8_lossy(&queued.stdout).contains("queued in its inbox"));
+    ok_json(&f.db, &["pause", &f.asking.to_string()]);
+    let shown = ok_json(&f.db, &["runs", "show", &f.asking.to_string()]);
+    assert_eq!(shown["paused"], json!(true));
+    ok_json(&f.db, &["unpause", &f.asking.to_string()]);
+    let cancelled = ok_json(
+        &f.db,
+        &["cancel", &f.asking.to_string(), "--reason", "test"],
+    );
+    assert_eq!(
+        (cancelled["status"].clone(), cancelled["changed"].clone()),
+        (json!("cancelled"), json!(true))
+    );
+    let again = ok_json(&f.db, &["cancel", &f.done.to_string()]);
+    assert_eq!(
+        (again["status"].clone(), again["changed"].clone()),
+        (json!("completed"), json!(false))
+    );
+    let ledger = ok_json(&f.db, &["ledger", "show", &f.asking.to_string()]);
+    let kinds: Vec<&str> = ledger
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "started",
+            "waiting",
+            "resumed",
+            "paused",
+            "unpaused",
+            "cancelled"
+        ]
+    );
+    let check = ok_json(&f.db, &["check"]);
+    assert_eq!(check["ok"], json!(true));
+    let events = ok_json(&f.db, &["events", "tail", "--from-start"]);
+    assert!(events["events"].as_array().map_or(0, Vec::len) >= 12);
+    let stats = ok_json(&f.db, &["stats"]);
+    assert_eq!(stats["runs_by_status"]["completed"], json!(2));
+    // The store's own view agrees.
+    let store = SledStore::open(&f.db).expect("reopen");
+    assert_eq!(
+        store.load(f.waiting_event).expect("load").map(|s| s.status),
+        Some(RunStatus::Completed)
+    );
+}
+
+#[test]
+fn snapshots_and_fork() {
+    let f = fixture();
+    let run = f.asking.to_string();
+    let created = ok_json(
+        &f.db,
+        &[
+            "snapshot",
+            "create",
+            &run,
+            "before-answer",
+            "--tag",
+            "audit",
+        ],
+    );
+    assert_eq!(created["seq"], json!(2));
+    let listed = ok_json(&f.db, &["snapshot", "list", "--tag", "audit"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    let fork = ok_json(&f.db, &["fork", &run, "--snapshot", "before-answer"]);
+    assert_eq!(fork["status"], json!("waiting"));
+    let at = ok_json(&f.db, &["fork", &run, "--at", "1"]);
+    assert_eq!(at["status"], json!("running"));
+    fails(&f.db, &["fork", &run, "--at", "99"], "not 99");
+}
+
+#[test]
+fn verification_of_store_and_export_names_the_bad_record() {
+    let f = fixture();
+    assert_eq!(
+        ok_json(&f.db, &["ledger", "verify", &f.done.to_string()])["ok"],
+        json!(true)
+    );
+    assert_eq!(
+        ok_json(&f.db, &["ledger", "verify", "--all"])["runs"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    let export = f.db.with_extension("jsonl");
+    let export_arg = export.to_str().expect("utf-8");
+    ok_json(&f.db, &["ledger", "export", "--all", "--out", export_arg]);
+    let verified = ok_json(&f.db, &["ledger", "verify", "--file", export_arg]);
+    assert_eq!(verified["ok"], json!(true));
+
+    // Change one byte of a hashed field (the kind of the third record of some run).
+    let text = std::fs::read_to_string(&export).expect("export");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let victim = lines
+        .iter()
+        .position(|l| l.contains("\"kind\":\"resumed\""))
+        .expect("a resumed record");
+    lines[victim] = lines[victim].replacen("\"kind\":\"resumed\"", "\"kind\":\"resumeD\"", 1);
+    let bad = f.db.with_extension("bad.jsonl");
+    std::fs::write(&bad, lines.join("\n") + "\n").expect("write");
+    let victim_record: Value = serde_json::from_str(&lines[victim]).expect("json");
+    let out = ledgerflow(
+        &f.db,
+        &["ledger", "verify", "--file", bad.to_str().expect("utf-8")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let expected = format!(
+        "FAIL  run {} seq {}",
+        victim_record["run_id"].as_str().expect("id"),
+        victim_record["seq"]
+    );
+    assert!(stdout.contains(&expected), "{stdout}");
+    assert!(stdout.contains("hash mismatch"), "{stdout}");
+    // No store needed for an export.
+    let out = ledgerflow(
+        Path::new("/nonexistent"),
+        &["ledger", "verify", "--file", export_arg],
+    );
+    assert!(out.status.success());
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_exit_code_1() {
+    let f = fixture();
+    fails(
+        &f.db,
+        &["emit", "k", "--payload", "{nope"],
+        "invalid JSON payload",
+    );
+    fails(&f.db, &["runs", "show", "not-a-uuid"], "invalid run id");
+    fails(
+        &f.db,
+        &["runs", "show", &RunId::new_v4().to_string()],
+        "not found",
+    );
+    fails(
+        &f.db,
+        &["runs", "list", "--limit", "100000"],
+        "--limit must be between 1 and 10000",
+    );
+    fails(
+        &f.db,
+        &["runs", "list", "--status", "sleeping"],
+        "unknown status",
+    );
+    fails(
+        &f.db,
+        &["runs", "list", "--cursor", "garbage"],
+        "does not belong to this query",
+    );
+    fails(
+        &f.db,
+        &["respond", &f.done.to_string(), "--payload", "1"],
+        "does not wait on a key",
+    );
+    fails(&f.db.join("missing"), &["runs", "list"], "store missing");
+    let usage = ledgerflow(&f.db, &["ledger", "verify"]);
+    assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
+}
