@@ -77,6 +77,16 @@ fn check_limit(limit: usize, store: &dyn Store) -> Result<()> {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Bench(args) = &cli.command {
+        // Every workload makes its own store; --db is not used.
+        let result = crate::bench::run(args)?;
+        if cli.json {
+            println!("{result}");
+        } else {
+            crate::bench::print_table(&result);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Ledger(LedgerCommand::Verify(VerifyArgs {
         file: Some(path), ..
     })) = &cli.command
@@ -293,6 +303,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Bench(_) => {}
         Command::Stats => {
             let counts: BTreeMap<String, u64> = engine.count_by_status()?.into_iter().map(|(s, n)| (s.to_string(), n)).collect();
             let events = store.feed_head()?;

@@ -1,6 +1,7 @@
 //! The `ledgerflow` command: parses arguments and calls the libraries. Operators inspect,
-//! resume, pause and cancel runs; auditors verify and export ledgers.
+//! resume, pause and cancel runs; auditors verify and export ledgers; everyone can bench.
 
+mod bench;
 mod commands;
 mod output;
 
@@ -77,6 +78,8 @@ enum Command {
     Check,
     /// Counts by status and the feed's length.
     Stats,
+    /// Measure throughput and latency on this machine, on a fresh store each time.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand, Debug)]

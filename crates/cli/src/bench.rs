@@ -1,0 +1,718 @@
+//! `ledgerflow bench`: workloads that measure what users size machines with, each on a
+//! fresh store, each printing a table or one JSON object. Every count is bounded by an
+//! option; nothing here is a pass/fail test.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use ledgerflow_kernel::{
+    Clock, Effect, Engine, EngineConfig, Hash, MemoryStore, RunId, RunStatus, StepContext,
+    StepPlan, Store, WorkflowSpec,
+};
+use ledgerflow_ledger::{verify_chain, RecordDraft};
+use ledgerflow_scheduler::{Scheduler, SchedulerConfig};
+use ledgerflow_sled::{Durability, SledConfig, SledStore};
+use serde_json::{json, Value};
+
+/// Options of `ledgerflow bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    workload: Workload,
+}
+
+#[derive(Subcommand, Debug)]
+enum Workload {
+    /// Steps committed per second: R runs of K steps each, C threads.
+    Steps(StepsArgs),
+    /// Human-in-the-loop: start runs that ask a person, then deliver every answer.
+    Hitl(HitlArgs),
+    /// R runs wait until one due time; the scheduler fires them; lag after due.
+    Timers(TimersArgs),
+    /// Chain verification speed against raw blake3 over the same bytes.
+    Verify(VerifyArgs),
+    /// Time to reopen a store holding R runs and N records.
+    Recover(RecoverArgs),
+    /// The physical floor: fsync rate and latency, raw sled batch + flush + fsync.
+    Floor(FloorArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    Sled,
+    Memory,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DurabilityArg {
+    Sync,
+    Batched,
+    None,
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// Where to make the store (default: a fresh temporary directory, removed after).
+    #[arg(long = "bench-db")]
+    bench_db: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct StepsArgs {
+    #[arg(long, default_value_t = 256)]
+    runs: usize,
+    #[arg(long, default_value_t = 20)]
+    steps: u64,
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Sync)]
+    durability: DurabilityArg,
+    #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
+    store: StoreKind,
+    /// After each durably acknowledged commit, append `run_id seq` here.
+    #[arg(long)]
+    ack_file: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct HitlArgs {
+    #[arg(long, default_value_t = 2_000)]
+    runs: usize,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Sync)]
+    durability: DurabilityArg,
+    #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
+    store: StoreKind,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct TimersArgs {
+    #[arg(long, default_value_t = 10_000)]
+    runs: usize,
+    /// The due time, this many ms after the runs are created.
+    #[arg(long = "due-in-ms", default_value_t = 2_000)]
+    due_in_ms: i64,
+    #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
+    store: StoreKind,
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    #[arg(long, default_value_t = 200_000)]
+    records: u64,
+    #[arg(long = "payload-bytes", default_value_t = 128)]
+    payload_bytes: usize,
+}
+
+#[derive(Args, Debug)]
+struct RecoverArgs {
+    #[arg(long, default_value_t = 1_000)]
+    runs: usize,
+    #[arg(long, default_value_t = 10_000)]
+    records: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct FloorArgs {
+    /// Records per sled batch.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// How long each part measures.
+    #[arg(long = "seconds", default_value_t = 2)]
+    seconds: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// The wall clock.
+struct WallClock;
+
+impl Clock for WallClock {
+    fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+}
+
+/// A store directory that is removed afterwards unless the user named it.
+struct BenchDir {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl BenchDir {
+    fn new(common: &Common, name: &str) -> Result<Self> {
+        match &common.bench_db {
+            Some(path) => {
+                if path.exists() {
+                    bail!(
+                        "{} exists: bench makes a fresh store; give a new path",
+                        path.display()
+                    );
+                }
+                Ok(BenchDir {
+                    path: path.clone(),
+                    remove: false,
+                })
+            }
+            None => Ok(BenchDir {
+                path: std::env::temp_dir().join(format!(
+                    "ledgerflow-bench-{name}-{}-{}",
+                    std::process::id(),
+                    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+                )),
+                remove: true,
+            }),
+        }
+    }
+}
+
+impl Drop for BenchDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn durability(arg: DurabilityArg) -> Durability {
+    match arg {
+        DurabilityArg::Sync => Durability::Sync,
+        DurabilityArg::Batched => Durability::Batched { max_delay_ms: 10 },
+        DurabilityArg::None => Durability::None,
+    }
+}
+
+/// A store of the chosen kind; the sled store is returned too, for its fsync count.
+fn make_store(
+    kind: StoreKind,
+    dir: &Path,
+    durability: Durability,
+) -> Result<(Arc<dyn Store>, Option<Arc<SledStore>>)> {
+    Ok(match kind {
+        StoreKind::Memory => (Arc::new(MemoryStore::new()), None),
+        StoreKind::Sled => {
+            let sled = Arc::new(SledStore::open_with(
+                dir,
+                SledConfig {
+                    durability,
+                    ..SledConfig::default()
+                },
+            )?);
+            (Arc::clone(&sled) as Arc<dyn Store>, Some(sled))
+        }
+    })
+}
+
+/// p-th percentile (0..=100) of sorted microsecond samples.
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Peak resident memory of this process, in MB (Linux; 0 elsewhere).
+fn rss_max_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn per_s(count: f64, elapsed: Duration) -> f64 {
+    count / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// Runs the chosen workload and returns its result object.
+pub fn run(args: &BenchArgs) -> Result<Value> {
+    match &args.workload {
+        Workload::Steps(a) => steps(a),
+        Workload::Hitl(a) => hitl(a),
+        Workload::Timers(a) => timers(a),
+        Workload::Verify(a) => verify(a),
+        Workload::Recover(a) => recover(a),
+        Workload::Floor(a) => floor(a),
+    }
+}
+
+fn counter_spec(steps: u64) -> Result<WorkflowSpec> {
+    Ok(WorkflowSpec::builder("bench-steps", 1)
+        .node("step", move |ctx: &mut StepContext<'_>| {
+            let n = ctx.var("n").and_then(Value::as_u64).unwrap_or(0) + 1;
+            ctx.set("n", json!(n));
+            if n >= steps {
+                StepPlan::complete(json!(n))
+            } else {
+                StepPlan::next("step")
+            }
+        })
+        .entry("step")
+        .build()?)
+}
+
+fn steps(a: &StepsArgs) -> Result<Value> {
+    if a.runs == 0 || a.steps == 0 || a.concurrency == 0 {
+        bail!("--runs, --steps and --concurrency must be at least 1");
+    }
+    let dir = BenchDir::new(&a.common, "steps")?;
+    let (store, sled) = make_store(a.store, &dir.path, durability(a.durability))?;
+    let config = EngineConfig {
+        steps_per_tick_max: 1,
+        ..EngineConfig::default()
+    };
+    let engine = Arc::new(Engine::with_config(store, Arc::new(WallClock), config));
+    engine.register(counter_spec(a.steps)?);
+    let runs: Vec<RunId> = (0..a.runs)
+        .map(|_| engine.start(("bench-steps", 1), json!({})))
+        .collect::<Result<_, _>>()?;
+    let ack = match &a.ack_file {
+        Some(path) => Some(Arc::new(Mutex::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?,
+        ))),
+        None => None,
+    };
+    let fsyncs_before = sled.as_ref().map_or(0, |s| s.fsyncs());
+    let threads = a.concurrency.min(a.runs);
+    let chunks: Vec<Vec<RunId>> = (0..threads)
+        .map(|t| runs.iter().skip(t).step_by(threads).copied().collect())
+        .collect();
+    let started = Instant::now();
+    let results: Vec<Result<Vec<u64>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|mine| {
+                let (engine, ack) = (Arc::clone(&engine), ack.clone());
+                scope.spawn(move || -> Result<Vec<u64>> {
+                    let mut latencies = Vec::new();
+                    let mut live = mine;
+                    while !live.is_empty() {
+                        let mut still = Vec::with_capacity(live.len());
+                        for run in live {
+                            let t = Instant::now();
+                            let state = engine.tick(run)?;
+                            latencies.push(t.elapsed().as_micros() as u64);
+                            if let Some(ack) = &ack {
+                                let line = format!("{run} {}\n", state.head.seq);
+                                ack.lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .write_all(line.as_bytes())?;
+                            }
+                            if state.status == RunStatus::Running {
+                                still.push(run);
+                            }
+                        }
+                        live = still;
+                    }
+                    Ok(latencies)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked")))
+            })
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    let mut latencies = Vec::new();
+    for r in results {
+        latencies.extend(r?);
+    }
+    latencies.sort_unstable();
+    let steps = latencies.len() as f64;
+    Ok(json!({
+        "workload": "steps",
+        "store": format!("{:?}", a.store).to_lowercase(),
+        "durability": format!("{:?}", a.durability).to_lowercase(),
+        "runs": a.runs,
+        "steps": latencies.len(),
+        "concurrency": threads,
+        "elapsed_s": elapsed.as_secs_f64(),
+        "steps_per_s": per_s(steps, elapsed),
+        "commits_per_s": per_s(steps, elapsed),
+        "commit_p50_us": percentile(&latencies, 50.0),
+        "commit_p99_us": percentile(&latencies, 99.0),
+        "fsyncs": sled.as_ref().map_or(0, |s| s.fsyncs()) - fsyncs_before,
+        "rss_max_mb": rss_max_mb(),
+    }))
+}
+
+fn hitl(a: &HitlArgs) -> Result<Value> {
+    if a.runs == 0 || a.concurrency == 0 {
+        bail!("--runs and --concurrency must be at least 1");
+    }
+    let dir = BenchDir::new(&a.common, "hitl")?;
+    let (store, _) = make_store(a.store, &dir.path, durability(a.durability))?;
+    let engine = Arc::new(Engine::new(store, Arc::new(WallClock)));
+    engine.register(
+        WorkflowSpec::builder("bench-hitl", 1)
+            .node("ask", |_: &mut StepContext<'_>| {
+                StepPlan::effect(Effect::ask_user("approve?", &["yes", "no"]).result_key("answer"))
+                    .then_next("done")
+            })
+            .node("done", |ctx: &mut StepContext<'_>| {
+                StepPlan::complete(ctx.var("answer").cloned().unwrap_or_default())
+            })
+            .entry("ask")
+            .build()?,
+    );
+    let threads = a.concurrency.min(a.runs);
+    let per_thread = a.runs.div_ceil(threads);
+    let started = Instant::now();
+    let waiting: Vec<Result<Vec<(RunId, String)>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let engine = Arc::clone(&engine);
+                let count = per_thread.min(a.runs.saturating_sub(t * per_thread));
+                scope.spawn(move || -> Result<Vec<(RunId, String)>> {
+                    (0..count)
+                        .map(|_| {
+                            let run = engine.start(("bench-hitl", 1), json!({}))?;
+                            let state = engine.tick(run)?;
+                            let key = state
+                                .waiting
+                                .and_then(|w| w.wait_key)
+                                .context("the run should wait")?;
+                            Ok((run, key))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked")))
+            })
+            .collect()
+    });
+    let start_elapsed = started.elapsed();
+    let mut batches = Vec::new();
+    for w in waiting {
+        batches.push(w?);
+    }
+    let total: usize = batches.iter().map(Vec::len).sum();
+    let started = Instant::now();
+    let latencies: Vec<Result<Vec<u64>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = batches
+            .into_iter()
+            .map(|batch| {
+                let engine = Arc::clone(&engine);
+                scope.spawn(move || -> Result<Vec<u64>> {
+                    batch
+                        .into_iter()
+                        .map(|(_, key)| {
+                            let t = Instant::now();
+                            engine.deliver(&key, json!("yes"))?;
+                            Ok(t.elapsed().as_micros() as u64)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked")))
+            })
+            .collect()
+    });
+    let resume_elapsed = started.elapsed();
+    let mut all = Vec::new();
+    for l in latencies {
+        all.extend(l?);
+    }
+    all.sort_unstable();
+    Ok(json!({
+        "workload": "hitl",
+        "store": format!("{:?}", a.store).to_lowercase(),
+        "durability": format!("{:?}", a.durability).to_lowercase(),
+        "runs": total,
+        "concurrency": threads,
+        "start_wait_per_s": per_s(total as f64, start_elapsed),
+        "resume_per_s": per_s(total as f64, resume_elapsed),
+        "resume_p50_us": percentile(&all, 50.0),
+        "resume_p99_us": percentile(&all, 99.0),
+        "rss_max_mb": rss_max_mb(),
+    }))
+}
+
+fn timers(a: &TimersArgs) -> Result<Value> {
+    if a.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let dir = BenchDir::new(&a.common, "timers")?;
+    let (store, _) = make_store(a.store, &dir.path, Durability::Sync)?;
+    let engine = Arc::new(Engine::new(store, Arc::new(WallClock)));
+    let due_at_ms = WallClock.now_ms() + a.due_in_ms.max(0);
+    engine.register(
+        WorkflowSpec::builder("bench-timers", 1)
+            .node("sleep", move |_: &mut StepContext<'_>| {
+                StepPlan::effect(Effect::wait_until(due_at_ms)).then_complete(Value::Null)
+            })
+            .entry("sleep")
+            .build()?,
+    );
+    let mut runs = Vec::with_capacity(a.runs);
+    for _ in 0..a.runs {
+        let run = engine.start(("bench-timers", 1), json!({}))?;
+        engine.tick(run)?;
+        runs.push(run);
+    }
+    let created_by_ms = WallClock.now_ms();
+    if created_by_ms > due_at_ms {
+        bail!(
+            "creating {} runs took past the due time; raise --due-in-ms above {}",
+            a.runs,
+            created_by_ms - due_at_ms + a.due_in_ms
+        );
+    }
+    let scheduler = Scheduler::start(
+        Arc::clone(&engine),
+        SchedulerConfig {
+            workers: a.workers.max(1),
+            ..SchedulerConfig::default()
+        },
+    )?;
+    let deadline = Instant::now()
+        + Duration::from_millis(u64::try_from(a.due_in_ms).unwrap_or(0))
+        + Duration::from_secs(600);
+    for run in &runs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        scheduler.await_end(*run, left)?;
+    }
+    scheduler.stop();
+    let mut lags = Vec::with_capacity(runs.len());
+    for run in &runs {
+        let records = engine.records(*run, 1, 10)?;
+        let fired = records
+            .iter()
+            .find(|r| r.kind() == "timer_fired")
+            .context("every run's timer fires")?;
+        lags.push(u64::try_from(fired.at_ms() - due_at_ms).unwrap_or(0));
+    }
+    lags.sort_unstable();
+    Ok(json!({
+        "workload": "timers",
+        "store": format!("{:?}", a.store).to_lowercase(),
+        "fired": lags.len(),
+        "workers": a.workers.max(1),
+        "lag_p50_ms": percentile(&lags, 50.0),
+        "lag_p99_ms": percentile(&lags, 99.0),
+        "lag_max_ms": lags.last().copied().unwrap_or(0),
+        "rss_max_mb": rss_max_mb(),
+    }))
+}
+
+fn verify(a: &VerifyArgs) -> Result<Value> {
+    if a.records == 0 {
+        bail!("--records must be at least 1");
+    }
+    let run_id = RunId::new_v4();
+    let text = "x".repeat(a.payload_bytes);
+    let mut prev = Hash::GENESIS;
+    let mut records = Vec::with_capacity(usize::try_from(a.records).unwrap_or(0));
+    for seq in 1..=a.records {
+        let record = RecordDraft {
+            run_id,
+            seq,
+            at_ms: 1_700_000_000_000 + seq as i64,
+            kind: "advanced".into(),
+            body: json!({ "node": "step", "next": "step", "payload": text }),
+            state_hash: Hash::of(&seq.to_be_bytes()),
+        }
+        .seal(prev);
+        prev = record.hash();
+        records.push(record);
+    }
+    let inputs: Vec<Vec<u8>> = records
+        .iter()
+        .map(|r| {
+            ledgerflow_ledger::hash_input(
+                r.run_id(),
+                r.seq(),
+                r.at_ms(),
+                r.kind(),
+                r.body(),
+                r.prev_hash(),
+                r.state_hash(),
+            )
+        })
+        .collect();
+    let bytes: usize = inputs.iter().map(Vec::len).sum();
+    let started = Instant::now();
+    let head = verify_chain(&records)?;
+    let verify_elapsed = started.elapsed();
+    let started = Instant::now();
+    let mut sink = 0u8;
+    for input in &inputs {
+        sink ^= blake3::hash(input).as_bytes()[0];
+    }
+    let blake3_elapsed = started.elapsed();
+    let mb = bytes as f64 / 1e6;
+    Ok(json!({
+        "workload": "verify",
+        "records": head.map_or(0, |h| h.seq),
+        "payload_bytes": a.payload_bytes,
+        "hashed_bytes": bytes,
+        "records_per_s": per_s(a.records as f64, verify_elapsed),
+        "mb_per_s": mb / verify_elapsed.as_secs_f64().max(1e-9),
+        "blake3_mb_per_s": mb / blake3_elapsed.as_secs_f64().max(1e-9),
+        "checksum": sink,
+    }))
+}
+
+fn recover(a: &RecoverArgs) -> Result<Value> {
+    if a.runs == 0 || a.records < a.runs as u64 {
+        bail!("--runs must be at least 1 and --records at least --runs");
+    }
+    let dir = BenchDir::new(&a.common, "recover")?;
+    let per_run = a.records / a.runs as u64;
+    let build_started = Instant::now();
+    {
+        let config = SledConfig {
+            durability: Durability::None,
+            ..SledConfig::default()
+        };
+        let store = Arc::new(SledStore::open_with(&dir.path, config)?);
+        let engine = Engine::with_config(
+            Arc::clone(&store) as Arc<dyn Store>,
+            Arc::new(WallClock),
+            EngineConfig {
+                steps_per_tick_max: 100_000,
+                ..EngineConfig::default()
+            },
+        );
+        engine.register(counter_spec(per_run.saturating_sub(1).max(1))?);
+        for _ in 0..a.runs {
+            let run = engine.start(("bench-steps", 1), json!({}))?;
+            engine.tick(run)?;
+        }
+        store.close()?;
+    }
+    let build_s = build_started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let store = SledStore::open_existing(&dir.path, SledConfig::default())?;
+    let open_ms = started.elapsed().as_secs_f64() * 1e3;
+    let records = store.feed_head()?;
+    let runs = store.count_by_status()?.iter().map(|(_, n)| n).sum::<u64>();
+    let disk_mb = dir_size(&dir.path) as f64 / 1e6;
+    Ok(json!({
+        "workload": "recover",
+        "runs": runs,
+        "records": records,
+        "open_ms": open_ms,
+        "build_s": build_s,
+        "disk_mb": disk_mb,
+        "rss_max_mb": rss_max_mb(),
+    }))
+}
+
+fn dir_size(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn floor(a: &FloorArgs) -> Result<Value> {
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let dir = BenchDir::new(&a.common, "floor")?;
+    std::fs::create_dir_all(&dir.path)?;
+    let window = Duration::from_secs(a.seconds.max(1));
+    // 1. 200-byte append + fsync.
+    let mut file = File::create(dir.path.join("append"))?;
+    let record = [0x5au8; 200];
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < window {
+        let t = Instant::now();
+        file.write_all(&record)?;
+        file.sync_all()?;
+        latencies.push(t.elapsed().as_micros() as u64);
+    }
+    let fsync_elapsed = started.elapsed();
+    latencies.sort_unstable();
+    // 2. sled: a batch of `batch` 200-byte records, flush, fsync of the log file.
+    let db = sled::Config::new()
+        .path(dir.path.join("sled"))
+        .segment_size(16 << 20)
+        .flush_every_ms(None)
+        .open()?;
+    let log = File::open(dir.path.join("sled").join("db"))?;
+    let mut written = 0u64;
+    let started = Instant::now();
+    while started.elapsed() < window {
+        let mut batch = sled::Batch::default();
+        for _ in 0..a.batch {
+            written += 1;
+            batch.insert(&written.to_be_bytes(), &record[..]);
+        }
+        db.apply_batch(batch)?;
+        db.flush()?;
+        log.sync_all()?;
+    }
+    let sled_elapsed = started.elapsed();
+    Ok(json!({
+        "workload": "floor",
+        "fsync_per_s": per_s(latencies.len() as f64, fsync_elapsed),
+        "fsync_p50_us": percentile(&latencies, 50.0),
+        "fsync_p99_us": percentile(&latencies, 99.0),
+        "batch": a.batch,
+        "sled_durable_records_per_s": per_s(written as f64, sled_elapsed),
+    }))
+}
+
+/// Prints a result as `key  value` lines.
+pub fn print_table(value: &Value) {
+    if let Value::Object(fields) = value {
+        let width = fields.keys().map(String::len).max().unwrap_or(0);
+        for (key, v) in fields {
+            let text = match v {
+                Value::Number(n) if n.is_f64() => format!("{:.1}", n.as_f64().unwrap_or(0.0)),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            println!("{key:<width$}  {text}");
+        }
+    }
+}
