@@ -40,6 +40,14 @@ enum Workload {
     Recover(RecoverArgs),
     /// The physical floor: fsync rate and latency, raw sled batch + flush + fsync.
     Floor(FloorArgs),
+    /// Opens an existing store and reports the time and memory it took (used by
+    /// `recover` in a fresh process).
+    #[command(hide = true)]
+    Open {
+        /// The store.
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -100,7 +108,7 @@ struct TimersArgs {
     #[arg(long, default_value_t = 10_000)]
     runs: usize,
     /// The due time, this many ms after the runs are created.
-    #[arg(long = "due-in-ms", default_value_t = 2_000)]
+    #[arg(long = "due-in-ms", default_value_t = 10_000)]
     due_in_ms: i64,
     #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
     store: StoreKind,
@@ -198,12 +206,11 @@ fn durability(arg: DurabilityArg) -> Durability {
     }
 }
 
-/// A store of the chosen kind; the sled store is returned too, for its fsync count.
-fn make_store(
-    kind: StoreKind,
-    dir: &Path,
-    durability: Durability,
-) -> Result<(Arc<dyn Store>, Option<Arc<SledStore>>)> {
+/// A store under test, and the sled store itself when it is one (for its fsync count).
+type BenchStore = (Arc<dyn Store>, Option<Arc<SledStore>>);
+
+/// A store of the chosen kind.
+fn make_store(kind: StoreKind, dir: &Path, durability: Durability) -> Result<BenchStore> {
     Ok(match kind {
         StoreKind::Memory => (Arc::new(MemoryStore::new()), None),
         StoreKind::Sled => {
@@ -253,6 +260,7 @@ pub fn run(args: &BenchArgs) -> Result<Value> {
         Workload::Verify(a) => verify(a),
         Workload::Recover(a) => recover(a),
         Workload::Floor(a) => floor(a),
+        Workload::Open { dir } => open_only(dir),
     }
 }
 
@@ -482,11 +490,35 @@ fn timers(a: &TimersArgs) -> Result<Value> {
             .entry("sleep")
             .build()?,
     );
+    // Create the waiting runs from many threads, so group commit batches their fsyncs.
+    let threads = 64.min(a.runs);
+    let created: Vec<Result<Vec<RunId>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let engine = Arc::clone(&engine);
+                let count = a.runs / threads + usize::from(t < a.runs % threads);
+                scope.spawn(move || -> Result<Vec<RunId>> {
+                    (0..count)
+                        .map(|_| {
+                            let run = engine.start(("bench-timers", 1), json!({}))?;
+                            engine.tick(run)?;
+                            Ok(run)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked")))
+            })
+            .collect()
+    });
     let mut runs = Vec::with_capacity(a.runs);
-    for _ in 0..a.runs {
-        let run = engine.start(("bench-timers", 1), json!({}))?;
-        engine.tick(run)?;
-        runs.push(run);
+    for batch in created {
+        runs.extend(batch?);
     }
     let created_by_ms = WallClock.now_ms();
     if created_by_ms > due_at_ms {
@@ -591,9 +623,27 @@ fn verify(a: &VerifyArgs) -> Result<Value> {
     }))
 }
 
+/// A workflow of `steps` steps that then waits for a person: what most stored runs look
+/// like in a human-in-the-loop system.
+fn steps_then_wait_spec(steps: u64) -> Result<WorkflowSpec> {
+    Ok(WorkflowSpec::builder("bench-recover", 1)
+        .node("step", move |ctx: &mut StepContext<'_>| {
+            let n = ctx.var("n").and_then(Value::as_u64).unwrap_or(0) + 1;
+            ctx.set("n", json!(n));
+            if n >= steps {
+                StepPlan::effect(Effect::ask_user("done?", &[]).result_key("answer"))
+                    .then_complete(json!(n))
+            } else {
+                StepPlan::next("step")
+            }
+        })
+        .entry("step")
+        .build()?)
+}
+
 fn recover(a: &RecoverArgs) -> Result<Value> {
-    if a.runs == 0 || a.records < a.runs as u64 {
-        bail!("--runs must be at least 1 and --records at least --runs");
+    if a.runs == 0 || a.records < 2 * a.runs as u64 {
+        bail!("--runs must be at least 1 and --records at least twice --runs");
     }
     let dir = BenchDir::new(&a.common, "recover")?;
     let per_run = a.records / a.runs as u64;
@@ -604,37 +654,98 @@ fn recover(a: &RecoverArgs) -> Result<Value> {
             ..SledConfig::default()
         };
         let store = Arc::new(SledStore::open_with(&dir.path, config)?);
-        let engine = Engine::with_config(
+        let engine_config = EngineConfig {
+            steps_per_tick_max: 1_000_000,
+            ..EngineConfig::default()
+        };
+        let engine = Arc::new(Engine::with_config(
             Arc::clone(&store) as Arc<dyn Store>,
             Arc::new(WallClock),
-            EngineConfig {
-                steps_per_tick_max: 100_000,
-                ..EngineConfig::default()
-            },
-        );
-        engine.register(counter_spec(per_run.saturating_sub(1).max(1))?);
-        for _ in 0..a.runs {
-            let run = engine.start(("bench-steps", 1), json!({}))?;
-            engine.tick(run)?;
+            engine_config,
+        ));
+        engine.register(steps_then_wait_spec(per_run - 1)?);
+        let threads = 2.min(a.runs);
+        let built: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let engine = Arc::clone(&engine);
+                    let count = a.runs / threads + usize::from(t < a.runs % threads);
+                    scope.spawn(move || -> Result<()> {
+                        for _ in 0..count {
+                            let run = engine.start(("bench-recover", 1), json!({}))?;
+                            engine.tick(run)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked")))
+                })
+                .collect()
+        });
+        for b in built {
+            b?;
         }
         store.close()?;
     }
     let build_s = build_started.elapsed().as_secs_f64();
+    // Open in a fresh process, so its time and memory are the open's alone.
+    let exe = std::env::current_exe()?;
+    let out = std::process::Command::new(exe)
+        .args(["--json", "bench", "open", "--dir"])
+        .arg(&dir.path)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "opening the store in a fresh process failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let mut opened: Value = serde_json::from_slice(&out.stdout)?;
+    if let Value::Object(fields) = &mut opened {
+        fields.insert("workload".into(), json!("recover"));
+        fields.insert("build_s".into(), json!(build_s));
+        fields.insert("disk_mb".into(), json!(dir_size(&dir.path) as f64 / 1e6));
+    }
+    Ok(opened)
+}
+
+fn open_only(dir: &Path) -> Result<Value> {
     let started = Instant::now();
-    let store = SledStore::open_existing(&dir.path, SledConfig::default())?;
+    let store = SledStore::open_existing(dir, SledConfig::default())?;
     let open_ms = started.elapsed().as_secs_f64() * 1e3;
+    let rss_after_open_mb = rss_now_mb();
     let records = store.feed_head()?;
-    let runs = store.count_by_status()?.iter().map(|(_, n)| n).sum::<u64>();
-    let disk_mb = dir_size(&dir.path) as f64 / 1e6;
+    let by_status = store.count_by_status()?;
+    let runs: u64 = by_status.iter().map(|(_, n)| n).sum();
+    let waiting = by_status
+        .iter()
+        .find(|(s, _)| *s == RunStatus::Waiting)
+        .map_or(0, |(_, n)| *n);
     Ok(json!({
-        "workload": "recover",
-        "runs": runs,
-        "records": records,
         "open_ms": open_ms,
-        "build_s": build_s,
-        "disk_mb": disk_mb,
+        "runs": runs,
+        "waiting_runs": waiting,
+        "records": records,
+        "rss_after_open_mb": rss_after_open_mb,
         "rss_max_mb": rss_max_mb(),
     }))
+}
+
+/// Resident memory of this process now, in MB (Linux; 0 elsewhere).
+fn rss_now_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn dir_size(path: &Path) -> u64 {
