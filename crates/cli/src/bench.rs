@@ -251,6 +251,35 @@ fn per_s(count: f64, elapsed: Duration) -> f64 {
     count / elapsed.as_secs_f64().max(1e-9)
 }
 
+/// Runs `work` on one scoped thread per input and returns the results in input order.
+fn on_threads<I: Send, T: Send>(
+    inputs: Vec<I>,
+    work: impl Fn(I) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = inputs
+            .into_iter()
+            .map(|input| scope.spawn(move || work(input)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked")))
+            })
+            .collect()
+    })
+}
+
+/// `total` items split as evenly as possible over `threads` (at least one thread).
+fn split(total: usize, threads: usize) -> Vec<usize> {
+    let threads = threads.clamp(1, total.max(1));
+    (0..threads)
+        .map(|t| total / threads + usize::from(t < total % threads))
+        .collect()
+}
+
 /// Runs the chosen workload and returns its result object.
 pub fn run(args: &BenchArgs) -> Result<Value> {
     match &args.workload {
@@ -310,49 +339,31 @@ fn steps(a: &StepsArgs) -> Result<Value> {
         .map(|t| runs.iter().skip(t).step_by(threads).copied().collect())
         .collect();
     let started = Instant::now();
-    let results: Vec<Result<Vec<u64>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|mine| {
-                let (engine, ack) = (Arc::clone(&engine), ack.clone());
-                scope.spawn(move || -> Result<Vec<u64>> {
-                    let mut latencies = Vec::new();
-                    let mut live = mine;
-                    while !live.is_empty() {
-                        let mut still = Vec::with_capacity(live.len());
-                        for run in live {
-                            let t = Instant::now();
-                            let state = engine.tick(run)?;
-                            latencies.push(t.elapsed().as_micros() as u64);
-                            if let Some(ack) = &ack {
-                                let line = format!("{run} {}\n", state.head.seq);
-                                ack.lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .write_all(line.as_bytes())?;
-                            }
-                            if state.status == RunStatus::Running {
-                                still.push(run);
-                            }
-                        }
-                        live = still;
-                    }
-                    Ok(latencies)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked")))
-            })
-            .collect()
-    });
+    let results = on_threads(chunks, |mine| -> Result<Vec<u64>> {
+        let mut latencies = Vec::new();
+        let mut live = mine;
+        while !live.is_empty() {
+            let mut still = Vec::with_capacity(live.len());
+            for run in live {
+                let t = Instant::now();
+                let state = engine.tick(run)?;
+                latencies.push(t.elapsed().as_micros() as u64);
+                if let Some(ack) = &ack {
+                    let line = format!("{run} {}\n", state.head.seq);
+                    ack.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .write_all(line.as_bytes())?;
+                }
+                if state.status == RunStatus::Running {
+                    still.push(run);
+                }
+            }
+            live = still;
+        }
+        Ok(latencies)
+    })?;
     let elapsed = started.elapsed();
-    let mut latencies = Vec::new();
-    for r in results {
-        latencies.extend(r?);
-    }
+    let mut latencies: Vec<u64> = results.into_iter().flatten().collect();
     latencies.sort_unstable();
     let steps = latencies.len() as f64;
     Ok(json!({
@@ -391,74 +402,37 @@ fn hitl(a: &HitlArgs) -> Result<Value> {
             .entry("ask")
             .build()?,
     );
-    let threads = a.concurrency.min(a.runs);
-    let per_thread = a.runs.div_ceil(threads);
+    let counts = split(a.runs, a.concurrency);
+    let threads = counts.len();
     let started = Instant::now();
-    let waiting: Vec<Result<Vec<(RunId, String)>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let engine = Arc::clone(&engine);
-                let count = per_thread.min(a.runs.saturating_sub(t * per_thread));
-                scope.spawn(move || -> Result<Vec<(RunId, String)>> {
-                    (0..count)
-                        .map(|_| {
-                            let run = engine.start(("bench-hitl", 1), json!({}))?;
-                            let state = engine.tick(run)?;
-                            let key = state
-                                .waiting
-                                .and_then(|w| w.wait_key)
-                                .context("the run should wait")?;
-                            Ok((run, key))
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked")))
+    let batches = on_threads(counts, |count| -> Result<Vec<(RunId, String)>> {
+        (0..count)
+            .map(|_| {
+                let run = engine.start(("bench-hitl", 1), json!({}))?;
+                let key = engine
+                    .tick(run)?
+                    .waiting
+                    .and_then(|w| w.wait_key)
+                    .context("the run should wait")?;
+                Ok((run, key))
             })
             .collect()
-    });
+    })?;
     let start_elapsed = started.elapsed();
-    let mut batches = Vec::new();
-    for w in waiting {
-        batches.push(w?);
-    }
     let total: usize = batches.iter().map(Vec::len).sum();
     let started = Instant::now();
-    let latencies: Vec<Result<Vec<u64>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = batches
+    let latencies = on_threads(batches, |batch| -> Result<Vec<u64>> {
+        batch
             .into_iter()
-            .map(|batch| {
-                let engine = Arc::clone(&engine);
-                scope.spawn(move || -> Result<Vec<u64>> {
-                    batch
-                        .into_iter()
-                        .map(|(_, key)| {
-                            let t = Instant::now();
-                            engine.deliver(&key, json!("yes"))?;
-                            Ok(t.elapsed().as_micros() as u64)
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked")))
+            .map(|(_, key)| {
+                let t = Instant::now();
+                engine.deliver(&key, json!("yes"))?;
+                Ok(t.elapsed().as_micros() as u64)
             })
             .collect()
-    });
+    })?;
     let resume_elapsed = started.elapsed();
-    let mut all = Vec::new();
-    for l in latencies {
-        all.extend(l?);
-    }
+    let mut all: Vec<u64> = latencies.into_iter().flatten().collect();
     all.sort_unstable();
     Ok(json!({
         "workload": "hitl",
@@ -491,35 +465,16 @@ fn timers(a: &TimersArgs) -> Result<Value> {
             .build()?,
     );
     // Create the waiting runs from many threads, so group commit batches their fsyncs.
-    let threads = 64.min(a.runs);
-    let created: Vec<Result<Vec<RunId>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let engine = Arc::clone(&engine);
-                let count = a.runs / threads + usize::from(t < a.runs % threads);
-                scope.spawn(move || -> Result<Vec<RunId>> {
-                    (0..count)
-                        .map(|_| {
-                            let run = engine.start(("bench-timers", 1), json!({}))?;
-                            engine.tick(run)?;
-                            Ok(run)
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked")))
+    let created = on_threads(split(a.runs, 64), |count| -> Result<Vec<RunId>> {
+        (0..count)
+            .map(|_| {
+                let run = engine.start(("bench-timers", 1), json!({}))?;
+                engine.tick(run)?;
+                Ok(run)
             })
             .collect()
-    });
-    let mut runs = Vec::with_capacity(a.runs);
-    for batch in created {
-        runs.extend(batch?);
-    }
+    })?;
+    let runs: Vec<RunId> = created.into_iter().flatten().collect();
     let created_by_ms = WallClock.now_ms();
     if created_by_ms > due_at_ms {
         bail!(
@@ -664,32 +619,13 @@ fn recover(a: &RecoverArgs) -> Result<Value> {
             engine_config,
         ));
         engine.register(steps_then_wait_spec(per_run - 1)?);
-        let threads = 2.min(a.runs);
-        let built: Vec<Result<()>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let engine = Arc::clone(&engine);
-                    let count = a.runs / threads + usize::from(t < a.runs % threads);
-                    scope.spawn(move || -> Result<()> {
-                        for _ in 0..count {
-                            let run = engine.start(("bench-recover", 1), json!({}))?;
-                            engine.tick(run)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked")))
-                })
-                .collect()
-        });
-        for b in built {
-            b?;
-        }
+        on_threads(split(a.runs, 2), |count| -> Result<()> {
+            for _ in 0..count {
+                let run = engine.start(("bench-recover", 1), json!({}))?;
+                engine.tick(run)?;
+            }
+            Ok(())
+        })?;
         store.close()?;
     }
     let build_s = build_started.elapsed().as_secs_f64();

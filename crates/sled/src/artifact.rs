@@ -86,18 +86,19 @@ impl SledStore {
             .map_err(|e| Error::Io(e.to_string()))
     }
 
-    /// The artifact's reference, if stored.
-    pub fn artifact_ref(&self, digest: &Hash) -> Result<Option<ArtifactRef>, Error> {
-        let Some(value) = self
-            .trees
+    /// The stored description of an artifact, if stored.
+    fn artifact_meta(&self, digest: &Hash) -> Result<Option<ArtifactEnvelopeV1>, Error> {
+        self.trees
             .artifacts
             .get(digest.as_bytes())
             .map_err(|e| Error::Io(e.to_string()))?
-        else {
-            return Ok(None);
-        };
-        let env = codec::decode_artifact(&value)?;
-        Ok(Some(ArtifactRef {
+            .map(|value| codec::decode_artifact(&value))
+            .transpose()
+    }
+
+    /// The artifact's reference, if stored.
+    pub fn artifact_ref(&self, digest: &Hash) -> Result<Option<ArtifactRef>, Error> {
+        Ok(self.artifact_meta(digest)?.map(|env| ArtifactRef {
             digest: *digest,
             size: env.size,
             media_type: env.media_type,
@@ -106,15 +107,9 @@ impl SledStore {
 
     /// The artifact's bytes, checked against the digest, if stored.
     pub fn get_artifact(&self, digest: &Hash) -> Result<Option<Vec<u8>>, Error> {
-        let Some(value) = self
-            .trees
-            .artifacts
-            .get(digest.as_bytes())
-            .map_err(|e| Error::Io(e.to_string()))?
-        else {
+        let Some(env) = self.artifact_meta(digest)? else {
             return Ok(None);
         };
-        let env = codec::decode_artifact(&value)?;
         if env.size > ARTIFACT_BYTES_MAX as u64 {
             return Err(Error::Corrupt(format!(
                 "artifact {digest}: recorded size {} over the limit",
