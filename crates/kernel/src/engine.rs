@@ -518,7 +518,7 @@ impl Engine {
             children.extend(step.children.iter().copied());
             state = self.commit(Some(&state), state.run_id, step)?;
             if let Some(wait_key) = emitted_to {
-                self.drain_inbox(&wait_key)?;
+                self.drain_after_commit(&wait_key);
             }
         }
         if children.is_empty() {
@@ -1128,7 +1128,7 @@ impl Engine {
                         observer(&new);
                     }
                     if let Some((wait_key, _)) = notify_parent {
-                        self.drain_inbox(&wait_key)?;
+                        self.drain_after_commit(&wait_key);
                     }
                     return Ok(new);
                 }
@@ -1262,6 +1262,16 @@ impl Engine {
         })
     }
 
+    /// Hands an event this engine just queued (an emitted event, a child's result) to the
+    /// run waiting on its key. Best effort: the commit that queued the event has already
+    /// succeeded and the event is durable in the inbox, so a failure here (the waiting
+    /// run's workflow not registered in this process, a lost race) must not be reported as
+    /// the committed step's failure. The event is delivered by the next drain: a scheduler
+    /// drains every inbox at start-up, and a run that starts waiting consumes it.
+    fn drain_after_commit(&self, wait_key: &str) {
+        let _ = self.drain_inbox(wait_key);
+    }
+
     /// If a run waits on `wait_key` and its inbox holds an event, resumes the run with the
     /// oldest one. Returns whether a run was resumed.
     pub fn drain_inbox(&self, wait_key: &str) -> Result<bool, Error> {
@@ -1275,6 +1285,7 @@ impl Engine {
         if !state.waits_on(wait_key) {
             return Ok(false);
         }
+        self.require_spec(&state)?;
         let event = Event::Resumed {
             wait_key: wait_key.to_owned(),
             payload: entry.payload,

@@ -958,3 +958,55 @@ fn event_feed_pages_from_cursors_and_refuses_foreign_ones() {
         .parse::<ledgerflow_kernel::FeedCursor>()
         .is_err());
 }
+
+#[test]
+fn an_emitted_event_the_waiter_cannot_take_here_stays_queued_and_the_step_succeeds() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new(T0);
+    let with_waiter = Engine::new(Arc::clone(&store), Arc::new(clock.clone()));
+    with_waiter.register(waits_then_completes(
+        Effect::wait_event("handoff").result_key("r"),
+    ));
+    let waiter = with_waiter.start(("waits", 1), json!({})).expect("start");
+    with_waiter.tick(waiter).expect("tick");
+
+    // Another process only knows the emitter: the waiter's workflow is not registered there.
+    let emitter_only = Engine::new(Arc::clone(&store), Arc::new(clock));
+    emitter_only.register(
+        WorkflowSpec::builder("emitter", 1)
+            .node("emit", |_: &mut Ctx<'_>| {
+                StepPlan::effect(Effect::emit_event("handoff", json!("parcel")))
+                    .then_complete(json!("sent"))
+            })
+            .entry("emit")
+            .build()
+            .expect("valid spec"),
+    );
+    let emitter = emitter_only
+        .start(("emitter", 1), json!({}))
+        .expect("start");
+    assert_eq!(
+        emitter_only
+            .tick(emitter)
+            .expect("the emitting step succeeded")
+            .output,
+        Some(json!("sent"))
+    );
+    assert_eq!(engine_waiting(&with_waiter, waiter), RunStatus::Waiting);
+    assert_eq!(
+        store.inbox("handoff", 10).expect("inbox").len(),
+        1,
+        "the event is kept"
+    );
+
+    assert!(with_waiter.drain_inbox("handoff").expect("drain"));
+    assert_eq!(
+        with_waiter.load(waiter).expect("load").output,
+        Some(json!("parcel"))
+    );
+    assert_consistent(&with_waiter, waiter);
+}
+
+fn engine_waiting(engine: &Engine, run: RunId) -> RunStatus {
+    engine.load(run).expect("load").status
+}

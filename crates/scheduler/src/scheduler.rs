@@ -314,7 +314,11 @@ impl Shared {
                 .inbox_keys(after.as_deref(), page)
                 .map_err(ledgerflow_kernel::Error::from)?;
             for key in &keys {
-                self.engine.drain_inbox(key)?;
+                // A key whose waiter cannot be resumed here (its workflow is not
+                // registered) keeps its events; the others are still drained.
+                if self.engine.drain_inbox(key).is_err() {
+                    self.counters.job_errors.fetch_add(1, Ordering::Relaxed);
+                }
             }
             if keys.len() < page {
                 break;
