@@ -31,7 +31,15 @@ fn runtime_runs_responds_fires_timers_and_survives_a_restart() {
         let feed = runtime.subscribe(100);
         let run = runtime.run(("approval", 1), json!({})).expect("run");
         assert_eq!(run.status, RunStatus::Waiting);
-        let seen: Vec<_> = feed.try_iter().map(|s| s.head.seq).collect();
+        // A commit is reported once acknowledged, which can be a moment after another
+        // thread (here, a worker that raced `run` to the first step) made it visible.
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            match feed.recv_timeout(Duration::from_secs(10)) {
+                Ok(state) => seen.push(state.head.seq),
+                Err(e) => panic!("the feed stopped after {seen:?}: {e}"),
+            }
+        }
         assert_eq!(seen, [1, 2], "the feed reports each acknowledged commit");
         runtime.stop().expect("stop");
         assert!(

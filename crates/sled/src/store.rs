@@ -104,6 +104,8 @@ pub struct SledStore {
     /// A commit acknowledged at seq S makes every seq before S durable too: those
     /// transactions applied first, so the fsync that covered S covered them.
     acked_feed_seq: AtomicU64,
+    /// Commits waiting for the lock holder to apply them (see `commit`).
+    pending: Mutex<Vec<Arc<Slot>>>,
     flusher: Mutex<Option<Flusher>>,
 }
 
@@ -295,6 +297,7 @@ impl SledStore {
             closed: AtomicBool::new(false),
             feed_seq: Mutex::new(last_feed_seq),
             acked_feed_seq: AtomicU64::new(last_feed_seq),
+            pending: Mutex::new(Vec::new()),
             store_id: *store_id.as_bytes(),
             flusher: Mutex::new(None),
         };
@@ -615,164 +618,243 @@ struct Encoded {
     pushes: Vec<Vec<u8>>,
 }
 
-impl Store for SledStore {
-    fn commit(&self, commit: Commit) -> Result<(), Error> {
-        self.check_writable()?;
-        let encoded = Encoded {
-            state: codec::encode_state(&commit.state)?,
-            records: commit
-                .records
-                .iter()
-                .map(|r| {
-                    Ok((
-                        keys::record(commit.run_id, r.seq()),
-                        codec::encode_record(r)?,
-                    ))
-                })
-                .collect::<Result<_, Error>>()?,
-            pushes: commit
-                .index
-                .iter()
-                .filter_map(|c| match c {
-                    IndexChange::InboxPush { payload, .. } => {
-                        Some(codec::encode_inbox(payload, commit.at_ms))
-                    }
-                    _ => None,
-                })
-                .collect::<Result<_, Error>>()?,
-        };
-        let feed_values = commit
+/// A commit waiting to be applied, and what happened to it: the feed seq of its last
+/// record, or why it was refused.
+struct Slot {
+    prepared: Prepared,
+    outcome: Mutex<Option<Result<u64, Error>>>,
+}
+
+/// A commit with its values encoded before the transaction, so the transaction closure
+/// (which sled may run more than once) only moves bytes.
+struct Prepared {
+    commit: Commit,
+    encoded: Encoded,
+    feed_values: Vec<Vec<u8>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn prepare(commit: Commit) -> Result<Prepared, Error> {
+    let encoded = Encoded {
+        state: codec::encode_state(&commit.state)?,
+        records: commit
             .records
             .iter()
             .map(|r| {
-                codec::encode_feed(&codec::FeedEnvelopeV1 {
-                    run_id: *commit.run_id.as_bytes(),
-                    seq: r.seq(),
-                    kind: r.kind().to_owned(),
-                    at_ms: r.at_ms(),
-                })
+                Ok((
+                    keys::record(commit.run_id, r.seq()),
+                    codec::encode_record(r)?,
+                ))
             })
-            .collect::<Result<Vec<_>, Error>>()?;
-        let run_key = commit.run_id.as_bytes();
-        let inbox_max = self.config.limits.inbox_entries_max as u64;
-        let mut feed_seq = self.feed_seq.lock().unwrap_or_else(|p| p.into_inner());
-        let first_feed_seq = *feed_seq + 1;
-        self.transact(|t| {
-            let current = t.runs.get(run_key)?;
-            let (actual_seq, head_hash) = match &current {
-                Some(bytes) => codec::decode_state_head(bytes).or_else(abort)?,
-                None => (0, Hash::GENESIS),
-            };
-            if actual_seq != commit.expected_seq {
-                return abort(Error::Conflict {
-                    run_id: commit.run_id,
-                    expected_seq: commit.expected_seq,
-                    actual_seq,
-                });
-            }
-            commit.check_shape(head_hash).or_else(abort)?;
-            let mut pushes = encoded.pushes.iter();
-            for change in &commit.index {
-                match change {
-                    IndexChange::WaitKeySet(key) => {
-                        if let Some(holder) = t.wait_keys.get(key.as_bytes())? {
-                            if holder.as_ref() != run_key {
-                                let holder = keys::decode_run_id(&holder).or_else(abort)?;
-                                return abort(Error::WaitKeyTaken {
-                                    wait_key: key.clone(),
-                                    holder,
-                                });
-                            }
-                        }
-                        let meta =
-                            codec::decode_inbox_meta(t.inbox_meta.get(key.as_bytes())?.as_deref())
-                                .or_else(abort)?;
-                        if !meta.is_empty() {
-                            return abort(Error::InboxNotEmpty {
-                                wait_key: key.clone(),
-                            });
-                        }
-                        t.wait_keys.insert(key.as_bytes(), &run_key[..])?;
-                    }
-                    IndexChange::WaitKeyClear(key) => {
-                        if t.wait_keys.get(key.as_bytes())?.as_deref() == Some(&run_key[..]) {
-                            t.wait_keys.remove(key.as_bytes())?;
-                        }
-                    }
-                    IndexChange::TimerSet(due) => {
-                        t.timers
-                            .insert(&keys::timer(*due, commit.run_id)[..], &[][..])?;
-                    }
-                    IndexChange::TimerClear(due) => {
-                        t.timers.remove(&keys::timer(*due, commit.run_id)[..])?;
-                    }
-                    IndexChange::Status { from, to } => {
-                        if let Some(from) = from {
-                            t.status.remove(&keys::status(*from, commit.run_id)[..])?;
-                        }
-                        t.status
-                            .insert(&keys::status(*to, commit.run_id)[..], &[][..])?;
-                    }
-                    IndexChange::InboxConsume { wait_key, seq } => {
-                        let mut meta = codec::decode_inbox_meta(
-                            t.inbox_meta.get(wait_key.as_bytes())?.as_deref(),
-                        )
-                        .or_else(abort)?;
-                        if meta.is_empty() || meta.head != *seq {
-                            return abort(Error::InboxEntryGone {
-                                wait_key: wait_key.clone(),
-                                seq: *seq,
-                            });
-                        }
-                        t.inbox.remove(keys::inbox(wait_key, *seq))?;
-                        meta.head += 1;
-                        t.inbox_meta.insert(
-                            wait_key.as_bytes(),
-                            codec::encode_inbox_meta(meta).or_else(abort)?,
-                        )?;
-                    }
-                    IndexChange::Workflow {
-                        workflow_id,
-                        version,
-                    } => {
-                        let key = keys::workflow(workflow_id, *version, commit.run_id);
-                        t.by_workflow.insert(key, &[][..])?;
-                    }
-                    IndexChange::Created(at_ms) => {
-                        t.by_created
-                            .insert(&keys::timer(*at_ms, commit.run_id)[..], &[][..])?;
-                    }
-                    IndexChange::Updated { from, to } => {
-                        if let Some(from) = from {
-                            t.by_updated
-                                .remove(&keys::timer(*from, commit.run_id)[..])?;
-                        }
-                        t.by_updated
-                            .insert(&keys::timer(*to, commit.run_id)[..], &[][..])?;
-                    }
-                    IndexChange::Child { parent } => {
-                        t.children
-                            .insert(&keys::child(*parent, commit.run_id)[..], &[][..])?;
-                    }
-                    IndexChange::InboxPush { wait_key, .. } => {
-                        let value = pushes.next().cloned().unwrap_or_default();
-                        push_inbox(t, wait_key, value, inbox_max)?;
+            .collect::<Result<_, Error>>()?,
+        pushes: commit
+            .index
+            .iter()
+            .filter_map(|c| match c {
+                IndexChange::InboxPush { payload, .. } => {
+                    Some(codec::encode_inbox(payload, commit.at_ms))
+                }
+                _ => None,
+            })
+            .collect::<Result<_, Error>>()?,
+    };
+    let feed_values = commit
+        .records
+        .iter()
+        .map(|r| {
+            codec::encode_feed(&codec::FeedEnvelopeV1 {
+                run_id: *commit.run_id.as_bytes(),
+                seq: r.seq(),
+                kind: r.kind().to_owned(),
+                at_ms: r.at_ms(),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(Prepared {
+        commit,
+        encoded,
+        feed_values,
+    })
+}
+
+/// Checks one commit against what the transaction sees and writes it; its feed entries
+/// get seqs from `first_feed_seq` on. Any refusal aborts the transaction before this
+/// commit's first write is kept.
+fn apply_prepared(
+    t: &StepTrees<'_>,
+    p: &Prepared,
+    first_feed_seq: u64,
+    inbox_max: u64,
+) -> Result<(), ConflictableTransactionError<Error>> {
+    let run_key = p.commit.run_id.as_bytes();
+    let current = t.runs.get(run_key)?;
+    let (actual_seq, head_hash) = match &current {
+        Some(bytes) => codec::decode_state_head(bytes).or_else(abort)?,
+        None => (0, Hash::GENESIS),
+    };
+    if actual_seq != p.commit.expected_seq {
+        return abort(Error::Conflict {
+            run_id: p.commit.run_id,
+            expected_seq: p.commit.expected_seq,
+            actual_seq,
+        });
+    }
+    p.commit.check_shape(head_hash).or_else(abort)?;
+    let mut pushes = p.encoded.pushes.iter();
+    for change in &p.commit.index {
+        match change {
+            IndexChange::WaitKeySet(key) => {
+                if let Some(holder) = t.wait_keys.get(key.as_bytes())? {
+                    if holder.as_ref() != run_key {
+                        let holder = keys::decode_run_id(&holder).or_else(abort)?;
+                        return abort(Error::WaitKeyTaken {
+                            wait_key: key.clone(),
+                            holder,
+                        });
                     }
                 }
+                let meta = codec::decode_inbox_meta(t.inbox_meta.get(key.as_bytes())?.as_deref())
+                    .or_else(abort)?;
+                if !meta.is_empty() {
+                    return abort(Error::InboxNotEmpty {
+                        wait_key: key.clone(),
+                    });
+                }
+                t.wait_keys.insert(key.as_bytes(), &run_key[..])?;
             }
-            for (key, value) in &encoded.records {
-                t.records.insert(&key[..], value.as_slice())?;
+            IndexChange::WaitKeyClear(key) => {
+                if t.wait_keys.get(key.as_bytes())?.as_deref() == Some(&run_key[..]) {
+                    t.wait_keys.remove(key.as_bytes())?;
+                }
             }
-            for (i, value) in feed_values.iter().enumerate() {
-                let key = (first_feed_seq + i as u64).to_be_bytes();
-                t.feed.insert(&key[..], value.as_slice())?;
+            IndexChange::TimerSet(due) => {
+                t.timers
+                    .insert(&keys::timer(*due, p.commit.run_id)[..], &[][..])?;
             }
-            t.runs.insert(&run_key[..], encoded.state.as_slice())?;
-            Ok(())
-        })?;
-        *feed_seq += feed_values.len() as u64;
-        let last_feed_seq = *feed_seq;
-        drop(feed_seq);
+            IndexChange::TimerClear(due) => {
+                t.timers.remove(&keys::timer(*due, p.commit.run_id)[..])?;
+            }
+            IndexChange::Status { from, to } => {
+                if let Some(from) = from {
+                    t.status.remove(&keys::status(*from, p.commit.run_id)[..])?;
+                }
+                t.status
+                    .insert(&keys::status(*to, p.commit.run_id)[..], &[][..])?;
+            }
+            IndexChange::InboxConsume { wait_key, seq } => {
+                let mut meta =
+                    codec::decode_inbox_meta(t.inbox_meta.get(wait_key.as_bytes())?.as_deref())
+                        .or_else(abort)?;
+                if meta.is_empty() || meta.head != *seq {
+                    return abort(Error::InboxEntryGone {
+                        wait_key: wait_key.clone(),
+                        seq: *seq,
+                    });
+                }
+                t.inbox.remove(keys::inbox(wait_key, *seq))?;
+                meta.head += 1;
+                t.inbox_meta.insert(
+                    wait_key.as_bytes(),
+                    codec::encode_inbox_meta(meta).or_else(abort)?,
+                )?;
+            }
+            IndexChange::Workflow {
+                workflow_id,
+                version,
+            } => {
+                let key = keys::workflow(workflow_id, *version, p.commit.run_id);
+                t.by_workflow.insert(key, &[][..])?;
+            }
+            IndexChange::Created(at_ms) => {
+                t.by_created
+                    .insert(&keys::timer(*at_ms, p.commit.run_id)[..], &[][..])?;
+            }
+            IndexChange::Updated { from, to } => {
+                if let Some(from) = from {
+                    t.by_updated
+                        .remove(&keys::timer(*from, p.commit.run_id)[..])?;
+                }
+                t.by_updated
+                    .insert(&keys::timer(*to, p.commit.run_id)[..], &[][..])?;
+            }
+            IndexChange::Child { parent } => {
+                t.children
+                    .insert(&keys::child(*parent, p.commit.run_id)[..], &[][..])?;
+            }
+            IndexChange::InboxPush { wait_key, .. } => {
+                let value = pushes.next().cloned().unwrap_or_default();
+                push_inbox(t, wait_key, value, inbox_max)?;
+            }
+        }
+    }
+    for (key, value) in &p.encoded.records {
+        t.records.insert(&key[..], value.as_slice())?;
+    }
+    for (i, value) in p.feed_values.iter().enumerate() {
+        let key = (first_feed_seq + i as u64).to_be_bytes();
+        t.feed.insert(&key[..], value.as_slice())?;
+    }
+    t.runs.insert(&run_key[..], p.encoded.state.as_slice())?;
+    Ok(())
+}
+
+impl SledStore {
+    /// Applies a batch of commits: all in one transaction when they all pass, otherwise
+    /// each in its own, so every commit gets exactly the outcome it would have had alone.
+    fn apply_batch(&self, batch: &[Arc<Slot>], feed_seq: &mut u64) {
+        let inbox_max = self.config.limits.inbox_entries_max as u64;
+        if batch.len() > 1 {
+            let first = *feed_seq + 1;
+            let combined = self.transact(|t| {
+                let mut next = first;
+                for slot in batch {
+                    apply_prepared(t, &slot.prepared, next, inbox_max)?;
+                    next += slot.prepared.feed_values.len() as u64;
+                }
+                Ok(())
+            });
+            if combined.is_ok() {
+                for slot in batch {
+                    *feed_seq += slot.prepared.feed_values.len() as u64;
+                    *lock(&slot.outcome) = Some(Ok(*feed_seq));
+                }
+                return;
+            }
+        }
+        for slot in batch {
+            let first = *feed_seq + 1;
+            let outcome = self.transact(|t| apply_prepared(t, &slot.prepared, first, inbox_max));
+            *lock(&slot.outcome) = Some(outcome.map(|()| {
+                *feed_seq += slot.prepared.feed_values.len() as u64;
+                *feed_seq
+            }));
+        }
+    }
+}
+
+impl Store for SledStore {
+    fn commit(&self, commit: Commit) -> Result<(), Error> {
+        self.check_writable()?;
+        let slot = Arc::new(Slot {
+            prepared: prepare(commit)?,
+            outcome: Mutex::new(None),
+        });
+        lock(&self.pending).push(Arc::clone(&slot));
+        {
+            // The first committer to get the lock applies every commit queued so far, in
+            // one sled transaction; the others find theirs done when they get it.
+            let mut feed_seq = lock(&self.feed_seq);
+            if lock(&slot.outcome).is_none() {
+                let batch = std::mem::take(&mut *lock(&self.pending));
+                self.apply_batch(&batch, &mut feed_seq);
+            }
+        }
+        let outcome = lock(&slot.outcome).take();
+        let last_feed_seq =
+            outcome.unwrap_or_else(|| Err(Error::Io("commit was not applied".into())))?;
         self.after_write()?;
         self.acked_feed_seq
             .fetch_max(last_feed_seq, Ordering::SeqCst);
