@@ -244,15 +244,13 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
         }
         Command::Cancel { run, reason } => {
             let root = run_id(run)?;
+            let descendants = engine.descendants(root, store.limits().read_items_max)?;
             let outcome = engine.cancel(root, reason)?;
+            let child_reason = format!("parent run {root} cancelled: {reason}");
             let mut cancelled = vec![];
-            let mut frontier = vec![root];
-            while let Some(parent) = frontier.pop() {
-                for child in store.children(parent, None, store.limits().read_items_max)? {
-                    if engine.cancel(child, &format!("parent run {root} cancelled: {reason}"))?.changed {
-                        cancelled.push(child);
-                    }
-                    frontier.push(child);
+            for child in descendants {
+                if engine.cancel(child, &child_reason)?.changed {
+                    cancelled.push(child);
                 }
             }
             let message = if outcome.changed {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::effect::{kind, EffectCall, EffectHandler, EffectOutcome};
 use crate::event::child_wait_key;
-use crate::event::{append, vars_change, Event, Replayer};
+use crate::event::{append, replay_stored, vars_change, Event};
 use crate::feed::{FeedCursor, FeedPage};
 use crate::query::{Plan, Position, RunPage, RunQuery};
 use crate::registry::{WorkflowKey, WorkflowRegistry};
@@ -1551,25 +1551,7 @@ impl Engine {
                 reason: format!("run {run_id} has records 1..={head}, not {seq}"),
             });
         }
-        let page = self.store.limits().read_items_max.max(1);
-        let mut replayer = Replayer::new();
-        let mut next_seq = 1;
-        while next_seq <= seq {
-            let want = usize::try_from(seq - next_seq + 1)
-                .unwrap_or(usize::MAX)
-                .min(page);
-            let records = self.store.read_records(run_id, next_seq, want)?;
-            if records.is_empty() {
-                return Err(Error::Store(store::Error::Corrupt(format!(
-                    "run {run_id}: ledger ends before seq {seq}"
-                ))));
-            }
-            for record in &records {
-                replayer.push(record)?;
-            }
-            next_seq += records.len() as u64;
-        }
-        Ok(replayer.finish()?)
+        replay_stored(self.store.as_ref(), run_id, Some(seq))
     }
 
     /// Time travel: a new run that starts from `run_id`'s state right after record `seq`
@@ -1659,24 +1641,43 @@ impl Engine {
         Ok((from_run_id, from_seq))
     }
 
+    /// Every descendant of the run (children, their children, …), parents before their
+    /// children, read from the children index in pages. More than `runs_max` is
+    /// `LimitExceeded`, before anything is returned to act on.
+    pub fn descendants(&self, run_id: RunId, runs_max: usize) -> Result<Vec<RunId>, Error> {
+        let page = self.store.limits().read_items_max.max(1);
+        let mut found = Vec::new();
+        let mut next = 0;
+        let mut parent = run_id;
+        loop {
+            let mut after = None;
+            loop {
+                let children = self.store.children(parent, after, page)?;
+                found.extend(&children);
+                if found.len() > runs_max {
+                    return Err(Error::LimitExceeded {
+                        what: format!("the descendants of run {run_id}"),
+                        max: runs_max as u64,
+                    });
+                }
+                if children.len() < page {
+                    break;
+                }
+                after = children.last().copied();
+            }
+            let Some(child) = found.get(next) else {
+                return Ok(found);
+            };
+            parent = *child;
+            next += 1;
+        }
+    }
+
     /// Reads the run's whole ledger in pages, verifies the chain, replays it, and checks the
     /// result equals the stored state. Returns the stored state.
     pub fn verify_run(&self, run_id: RunId) -> Result<RunState, Error> {
         let stored = self.load(run_id)?;
-        let page = self.store.limits().read_items_max.max(1);
-        let mut replayer = Replayer::new();
-        let mut next_seq = 1;
-        loop {
-            let records = self.store.read_records(run_id, next_seq, page)?;
-            for record in &records {
-                replayer.push(record)?;
-            }
-            if records.len() < page {
-                break;
-            }
-            next_seq += records.len() as u64;
-        }
-        if replayer.finish()? != stored {
+        if replay_stored(self.store.as_ref(), run_id, None)? != stored {
             return Err(Error::ReplayMismatch { run_id });
         }
         Ok(stored)

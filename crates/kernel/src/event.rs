@@ -841,6 +841,44 @@ impl Replayer {
     }
 }
 
+/// Replays a run's ledger read from `store` in pages of the store's `read_items_max`: up to
+/// and including `up_to_seq`, or every record with `None`. A ledger that ends before
+/// `up_to_seq` is `StoreCorrupt`. The one place that pages through a stored ledger.
+pub fn replay_stored(
+    store: &dyn crate::Store,
+    run_id: RunId,
+    up_to_seq: Option<u64>,
+) -> Result<RunState, crate::Error> {
+    let page = store.limits().read_items_max.max(1);
+    let mut replayer = Replayer::new();
+    let mut next_seq = 1u64;
+    loop {
+        let want = match up_to_seq {
+            Some(last) if next_seq > last => break,
+            Some(last) => usize::try_from(last - next_seq + 1)
+                .unwrap_or(usize::MAX)
+                .min(page),
+            None => page,
+        };
+        let records = store.read_records(run_id, next_seq, want)?;
+        if records.is_empty() && up_to_seq.is_some() {
+            return Err(crate::store::Error::Corrupt(format!(
+                "run {run_id}: ledger ends before seq {}",
+                up_to_seq.unwrap_or_default()
+            ))
+            .into());
+        }
+        for record in &records {
+            replayer.push(record)?;
+        }
+        next_seq += records.len() as u64;
+        if up_to_seq.is_none() && records.len() < want {
+            break;
+        }
+    }
+    Ok(replayer.finish()?)
+}
+
 /// Replays a run's whole ledger from seq 1 into the state it produces.
 pub fn replay<'a>(records: impl IntoIterator<Item = &'a Record>) -> Result<RunState, ReplayError> {
     let mut replayer = Replayer::new();

@@ -29,7 +29,7 @@ pub use effect::{
     kind as effect_kind, Effect, EffectCall, EffectHandler, EffectOutcome, RetryPolicy,
 };
 pub use engine::{CancelOutcome, Delivered, Engine, EngineConfig, Error};
-pub use event::{replay, Event, ReplayError, Replayer, VarsChange};
+pub use event::{replay, replay_stored, Event, ReplayError, Replayer, VarsChange};
 pub use feed::{FeedCursor, FeedPage, ParseCursorError};
 pub use ledgerflow_ledger::{Hash, Record, RunId};
 pub use memory::MemoryStore;

@@ -545,36 +545,22 @@ impl Scheduler {
     }
 
     /// Cancels the run and then every descendant run (child runs, theirs, …), each
-    /// recorded in its own ledger. Idempotent. Returns the root run's outcome.
+    /// recorded in its own ledger. Idempotent. Returns the root run's outcome. A tree larger
+    /// than `cascade_runs_max` is refused before anything is cancelled.
     pub fn cancel(&self, run_id: RunId, reason: &str) -> Result<CancelOutcome, Error> {
         self.check_running()?;
         let engine = &self.shared.engine;
         let max = self.shared.config.cascade_runs_max;
+        let descendants = match engine.descendants(run_id, max) {
+            Err(ledgerflow_kernel::Error::LimitExceeded { .. }) => {
+                return Err(Error::CascadeTooLarge { run_id, max })
+            }
+            other => other?,
+        };
         let outcome = self.with_retries(|| engine.cancel(run_id, reason))?;
         let child_reason = format!("parent run {run_id} cancelled: {reason}");
-        let page = engine.store().limits().read_items_max.max(1);
-        let mut frontier = VecDeque::from([run_id]);
-        let mut touched = 0usize;
-        while let Some(parent) = frontier.pop_front() {
-            let mut after = None;
-            loop {
-                let children = engine
-                    .store()
-                    .children(parent, after, page)
-                    .map_err(ledgerflow_kernel::Error::from)?;
-                for child in &children {
-                    touched += 1;
-                    if touched > max {
-                        return Err(Error::CascadeTooLarge { run_id, max });
-                    }
-                    self.with_retries(|| engine.cancel(*child, &child_reason))?;
-                    frontier.push_back(*child);
-                }
-                if children.len() < page {
-                    break;
-                }
-                after = children.last().copied();
-            }
+        for child in descendants {
+            self.with_retries(|| engine.cancel(child, &child_reason))?;
         }
         Ok(outcome)
     }

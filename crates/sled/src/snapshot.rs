@@ -1,7 +1,7 @@
 //! Snapshots (bookmarks): named, tagged, searchable checkpoints of a run at a ledger seq.
 
 use ledgerflow_kernel::store::{Error, Store};
-use ledgerflow_kernel::{Hash, Replayer, RunId, RunState};
+use ledgerflow_kernel::{Hash, RunId, RunState};
 
 use crate::codec::{self, keys, SnapshotEnvelopeV1};
 use crate::store::SledStore;
@@ -152,30 +152,7 @@ impl SledStore {
     /// snapshot's seq; checks the record hash the snapshot recorded.
     pub fn load_snapshot_state(&self, run_id: RunId, name: &str) -> Result<RunState, Error> {
         let snapshot = self.snapshot(run_id, name)?;
-        let page = self.limits().read_items_max.max(1);
-        let mut replayer = Replayer::new();
-        let mut next_seq = 1;
-        while next_seq <= snapshot.seq {
-            let want = usize::try_from(snapshot.seq - next_seq + 1)
-                .unwrap_or(usize::MAX)
-                .min(page);
-            let records = self.read_records(run_id, next_seq, want)?;
-            if records.is_empty() {
-                return Err(Error::Corrupt(format!(
-                    "run {run_id}: ledger ends before snapshot seq {}",
-                    snapshot.seq
-                )));
-            }
-            for record in &records {
-                replayer
-                    .push(record)
-                    .map_err(|e| Error::Corrupt(e.to_string()))?;
-            }
-            next_seq += records.len() as u64;
-        }
-        let state = replayer
-            .finish()
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
+        let state = self.replay_run(run_id, Some(snapshot.seq))?;
         if state.head.hash != snapshot.record_hash {
             return Err(Error::Corrupt(format!(
                 "snapshot {name:?} of run {run_id}: record {} hash differs from the snapshot's",

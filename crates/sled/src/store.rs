@@ -12,7 +12,7 @@ use ledgerflow_kernel::store::{
     Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, Store, StoreLimits, TimeField,
     TimerEntry,
 };
-use ledgerflow_kernel::{ArtifactRef, Hash, Record, Replayer, RunId, RunState, RunStatus};
+use ledgerflow_kernel::{replay_stored, ArtifactRef, Hash, Record, RunId, RunState, RunStatus};
 use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -460,33 +460,29 @@ impl SledStore {
         }
     }
 
-    /// Reads every record of a run in pages, verifies the chain, replays it, and checks the
-    /// result equals the stored state. Returns the number of records.
+    /// Replays a run's stored ledger (up to `up_to_seq`, or all of it), as a store error:
+    /// anything wrong with the ledger is corruption.
+    pub(crate) fn replay_run(
+        &self,
+        run_id: RunId,
+        up_to_seq: Option<u64>,
+    ) -> Result<RunState, Error> {
+        replay_stored(self, run_id, up_to_seq).map_err(|e| match e {
+            ledgerflow_kernel::Error::Store(e) => e,
+            other => Error::Corrupt(format!("run {run_id}: {other}")),
+        })
+    }
+
+    /// Verifies a run's chain, replays it, and checks the result equals the stored state.
+    /// Returns the number of records.
     fn check_run(&self, run_id: RunId, stored: &RunState) -> Result<u64, Error> {
-        let page = self.config.limits.read_items_max.max(1);
-        let mut replayer = Replayer::new();
-        let mut next_seq = 1;
-        loop {
-            let records = self.read_records(run_id, next_seq, page)?;
-            for record in &records {
-                replayer
-                    .push(record)
-                    .map_err(|e| Error::Corrupt(e.to_string()))?;
-            }
-            next_seq += records.len() as u64;
-            if records.len() < page {
-                break;
-            }
-        }
-        let replayed = replayer
-            .finish()
-            .map_err(|e| Error::Corrupt(format!("run {run_id}: {e}")))?;
+        let replayed = self.replay_run(run_id, None)?;
         if &replayed != stored {
             return Err(Error::Corrupt(format!(
                 "run {run_id}: replayed ledger differs from the stored state"
             )));
         }
-        Ok(next_seq - 1)
+        Ok(replayed.head.seq)
     }
 
     /// Verifies the whole store: every run's chain, replay == stored state, and that the
