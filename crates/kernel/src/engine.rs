@@ -1207,11 +1207,7 @@ impl Engine {
     /// that no longer matches the run's wait (already fired, run moved on) does nothing.
     pub fn fire_timer(&self, run_id: RunId, due_at_ms: i64) -> Result<RunState, Error> {
         let state = self.load(run_id)?;
-        let due = state.waiting.as_ref().and_then(|w| w.until_ms);
-        if state.status != RunStatus::Waiting
-            || due != Some(due_at_ms)
-            || due_at_ms > self.clock.now_ms()
-        {
+        if !state.waits_until(due_at_ms) || due_at_ms > self.clock.now_ms() {
             return Ok(state);
         }
         self.require_spec(&state)?;
@@ -1227,8 +1223,10 @@ impl Engine {
     pub fn fire_due_timers(&self, limit: usize) -> Result<usize, Error> {
         let mut fired = 0;
         for timer in self.store.due_timers(self.clock.now_ms(), limit)? {
-            let before = self.load(timer.run_id)?.head.seq;
-            if self.fire_timer(timer.run_id, timer.due_at_ms)?.head.seq != before {
+            if !self
+                .fire_timer(timer.run_id, timer.due_at_ms)?
+                .waits_until(timer.due_at_ms)
+            {
                 fired += 1;
             }
         }

@@ -264,6 +264,12 @@ impl RunState {
         }
     }
 
+    /// Waiting on a timer due at `due_at_ms` (which has not fired)?
+    pub fn waits_until(&self, due_at_ms: i64) -> bool {
+        self.status == RunStatus::Waiting
+            && self.waiting.as_ref().and_then(|w| w.until_ms) == Some(due_at_ms)
+    }
+
     /// Waiting on `wait_key`?
     pub fn waits_on(&self, wait_key: &str) -> bool {
         self.waiting.as_ref().and_then(|w| w.wait_key.as_deref()) == Some(wait_key)

@@ -261,9 +261,7 @@ impl Shared {
                 Ok(state) => {
                     counters.runs_ticked.fetch_add(1, Ordering::Relaxed);
                     if let Some(due_at_ms) = due {
-                        let still_waiting = state.status == RunStatus::Waiting
-                            && state.waiting.as_ref().and_then(|w| w.until_ms) == Some(due_at_ms);
-                        if !still_waiting {
+                        if !state.waits_until(due_at_ms) {
                             let lag_ms = self.engine.clock().now_ms() - due_at_ms;
                             counters.timers_fired.fetch_add(1, Ordering::Relaxed);
                             counters.timer_lag_last_ms.store(lag_ms, Ordering::Relaxed);
