@@ -49,7 +49,7 @@ pub use ledgerflow_scheduler::{
 pub use ledgerflow_sled::{
     CheckReport, Durability, SledConfig, SledStore, Snapshot, SnapshotFilter,
 };
-pub use runtime::{RuntimeConfig, ScheduledRuntime, StoreChoice, DEFAULT_DATA_DIR};
+pub use runtime::{RuntimeBuilder, RuntimeConfig, ScheduledRuntime, StoreChoice, DEFAULT_DATA_DIR};
 pub use system_clock::SystemClock;
 
 /// README's examples, compiled and run as doctests so they stay true.

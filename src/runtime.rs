@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ledgerflow_kernel::{Clock, Engine, EngineConfig, MemoryStore, Store, WorkflowSpec};
+use ledgerflow_kernel::{
+    Clock, EffectHandler, Engine, EngineConfig, MemoryStore, Store, StoreLimits, WorkflowSpec,
+};
 use ledgerflow_scheduler::{Error, Scheduler, SchedulerConfig};
 use ledgerflow_sled::{SledConfig, SledStore};
 
@@ -27,6 +29,8 @@ pub enum StoreChoice {
 pub struct RuntimeConfig {
     /// Where data lives. Default: sled in [`DEFAULT_DATA_DIR`].
     pub store: StoreChoice,
+    /// The store's read and inbox bounds, whichever store it is. Overrides `sled.limits`.
+    pub limits: StoreLimits,
     /// The sled store's settings (durability `Sync` by default).
     pub sled: SledConfig,
     /// The engine's settings.
@@ -39,6 +43,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             store: StoreChoice::Sled(PathBuf::from(DEFAULT_DATA_DIR)),
+            limits: StoreLimits::default(),
             sled: SledConfig::default(),
             engine: EngineConfig::default(),
             scheduler: SchedulerConfig::default(),
@@ -110,25 +115,58 @@ impl ScheduledRuntime {
     }
 
     /// A runtime with every setting and the clock chosen (tests pass a `ManualClock`).
+    /// Its threads start at once: register workflows right after (work for a workflow
+    /// not registered yet waits for it), or use [`ScheduledRuntime::builder`] to register
+    /// before anything runs.
     pub fn with_config(config: RuntimeConfig, clock: Arc<dyn Clock>) -> Result<Self, Error> {
-        let (store, sled): (Arc<dyn Store>, Option<Arc<SledStore>>) = match &config.store {
-            StoreChoice::Memory => (Arc::new(MemoryStore::with_limits(config.sled.limits)), None),
-            StoreChoice::Sled(dir) => {
-                let sled = Arc::new(
-                    SledStore::open_with(dir, config.sled)
-                        .map_err(ledgerflow_kernel::Error::from)?,
-                );
-                (Arc::clone(&sled) as Arc<dyn Store>, Some(sled))
-            }
-        };
-        let engine = Arc::new(Engine::with_config(store, clock, config.engine));
-        let scheduler = Scheduler::start(engine, config.scheduler)?;
-        Ok(ScheduledRuntime { scheduler, sled })
+        RuntimeBuilder::new(config, clock).start()
     }
 
-    /// Registers a workflow spec under its (id, version).
+    /// A builder: choose the store and settings, register workflows and effect handlers,
+    /// then [`RuntimeBuilder::start`] the threads, so start-up recovery (overdue timers,
+    /// runs a restart left running, buffered events) finds every workflow registered.
+    ///
+    /// ```
+    /// use ledgerflow::{ScheduledRuntime, StepContext, StepPlan, WorkflowSpec};
+    /// use serde_json::json;
+    ///
+    /// let runtime = ScheduledRuntime::builder()
+    ///     .memory() // or .sled("ledgerflow-data"), the default
+    ///     .register(
+    ///         WorkflowSpec::builder("hello", 1)
+    ///             .node("only", |_: &mut StepContext<'_>| StepPlan::complete(json!("hi")))
+    ///             .entry("only")
+    ///             .build()?,
+    ///     )
+    ///     .start()?;
+    /// assert!(runtime.wait_recovered(std::time::Duration::from_secs(10)));
+    /// assert_eq!(runtime.run(("hello", 1), json!({}))?.output, Some(json!("hi")));
+    /// runtime.stop()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::new(RuntimeConfig::default(), Arc::new(SystemClock))
+    }
+
+    /// Registers a workflow spec under its (id, version). Work set aside because it was
+    /// not registered (a timer due at start-up, a run left running) is queued at once.
     pub fn register(&self, spec: WorkflowSpec) -> Arc<WorkflowSpec> {
         self.scheduler.engine().register(spec)
+    }
+
+    /// Registers the handler of a custom effect kind (an `llm_call`, a tool, anything the
+    /// host defines), replacing any earlier one. Built-in kinds are refused.
+    pub fn register_effect(
+        &self,
+        kind: impl Into<String>,
+        handler: impl EffectHandler + 'static,
+    ) -> Result<(), Error> {
+        Ok(self.scheduler.engine().register_effect(kind, handler)?)
+    }
+
+    /// The store the runtime writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.scheduler.engine().store()
     }
 
     /// The sled store, when the runtime uses one (for snapshots, artifacts, `check`).
@@ -136,14 +174,119 @@ impl ScheduledRuntime {
         self.sled.as_ref()
     }
 
-    /// Drains the scheduler, stops its threads, and makes everything durable. The data
-    /// stays readable through the engine; further work is refused.
+    /// Drains the scheduler, stops its threads, and closes the store: everything is
+    /// durable, the data stays readable through the engine, and every further write —
+    /// through the runtime or its engine — is refused.
     pub fn stop(&self) -> Result<(), Error> {
         self.scheduler.stop();
-        if let Some(sled) = &self.sled {
-            sled.close().map_err(ledgerflow_kernel::Error::from)?;
+        self.store()
+            .close()
+            .map_err(|e| Error::Engine(ledgerflow_kernel::Error::from(e)))
+    }
+}
+
+/// Registers one effect handler on the engine a builder makes.
+type EffectRegistration = Box<dyn FnOnce(&Engine) -> Result<(), ledgerflow_kernel::Error>>;
+
+/// Builds a [`ScheduledRuntime`]: store, settings, clock, workflows and effect handlers
+/// first, threads last. From [`ScheduledRuntime::builder`].
+pub struct RuntimeBuilder {
+    config: RuntimeConfig,
+    clock: Arc<dyn Clock>,
+    specs: Vec<WorkflowSpec>,
+    effects: Vec<EffectRegistration>,
+}
+
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("config", &self.config)
+            .field("specs", &self.specs.len())
+            .field("effects", &self.effects.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuntimeBuilder {
+    fn new(config: RuntimeConfig, clock: Arc<dyn Clock>) -> Self {
+        RuntimeBuilder {
+            config,
+            clock,
+            specs: Vec::new(),
+            effects: Vec::new(),
         }
-        Ok(())
+    }
+
+    /// The embedded sled store in `dir` (created if missing). The default, in
+    /// [`DEFAULT_DATA_DIR`].
+    pub fn sled(mut self, dir: impl AsRef<Path>) -> Self {
+        self.config.store = StoreChoice::Sled(dir.as_ref().to_owned());
+        self
+    }
+
+    /// The in-memory store: nothing survives the process.
+    pub fn memory(mut self) -> Self {
+        self.config.store = StoreChoice::Memory;
+        self
+    }
+
+    /// Every setting at once.
+    pub fn config(mut self, config: RuntimeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The clock (tests pass a `ManualClock`; moving it wakes the timer thread).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Registers a workflow spec before anything runs.
+    pub fn register(mut self, spec: WorkflowSpec) -> Self {
+        self.specs.push(spec);
+        self
+    }
+
+    /// Registers a custom effect handler before anything runs.
+    pub fn register_effect(
+        mut self,
+        kind: impl Into<String>,
+        handler: impl EffectHandler + 'static,
+    ) -> Self {
+        let kind = kind.into();
+        self.effects.push(Box::new(move |engine: &Engine| {
+            engine.register_effect(kind, handler)
+        }));
+        self
+    }
+
+    /// Opens the store, registers everything, and starts the scheduler's threads.
+    pub fn start(self) -> Result<ScheduledRuntime, Error> {
+        let config = self.config;
+        let (store, sled): (Arc<dyn Store>, Option<Arc<SledStore>>) = match &config.store {
+            StoreChoice::Memory => (Arc::new(MemoryStore::with_limits(config.limits)), None),
+            StoreChoice::Sled(dir) => {
+                let sled_config = SledConfig {
+                    limits: config.limits,
+                    ..config.sled
+                };
+                let sled = Arc::new(
+                    SledStore::open_with(dir, sled_config)
+                        .map_err(ledgerflow_kernel::Error::from)?,
+                );
+                (Arc::clone(&sled) as Arc<dyn Store>, Some(sled))
+            }
+        };
+        let engine = Arc::new(Engine::with_config(store, self.clock, config.engine));
+        for spec in self.specs {
+            engine.register(spec);
+        }
+        for register in self.effects {
+            register(&engine)?;
+        }
+        let scheduler = Scheduler::start(engine, config.scheduler)?;
+        Ok(ScheduledRuntime { scheduler, sled })
     }
 }
 

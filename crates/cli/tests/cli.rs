@@ -342,7 +342,7 @@ fn bad_input_gets_one_clear_line_and_exit_code_1() {
     fails(
         &f.db,
         &["runs", "list", "--cursor", "garbage"],
-        "does not belong to this query",
+        "is not a query cursor",
     );
     fails(
         &f.db,

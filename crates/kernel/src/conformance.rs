@@ -34,6 +34,7 @@ macro_rules! store_conformance_tests {
             next_timer_after_and_inbox_keys,
             feed_orders_records_across_runs,
             workflow_time_and_count_indexes,
+            closed_store_refuses_writes_and_keeps_reads,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -735,5 +736,34 @@ pub fn workflow_time_and_count_indexes(store: &dyn Store) {
     assert_eq!(
         store.count_by_status().expect("counts"),
         vec![(RunStatus::Running, 3), (RunStatus::Waiting, 1)]
+    );
+}
+
+/// After `close`, commits, deliveries and artifacts are refused with `Closed` and change
+/// nothing; everything committed before reads back as it was. Closing twice is fine.
+pub fn closed_store_refuses_writes_and_keeps_reads(store: &dyn Store) {
+    let run_id = RunId::new_v4();
+    let state = commit_ok(store, started(run_id));
+    let before = records(store, run_id);
+    if let Err(e) = store.close() {
+        panic!("close failed: {e}");
+    }
+    if let Err(e) = store.close() {
+        panic!("closing twice failed: {e}");
+    }
+    let refused = store.commit(advance(&state, "b"));
+    assert!(matches!(refused, Err(Error::Closed)), "{refused:?}");
+    let refused = store.commit(started(RunId::new_v4()));
+    assert!(matches!(refused, Err(Error::Closed)), "{refused:?}");
+    let refused = store.deliver("closed-key", json!(1), T0);
+    assert!(matches!(refused, Err(Error::Closed)), "{refused:?}");
+    let refused = store.put_artifact(b"bytes", "text/plain", None);
+    assert!(matches!(refused, Err(Error::Closed)), "{refused:?}");
+    assert_eq!(load(store, run_id), state);
+    assert_eq!(records(store, run_id), before);
+    assert!(matches!(store.inbox("closed-key", 10), Ok(v) if v.is_empty()));
+    assert_eq!(
+        refused.err().map(|e| e.kind()),
+        Some(crate::ErrorKind::Closed)
     );
 }

@@ -12,7 +12,7 @@ use crate::effect::{kind, EffectCall, EffectHandler, EffectOutcome};
 use crate::event::child_wait_key;
 use crate::event::{append, replay_stored, vars_change, Event};
 use crate::feed::{FeedCursor, FeedPage};
-use crate::query::{Plan, Position, RunPage, RunQuery};
+use crate::query::{CursorProblem, Plan, Position, RunPage, RunQuery};
 use crate::registry::{WorkflowKey, WorkflowRegistry};
 use crate::state::{FailureCode, ParentLink, RunFailure, SubworkflowMode, WaitReason, WaitState};
 use crate::store::{self, Commit, Delivery, IndexChange, Store};
@@ -106,7 +106,7 @@ pub enum Error {
     /// A feed cursor that is not one.
     #[error(transparent)]
     InvalidCursor(#[from] crate::ParseCursorError),
-    /// A feed cursor minted by another store.
+    /// A feed or query cursor minted by another store.
     #[error("cursor {cursor} belongs to another store")]
     CursorFromAnotherStore {
         /// The cursor given.
@@ -129,9 +129,54 @@ pub enum Error {
     /// The store failed (including version conflicts).
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// The call's own change (a resume, a timer, an unpause) was committed at `seq`, but
+    /// running the steps after it failed. The change stands: do not repeat it. The run is
+    /// left as its last committed step left it, for the next tick (or a scheduler's
+    /// recovery) to continue.
+    #[error("run {run_id}: the change was committed at seq {seq}, but the steps after it failed: {source}")]
+    AfterCommit {
+        /// The run.
+        run_id: RunId,
+        /// The seq of the run's last committed record when the failure happened.
+        seq: u64,
+        /// What failed.
+        source: Box<Error>,
+    },
     /// An engine bug: an event it produced does not apply. Nothing was written.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl Error {
+    /// What kind of failure this is: one flat answer whatever the nesting.
+    pub fn kind(&self) -> crate::ErrorKind {
+        use crate::ErrorKind as K;
+        match self {
+            Error::RunNotFound { .. } => K::NotFound,
+            Error::WorkflowNotRegistered { .. } => K::NotRegistered,
+            Error::InvalidInput { .. }
+            | Error::BuiltinEffectKind { .. }
+            | Error::InvalidCursor(_)
+            | Error::CursorFromAnotherStore { .. } => K::InvalidInput,
+            Error::NotWaiting { .. }
+            | Error::WaitKeyMismatch { .. }
+            | Error::RunTerminal { .. } => K::InvalidState,
+            Error::ValueTooLarge { .. } | Error::LimitExceeded { .. } => K::LimitExceeded,
+            Error::DeliveryContended { .. } => K::Conflict,
+            Error::Replay(_) | Error::LineageMismatch { .. } | Error::ReplayMismatch { .. } => {
+                K::Corrupt
+            }
+            Error::Store(e) => e.kind(),
+            Error::AfterCommit { .. } => K::AfterCommit,
+            Error::Internal(_) => K::Internal,
+        }
+    }
+
+    /// Whether this is a lost race: another writer changed the run first and nothing of
+    /// this call was written, so it can be tried again.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Store(e) if e.is_conflict())
+    }
 }
 
 /// Engine settings.
@@ -195,6 +240,51 @@ pub enum Delivered {
     Queued(u64),
 }
 
+/// The records of one run, read in bounded pages: see [`Engine::ledger`].
+pub struct LedgerReader<'a> {
+    engine: &'a Engine,
+    run_id: RunId,
+    next_seq: u64,
+    page: std::vec::IntoIter<Record>,
+    done: bool,
+}
+
+impl std::fmt::Debug for LedgerReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerReader")
+            .field("run_id", &self.run_id)
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Iterator for LedgerReader<'_> {
+    type Item = Result<Record, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.page.next() {
+                self.next_seq = record.seq() + 1;
+                return Some(Ok(record));
+            }
+            if self.done {
+                return None;
+            }
+            let page_len = self.engine.store.limits().read_items_max.max(1);
+            match self.engine.records(self.run_id, self.next_seq, page_len) {
+                Ok(records) => {
+                    self.done = records.len() < page_len;
+                    self.page = records.into_iter();
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
 /// Events of one step, plus inbox changes and a key to drain after committing.
 struct Step {
     events: Vec<Event>,
@@ -246,6 +336,10 @@ fn child_run_id(parent: RunId, seq: u64) -> RunId {
 /// A callback told of every acknowledged commit.
 type Observer = Arc<dyn Fn(&RunState) + Send + Sync>;
 
+/// Who continues a run that a call made runnable besides the one it was asked about (see
+/// [`Engine::hand_off_follow_ups`]).
+type Handoff = Arc<dyn Fn(RunId) + Send + Sync>;
+
 /// The workflow engine. Cheap to share behind an `Arc`; every method takes `&self`.
 ///
 /// ```
@@ -279,6 +373,7 @@ pub struct Engine {
     workflows: Arc<WorkflowRegistry>,
     observers: RwLock<Vec<Observer>>,
     effects: RwLock<HashMap<String, Arc<dyn EffectHandler>>>,
+    handoff: RwLock<Option<Handoff>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -310,6 +405,7 @@ impl Engine {
             workflows: Arc::new(WorkflowRegistry::new()),
             observers: RwLock::default(),
             effects: RwLock::default(),
+            handoff: RwLock::default(),
         }
     }
 
@@ -341,6 +437,45 @@ impl Engine {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(Arc::new(observer));
+    }
+
+    /// Hands the runs a call makes runnable, other than by running its own steps, to
+    /// `handoff` instead of continuing them on the calling thread: child runs a step
+    /// started, the run waiting on a key an event was queued for (an emitted event, a
+    /// child's result), and the run itself when [`EngineConfig::steps_per_tick_max`]
+    /// ran out. Without it (the default) the engine ticks children and drains inboxes
+    /// inline, best effort, and a run over its step budget is returned still running.
+    ///
+    /// A scheduler sets this to queue each id for a worker: that is how it keeps one owner
+    /// per run at a time and every run with work to do scheduled. `handoff` must not
+    /// block; it may be called from any thread that commits.
+    pub fn hand_off_follow_ups(&self, handoff: impl Fn(RunId) + Send + Sync + 'static) {
+        *self.handoff.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(handoff));
+    }
+
+    /// Undoes [`Engine::hand_off_follow_ups`]: follow-ups run on the calling thread again
+    /// (a scheduler calls this when it stops).
+    pub fn stop_handing_off(&self) {
+        *self.handoff.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn handoff(&self) -> Option<Handoff> {
+        self.handoff
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Continues a run made runnable by a committed step: hands it off, or (without a
+    /// hand-off) ticks it here. Best effort: the step that made it runnable is committed,
+    /// and a run left running is continued by the next tick or a scheduler's recovery.
+    fn follow_up(&self, run_id: RunId) {
+        match self.handoff() {
+            Some(handoff) => handoff(run_id),
+            None => {
+                let _ = self.tick(run_id);
+            }
+        }
     }
 
     /// Registers the handler of a custom effect kind, replacing any earlier one.
@@ -402,7 +537,38 @@ impl Engine {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<Record>, Error> {
-        Ok(self.store.read_records(run_id, from_seq, limit)?)
+        let records = self.store.read_records(run_id, from_seq, limit)?;
+        if records.is_empty() && self.store.load(run_id)?.is_none() {
+            return Err(Error::RunNotFound { run_id });
+        }
+        Ok(records)
+    }
+
+    /// Every record of the run from `from_seq` on, read in pages of the store's
+    /// `read_items_max`: for exporting a whole ledger without paging by hand. Each item is
+    /// one record or the error that stopped the reading.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use ledgerflow_kernel::{Engine, ManualClock, MemoryStore, StepContext, StepPlan, WorkflowSpec};
+    /// # use serde_json::json;
+    /// # let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(ManualClock::new(0)));
+    /// # engine.register(WorkflowSpec::builder("w", 1)
+    /// #     .node("a", |_: &mut StepContext<'_>| StepPlan::complete(json!(1))).entry("a").build()?);
+    /// let run = engine.start(("w", 1), json!({}))?;
+    /// engine.tick(run)?;
+    /// let ledger = engine.ledger(run, 1).collect::<Result<Vec<_>, _>>()?;
+    /// assert_eq!(ledger.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ledger(&self, run_id: RunId, from_seq: u64) -> LedgerReader<'_> {
+        LedgerReader {
+            engine: self,
+            run_id,
+            next_seq: from_seq.max(1),
+            page: Vec::new().into_iter(),
+            done: false,
+        }
     }
 
     /// Creates a run of a registered workflow with `input` (a JSON object, or null for
@@ -492,44 +658,109 @@ impl Engine {
     }
 
     /// Runs the run's steps until it waits, ends, is paused, or
-    /// [`EngineConfig::steps_per_tick_max`] steps have run. A run that cannot step is
-    /// returned as it is.
+    /// [`EngineConfig::steps_per_tick_max`] steps have run (then the run is returned still
+    /// running: tick it again, or let a scheduler, which requeues it, do so). A run that
+    /// cannot step is returned as it is. A conflict on the first step (another owner
+    /// stepped the run first) is an error and nothing was written; after this call's first
+    /// commit, a conflict returns the run's latest state instead: another owner is
+    /// advancing it.
     pub fn tick(&self, run_id: RunId) -> Result<RunState, Error> {
         let state = self.load(run_id)?;
-        self.drive(state)
+        self.drive(state, false)
     }
 
-    fn drive(&self, mut state: RunState) -> Result<RunState, Error> {
-        if state.status != RunStatus::Running || state.paused || self.config.steps_per_tick_max == 0
-        {
+    /// Does whatever is due for the run now: consumes the oldest event queued for the key
+    /// it waits on, fires its timer if due, and runs its steps. What a scheduler's worker
+    /// calls for a run handed to it; a run with nothing to do is returned as it is.
+    pub fn advance(&self, run_id: RunId) -> Result<RunState, Error> {
+        let state = self.load(run_id)?;
+        if state.status != RunStatus::Waiting {
+            return self.drive(state, false);
+        }
+        let wait = state.waiting.as_ref();
+        if let Some(wait_key) = wait.and_then(|w| w.wait_key.clone()) {
+            if let Some(entry) = self.store.inbox(&wait_key, 1)?.into_iter().next() {
+                return self.consume_inbox(state, &wait_key, entry);
+            }
+        }
+        match wait.and_then(|w| w.until_ms) {
+            Some(due_at_ms) if due_at_ms <= self.clock.now_ms() => {
+                self.fire_timer_of(state, due_at_ms)
+            }
+            _ => Ok(state),
+        }
+    }
+
+    /// Runs the run's steps (see [`Engine::tick`]). `committed` says whether the caller
+    /// has already committed a change to the run in this call (a resume, a timer, an
+    /// unpause): from the call's first commit on, its work stands whatever follows.
+    fn drive(&self, mut state: RunState, mut committed: bool) -> Result<RunState, Error> {
+        if !state.is_runnable() || self.config.steps_per_tick_max == 0 {
             return Ok(state);
         }
-        let spec = self.spec_of(&state)?;
+        let spec = match self.spec_of(&state) {
+            Ok(spec) => spec,
+            Err(e) => return self.after_commit(committed, &state, e),
+        };
         let mut children = Vec::new();
         for _ in 0..self.config.steps_per_tick_max {
-            if state.status != RunStatus::Running || state.paused {
+            if !state.is_runnable() {
                 break;
             }
             let step = match &state.pending_effect {
-                Some(_) => self.run_pending_effect(&state)?,
-                None => self.run_node(&spec, &state)?,
+                Some(_) => self.run_pending_effect(&state),
+                None => self.run_node(&spec, &state),
+            };
+            let step = match step {
+                Ok(step) => step,
+                Err(e) => return self.after_commit(committed, &state, e),
             };
             let emitted_to = step.emitted_to.clone();
             children.extend(step.children.iter().copied());
-            state = self.commit(Some(&state), state.run_id, step)?;
+            state = match self.commit(Some(&state), state.run_id, step) {
+                Ok(new) => new,
+                Err(e) => return self.after_commit(committed, &state, e),
+            };
+            committed = true;
             if let Some(wait_key) = emitted_to {
-                self.drain_after_commit(&wait_key);
+                self.wake_waiter(&wait_key);
             }
         }
-        if children.is_empty() {
-            return Ok(state);
+        let over_budget = state.is_runnable();
+        let handoff = self.handoff();
+        for child in &children {
+            self.follow_up(*child);
         }
-        // Children run after the parent's step is committed; a synchronous child's end
-        // resumes the parent (through the inbox), so the parent is read again after.
-        for child in children {
-            self.tick(child)?;
+        match handoff {
+            Some(handoff) => {
+                if over_budget {
+                    handoff(state.run_id);
+                }
+                Ok(state)
+            }
+            // Inline children have run; a synchronous child's end resumed the parent
+            // through the inbox, so the parent is read again.
+            None if !children.is_empty() => self.load(state.run_id),
+            None => Ok(state),
         }
-        self.load(state.run_id)
+    }
+
+    /// What a failure inside [`Engine::drive`] means for its caller. Before the call's
+    /// first commit it is the call's error. After it, a conflict means another owner is
+    /// advancing the run, so the latest state is the answer; any other failure is
+    /// [`Error::AfterCommit`], so the caller knows its change stands and must not repeat it.
+    fn after_commit(&self, committed: bool, state: &RunState, e: Error) -> Result<RunState, Error> {
+        if !committed {
+            return Err(e);
+        }
+        if e.is_conflict() {
+            return self.load(state.run_id);
+        }
+        Err(Error::AfterCommit {
+            run_id: state.run_id,
+            seq: state.head.seq,
+            source: Box::new(e),
+        })
     }
 
     /// Runs the current node's handler and turns its plan into events.
@@ -1128,7 +1359,7 @@ impl Engine {
                         observer(&new);
                     }
                     if let Some((wait_key, _)) = notify_parent {
-                        self.drain_after_commit(&wait_key);
+                        self.wake_waiter(&wait_key);
                     }
                     return Ok(new);
                 }
@@ -1200,23 +1431,27 @@ impl Engine {
             inbox_seq: None,
         };
         let state = self.commit(Some(&state), run_id, Step::of(event))?;
-        self.drive(state)
+        self.drive(state, true)
     }
 
     /// Fires the run's timer due at `due_at_ms`, then ticks it (unless paused). A timer
     /// that no longer matches the run's wait (already fired, run moved on) does nothing.
     pub fn fire_timer(&self, run_id: RunId, due_at_ms: i64) -> Result<RunState, Error> {
         let state = self.load(run_id)?;
+        self.fire_timer_of(state, due_at_ms)
+    }
+
+    fn fire_timer_of(&self, state: RunState, due_at_ms: i64) -> Result<RunState, Error> {
         if !state.waits_until(due_at_ms) || due_at_ms > self.clock.now_ms() {
             return Ok(state);
         }
         self.require_spec(&state)?;
         let state = self.commit(
             Some(&state),
-            run_id,
+            state.run_id,
             Step::of(Event::TimerFired { due_at_ms }),
         )?;
-        self.drive(state)
+        self.drive(state, true)
     }
 
     /// Fires up to `limit` due timers; returns how many fired.
@@ -1234,8 +1469,22 @@ impl Engine {
     }
 
     /// Delivers an event to `wait_key`: resumes the run waiting on it, or queues the event
-    /// in the key's inbox for the run that will wait on it. Never applies twice.
+    /// in the key's inbox for the run that will wait on it. Never applies twice: what
+    /// decides is the commit that consumed the event. Once the resume is committed the
+    /// answer is [`Delivered::Resumed`] (or [`Error::AfterCommit`] if the steps after it
+    /// failed), never a retry that could queue the event again.
     pub fn deliver(&self, wait_key: &str, payload: Value) -> Result<Delivered, Error> {
+        self.deliver_with(wait_key, payload, |_| ())
+    }
+
+    /// [`Engine::deliver`], holding the value `claim(run_id)` returns while the waiting run
+    /// is resumed: how a scheduler makes its delivery the run's one owner for that time.
+    pub fn deliver_with<G>(
+        &self,
+        wait_key: &str,
+        payload: Value,
+        claim: impl Fn(RunId) -> G,
+    ) -> Result<Delivered, Error> {
         self.check_wait_key_len(wait_key)?;
         let payload = self.offload(None, payload, "the event payload")?;
         for _ in 0..DELIVER_RETRIES {
@@ -1244,15 +1493,19 @@ impl Engine {
                 .deliver(wait_key, payload.clone(), self.clock.now_ms())?
             {
                 Delivery::Queued(seq) => return Ok(Delivered::Queued(seq)),
-                Delivery::Waiter(run_id) => match self.resume(run_id, wait_key, payload.clone()) {
-                    Ok(state) => return Ok(Delivered::Resumed(Box::new(state))),
-                    // Another resumer won the race; look again.
-                    Err(Error::Store(store::Error::Conflict { .. }))
-                    | Err(Error::WaitKeyMismatch { .. })
-                    | Err(Error::NotWaiting { .. })
-                    | Err(Error::RunTerminal { .. }) => continue,
-                    Err(e) => return Err(e),
-                },
+                Delivery::Waiter(run_id) => {
+                    let _owner = claim(run_id);
+                    match self.resume(run_id, wait_key, payload.clone()) {
+                        Ok(state) => return Ok(Delivered::Resumed(Box::new(state))),
+                        // Another resumer won the race before this resume committed
+                        // anything; look again.
+                        Err(e) if e.is_conflict() => continue,
+                        Err(Error::WaitKeyMismatch { .. })
+                        | Err(Error::NotWaiting { .. })
+                        | Err(Error::RunTerminal { .. }) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
             }
         }
         Err(Error::DeliveryContended {
@@ -1260,14 +1513,24 @@ impl Engine {
         })
     }
 
-    /// Hands an event this engine just queued (an emitted event, a child's result) to the
-    /// run waiting on its key. Best effort: the commit that queued the event has already
-    /// succeeded and the event is durable in the inbox, so a failure here (the waiting
-    /// run's workflow not registered in this process, a lost race) must not be reported as
-    /// the committed step's failure. The event is delivered by the next drain: a scheduler
-    /// drains every inbox at start-up, and a run that starts waiting consumes it.
-    fn drain_after_commit(&self, wait_key: &str) {
-        let _ = self.drain_inbox(wait_key);
+    /// Makes sure the run waiting on `wait_key` (if any) consumes the event just queued
+    /// for it (an emitted event, a child's result): hands the run off, or drains the inbox
+    /// here. Best effort: the commit that queued the event has already succeeded and the
+    /// event is durable in the inbox, so a failure here (the waiting run's workflow not
+    /// registered in this process, a lost race) must not be reported as the committed
+    /// step's failure. The event is delivered by the next drain: a scheduler drains every
+    /// inbox at start-up, and a run that starts waiting consumes it.
+    fn wake_waiter(&self, wait_key: &str) {
+        match self.handoff() {
+            Some(handoff) => {
+                if let Ok(Some(run_id)) = self.store.waiting_on(wait_key) {
+                    handoff(run_id);
+                }
+            }
+            None => {
+                let _ = self.drain_inbox(wait_key);
+            }
+        }
     }
 
     /// If a run waits on `wait_key` and its inbox holds an event, resumes the run with the
@@ -1283,6 +1546,18 @@ impl Engine {
         if !state.waits_on(wait_key) {
             return Ok(false);
         }
+        self.consume_inbox(state, wait_key, entry)?;
+        Ok(true)
+    }
+
+    /// Resumes `state`, which waits on `wait_key`, with the key's oldest inbox `entry`,
+    /// consuming it in the same commit; then runs the steps that follow.
+    fn consume_inbox(
+        &self,
+        state: RunState,
+        wait_key: &str,
+        entry: store::InboxEntry,
+    ) -> Result<RunState, Error> {
         self.require_spec(&state)?;
         let event = Event::Resumed {
             wait_key: wait_key.to_owned(),
@@ -1298,9 +1573,8 @@ impl Engine {
             emitted_to: None,
             children: Vec::new(),
         };
-        let state = self.commit(Some(&state), run_id, step)?;
-        self.drive(state)?;
-        Ok(true)
+        let state = self.commit(Some(&state), state.run_id, step)?;
+        self.drive(state, true)
     }
 
     /// Pauses the run: no step runs until [`Engine::unpause`]. Waits still end (their
@@ -1334,7 +1608,7 @@ impl Engine {
         }
         self.require_spec(&state)?;
         let state = self.commit(Some(&state), run_id, Step::of(Event::Unpaused {}))?;
-        self.drive(state)
+        self.drive(state, true)
     }
 
     /// Cancels the run. Idempotent: cancelling an ended run (completed, failed or already
@@ -1392,10 +1666,21 @@ impl Engine {
     ) -> Result<RunPage, Error> {
         self.store.check_limit(limit)?;
         let plan = query.plan();
+        let store_id = self.store.store_id();
         let mut position = match cursor {
-            Some(text) => Some(plan.position(text).ok_or_else(|| Error::InvalidInput {
-                reason: format!("cursor {text:?} does not belong to this query"),
-            })?),
+            Some(text) => Some(plan.position(&store_id, text).map_err(
+                |problem| match problem {
+                    CursorProblem::OtherStore => Error::CursorFromAnotherStore {
+                        cursor: text.chars().take(120).collect(),
+                    },
+                    CursorProblem::OtherQuery => Error::InvalidInput {
+                        reason: format!("cursor {text:?} belongs to another query"),
+                    },
+                    CursorProblem::Malformed => Error::InvalidInput {
+                        reason: format!("{text:?} is not a query cursor"),
+                    },
+                },
+            )?),
             None => None,
         };
         let budget = self.store.limits().read_items_max.max(1);
@@ -1427,7 +1712,7 @@ impl Engine {
                 });
             }
             if runs.len() == limit || scanned >= budget {
-                let next_cursor = position.map(|p| plan.cursor(p));
+                let next_cursor = position.map(|p| plan.cursor(&store_id, p));
                 return Ok(RunPage { runs, next_cursor });
             }
         }

@@ -21,13 +21,26 @@ pub struct ParseCursorError {
     input: String,
 }
 
+/// A store id as 32 lowercase hex digits, as cursors carry it.
+pub(crate) fn store_id_hex(store_id: &[u8; 16]) -> String {
+    store_id.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A store id back from [`store_id_hex`]'s text; `None` if it is not 32 hex digits.
+pub(crate) fn parse_store_id(text: &str) -> Option<[u8; 16]> {
+    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut store_id = [0u8; 16];
+    for (i, byte) in store_id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(store_id)
+}
+
 impl fmt::Display for FeedCursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "lf1.")?;
-        for byte in self.store_id {
-            write!(f, "{byte:02x}")?;
-        }
-        write!(f, ".{}", self.feed_seq)
+        write!(f, "lf1.{}.{}", store_id_hex(&self.store_id), self.feed_seq)
     }
 }
 
@@ -44,13 +57,7 @@ impl FromStr for FeedCursor {
         else {
             return Err(err());
         };
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(err());
-        }
-        let mut store_id = [0u8; 16];
-        for (i, byte) in store_id.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).map_err(|_| err())?;
-        }
+        let store_id = parse_store_id(id).ok_or_else(err)?;
         Ok(FeedCursor {
             store_id,
             feed_seq: seq.parse().map_err(|_| err())?,

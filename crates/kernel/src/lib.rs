@@ -11,6 +11,7 @@ mod artifact;
 mod clock;
 mod effect;
 mod engine;
+mod error_kind;
 mod event;
 mod feed;
 mod memory;
@@ -24,11 +25,12 @@ pub mod store;
 pub mod conformance;
 
 pub use artifact::{ArtifactRef, ARTIFACT_MARKER};
-pub use clock::{Clock, ManualClock};
+pub use clock::{Clock, ClockListener, ManualClock};
 pub use effect::{
     kind as effect_kind, Effect, EffectCall, EffectHandler, EffectOutcome, RetryPolicy,
 };
-pub use engine::{CancelOutcome, Delivered, Engine, EngineConfig, Error};
+pub use engine::{CancelOutcome, Delivered, Engine, EngineConfig, Error, LedgerReader};
+pub use error_kind::ErrorKind;
 pub use event::{replay, replay_stored, Event, ReplayError, Replayer, VarsChange};
 pub use feed::{FeedCursor, FeedPage, ParseCursorError};
 pub use ledgerflow_ledger::{Hash, Record, RunId};
@@ -43,4 +45,4 @@ pub use state::{
     FailureCode, LedgerHead, ParentLink, PendingEffect, RunFailure, RunState, RunStatus,
     SubworkflowMode, WaitReason, WaitState,
 };
-pub use store::Store;
+pub use store::{InboxEntry, Store, StoreLimits, TimerEntry};

@@ -42,6 +42,8 @@ struct Inner {
     by_workflow: BTreeSet<(String, u32, RunId)>,
     by_created: BTreeSet<(i64, RunId)>,
     by_updated: BTreeSet<(i64, RunId)>,
+    /// Set by [`Store::close`]: writes are refused from then on.
+    closed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +65,15 @@ impl MemoryStore {
             limits,
             store_id: *RunId::new_v4().as_bytes(),
         }
+    }
+
+    /// The lock, for a write: refused once the store is closed.
+    fn lock_for_write(&self) -> Result<MutexGuard<'_, Inner>, Error> {
+        let inner = self.lock();
+        if inner.closed {
+            return Err(Error::Closed);
+        }
+        Ok(inner)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -220,7 +231,7 @@ impl Inner {
 
 impl Store for MemoryStore {
     fn commit(&self, commit: Commit) -> Result<(), Error> {
-        let mut inner = self.lock();
+        let mut inner = self.lock_for_write()?;
         inner.validate(&commit, self.limits)?;
         inner.apply(commit);
         Ok(())
@@ -290,7 +301,7 @@ impl Store for MemoryStore {
     }
 
     fn deliver(&self, wait_key: &str, payload: Value, at_ms: i64) -> Result<Delivery, Error> {
-        let mut inner = self.lock();
+        let mut inner = self.lock_for_write()?;
         if let Some(run_id) = inner.wait_keys.get(wait_key) {
             return Ok(Delivery::Waiter(*run_id));
         }
@@ -378,7 +389,7 @@ impl Store for MemoryStore {
             size: bytes.len() as u64,
             media_type: media_type.to_owned(),
         };
-        let mut inner = self.lock();
+        let mut inner = self.lock_for_write()?;
         let entry = inner
             .artifacts
             .entry(digest)
@@ -469,6 +480,11 @@ impl Store for MemoryStore {
 
     fn feed_head(&self) -> Result<u64, Error> {
         Ok(self.lock().feed.len() as u64)
+    }
+
+    fn close(&self) -> Result<(), Error> {
+        self.lock().closed = true;
+        Ok(())
     }
 
     fn limits(&self) -> StoreLimits {

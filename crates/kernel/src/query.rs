@@ -99,32 +99,59 @@ impl Plan {
         }
     }
 
-    /// The cursor text for a position of this plan: `lq1.<index>.<position>`.
-    pub(crate) fn cursor(&self, position: Position) -> String {
+    /// The cursor text for a position of this plan in store `store_id`:
+    /// `lq2.<store id hex>.<index>.<position>`.
+    pub(crate) fn cursor(&self, store_id: &[u8; 16], position: Position) -> String {
         let position = match position {
             Position::Run(id) => id.to_string(),
             Position::Versioned(v, id) => format!("{v}.{id}"),
             Position::Timed(at, id) => format!("{at}.{id}"),
         };
-        format!("lq1.{}.{position}", self.tag())
+        format!(
+            "lq2.{}.{}.{position}",
+            crate::feed::store_id_hex(store_id),
+            self.tag()
+        )
     }
 
-    /// Reads a cursor of this plan back; `None` if it is not one.
-    pub(crate) fn position(&self, cursor: &str) -> Option<Position> {
+    /// Reads a cursor of this plan in store `store_id` back.
+    pub(crate) fn position(
+        &self,
+        store_id: &[u8; 16],
+        cursor: &str,
+    ) -> Result<Position, CursorProblem> {
         let rest = cursor
-            .strip_prefix("lq1.")?
-            .strip_prefix(self.tag())?
-            .strip_prefix('.')?;
-        match self {
-            Plan::Children(_) | Plan::Status(_) | Plan::All => rest.parse().ok().map(Position::Run),
-            Plan::Workflow(..) => {
-                let (v, id) = rest.split_once('.')?;
-                Some(Position::Versioned(v.parse().ok()?, id.parse().ok()?))
-            }
-            Plan::Time(..) => {
-                let (at, id) = rest.split_once('.')?;
-                Some(Position::Timed(at.parse().ok()?, id.parse().ok()?))
-            }
+            .strip_prefix("lq2.")
+            .ok_or(CursorProblem::Malformed)?;
+        let (store, rest) = rest.split_once('.').ok_or(CursorProblem::Malformed)?;
+        let store = crate::feed::parse_store_id(store).ok_or(CursorProblem::Malformed)?;
+        if store != *store_id {
+            return Err(CursorProblem::OtherStore);
         }
+        let rest = rest
+            .strip_prefix(self.tag())
+            .and_then(|r| r.strip_prefix('.'))
+            .ok_or(CursorProblem::OtherQuery)?;
+        let position = match self {
+            Plan::Children(_) | Plan::Status(_) | Plan::All => rest.parse().ok().map(Position::Run),
+            Plan::Workflow(..) => rest
+                .split_once('.')
+                .and_then(|(v, id)| Some(Position::Versioned(v.parse().ok()?, id.parse().ok()?))),
+            Plan::Time(..) => rest
+                .split_once('.')
+                .and_then(|(at, id)| Some(Position::Timed(at.parse().ok()?, id.parse().ok()?))),
+        };
+        position.ok_or(CursorProblem::Malformed)
     }
+}
+
+/// Why a query cursor was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CursorProblem {
+    /// Not a query cursor.
+    Malformed,
+    /// A cursor of another query (another index).
+    OtherQuery,
+    /// A cursor minted by another store.
+    OtherStore,
 }

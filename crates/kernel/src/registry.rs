@@ -33,10 +33,22 @@ impl From<(&str, u32)> for WorkflowKey {
     }
 }
 
+/// A callback told of each registration.
+type RegisterListener = Arc<dyn Fn(&WorkflowKey) + Send + Sync>;
+
 /// Workflow specs by (id, version), shared between threads.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct WorkflowRegistry {
     specs: RwLock<HashMap<WorkflowKey, Arc<WorkflowSpec>>>,
+    listeners: RwLock<Vec<RegisterListener>>,
+}
+
+impl std::fmt::Debug for WorkflowRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowRegistry")
+            .field("keys", &self.keys())
+            .finish_non_exhaustive()
+    }
 }
 
 impl WorkflowRegistry {
@@ -47,13 +59,34 @@ impl WorkflowRegistry {
 
     /// Registers `spec` under its (id, version), replacing any spec registered there:
     /// a redeploy of the same version's code.
+    ///
+    /// Listeners ([`WorkflowRegistry::on_register`]) are told after the spec is in place,
+    /// so work that waited for it can go on.
     pub fn register(&self, spec: WorkflowSpec) -> Arc<WorkflowSpec> {
         let spec = Arc::new(spec);
+        let key = WorkflowKey::from(spec.as_ref());
         self.specs
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(WorkflowKey::from(spec.as_ref()), Arc::clone(&spec));
+            .insert(key.clone(), Arc::clone(&spec));
+        let listeners = self
+            .listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for listener in listeners {
+            listener(&key);
+        }
         spec
+    }
+
+    /// Calls `listener` with the (id, version) of every spec registered from now on: a
+    /// scheduler retries work it set aside because the workflow was not registered yet.
+    pub fn on_register(&self, listener: impl Fn(&WorkflowKey) + Send + Sync + 'static) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::new(listener));
     }
 
     /// The spec registered under `key`.

@@ -264,6 +264,11 @@ impl RunState {
         }
     }
 
+    /// Has steps to run now: running and not paused.
+    pub fn is_runnable(&self) -> bool {
+        self.status == RunStatus::Running && !self.paused
+    }
+
     /// Waiting on a timer due at `due_at_ms` (which has not fired)?
     pub fn waits_until(&self, due_at_ms: i64) -> bool {
         self.status == RunStatus::Waiting

@@ -97,6 +97,33 @@ pub enum Error {
     Closed,
 }
 
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> crate::ErrorKind {
+        use crate::ErrorKind as K;
+        match self {
+            Error::Conflict { .. } => K::Conflict,
+            Error::WaitKeyTaken { .. } | Error::InboxNotEmpty { .. } => K::InvalidState,
+            Error::InboxEntryGone { .. } => K::Conflict,
+            Error::InboxFull { .. } | Error::LimitTooLarge { .. } | Error::ValueTooLarge { .. } => {
+                K::LimitExceeded
+            }
+            Error::InvalidCommit { .. } => K::Internal,
+            Error::NotFound(_) => K::NotFound,
+            Error::AlreadyExists(_) => K::InvalidInput,
+            Error::Corrupt(_) => K::Corrupt,
+            Error::Missing(_) => K::Missing,
+            Error::Io(_) => K::Io,
+            Error::Closed => K::Closed,
+        }
+    }
+
+    /// Whether this is a lost race ([`Error::Conflict`]): nothing was written.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+}
+
 /// A change to a secondary index, applied in the same atomic commit as the state and
 /// records it belongs to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -462,6 +489,11 @@ pub trait Store: Send + Sync {
 
     /// The store's bounds.
     fn limits(&self) -> StoreLimits;
+
+    /// Makes everything committed so far durable and refuses writes from now on
+    /// ([`Error::Closed`] from `commit`, `deliver` and `put_artifact`); reads keep
+    /// working. Idempotent.
+    fn close(&self) -> Result<(), Error>;
 
     /// Checks a read limit against [`StoreLimits::read_items_max`].
     fn check_limit(&self, limit: usize) -> Result<(), Error> {

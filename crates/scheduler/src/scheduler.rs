@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use ledgerflow_kernel::store::{self, Store};
 use ledgerflow_kernel::{
-    CancelOutcome, Delivered, Engine, FeedCursor, FeedPage, RunId, RunState, RunStatus, WorkflowKey,
+    CancelOutcome, Delivered, Engine, ErrorKind, FeedCursor, FeedPage, RunId, RunState, RunStatus,
+    WorkflowKey,
 };
 use serde_json::Value;
 
@@ -55,11 +56,23 @@ pub enum Error {
     Stopped,
 }
 
-fn is_conflict(e: &ledgerflow_kernel::Error) -> bool {
-    matches!(
-        e,
-        ledgerflow_kernel::Error::Store(store::Error::Conflict { .. })
-    )
+impl Error {
+    /// What kind of failure this is, whatever layer it came from.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Engine(e) => e.kind(),
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::NotWaitingOnKey { .. } => ErrorKind::InvalidState,
+            Error::CascadeTooLarge { .. } => ErrorKind::LimitExceeded,
+            Error::Stopped => ErrorKind::Closed,
+        }
+    }
+
+    /// Whether this is a lost race: nothing of the call was written; it can be retried.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Engine(e) if e.is_conflict())
+    }
 }
 
 /// Scheduler settings.
@@ -94,7 +107,7 @@ impl Default for SchedulerConfig {
 /// Counters since the scheduler started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Jobs (ticks and timer firings) the workers ran to completion.
+    /// Jobs (advancing a run: its steps, a due timer, a queued event) the workers ran.
     pub runs_ticked: u64,
     /// Timers that fired.
     pub timers_fired: u64,
@@ -104,8 +117,11 @@ pub struct Stats {
     pub events_queued: u64,
     /// Version races lost and retried.
     pub conflicts_retried: u64,
-    /// Jobs that ended in an error other than a lost race.
+    /// Jobs that ended in an error other than a lost race or an unregistered workflow.
     pub job_errors: u64,
+    /// Runs set aside now because their workflow (id, version) is not registered; each is
+    /// retried as soon as it is.
+    pub runs_parked: u64,
     /// Runs waiting in the ready queue now.
     pub queue_depth: u64,
     /// Events waiting in inboxes now (counted over at most one page of keys).
@@ -114,6 +130,8 @@ pub struct Stats {
     pub timer_lag_last_ms: i64,
     /// Largest lag seen.
     pub timer_lag_max_ms: i64,
+    /// Whether start-up recovery has finished (see [`Scheduler::wait_recovered`]).
+    pub recovered: bool,
 }
 
 #[derive(Default)]
@@ -128,20 +146,41 @@ struct Counters {
     timer_lag_max_ms: AtomicI64,
 }
 
-/// Runs waiting for a worker. A run is in at most one of `pending` (queued) and
-/// `running`; work for a running run is parked in `again` and queued when it finishes, so
-/// one run is ticked by one worker at a time.
+/// Runs waiting for their owner. A run is owned by at most one thread at a time: a worker
+/// running its job, or a caller (`run`, `respond`, `deliver`, `pause`, `cancel`, …) that
+/// claimed it. Work for an owned run is parked in `again` and queued when the owner lets
+/// go, so one run is ticked by one thread at a time and no work for it is lost.
 #[derive(Default)]
 struct Queue {
     order: VecDeque<RunId>,
+    /// Queued runs; `Some(due)` when the job was queued for a timer due then (for the
+    /// timer statistics; every job does whatever is due).
     pending: HashMap<RunId, Option<i64>>,
-    running: HashSet<RunId>,
+    owned: HashSet<RunId>,
     again: HashMap<RunId, Option<i64>>,
+    /// Callers waiting to claim a run, by run: a worker does not pick such a run up again
+    /// before them, so a caller is never starved by a run that keeps being requeued.
+    wanted: HashMap<RunId, usize>,
 }
 
-/// What a queued run needs: `Some(due)` fires its timer due then, `None` ticks it.
+/// What a queued run was queued for: the timer due time wins over a plain tick.
 fn merge(old: Option<i64>, new: Option<i64>) -> Option<i64> {
     new.or(old)
+}
+
+/// Runs the workers leave alone until something changes: `parked` until their workflow is
+/// registered, `failed` (an error other than a lost race) until the next start.
+#[derive(Default)]
+struct SetAside {
+    parked: HashMap<WorkflowKey, HashSet<RunId>>,
+    parked_runs: HashSet<RunId>,
+    failed: HashSet<RunId>,
+}
+
+impl SetAside {
+    fn contains(&self, run_id: &RunId) -> bool {
+        self.parked_runs.contains(run_id) || self.failed.contains(run_id)
+    }
 }
 
 struct Shared {
@@ -156,7 +195,9 @@ struct Shared {
     changes: Mutex<u64>,
     changed: Condvar,
     subscribers: Mutex<Vec<SyncSender<RunState>>>,
-    failed_timers: Mutex<HashSet<(RunId, i64)>>,
+    set_aside: Mutex<SetAside>,
+    recovered: Mutex<bool>,
+    recovered_changed: Condvar,
     stopping: AtomicBool,
     counters: Counters,
 }
@@ -165,15 +206,29 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A caller's ownership of a run (see [`Queue`]); let go when dropped.
+struct Owner<'a> {
+    shared: &'a Shared,
+    run_id: RunId,
+}
+
+impl Drop for Owner<'_> {
+    fn drop(&mut self) {
+        self.shared.release(self.run_id);
+    }
+}
+
 impl Shared {
     fn stopped(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Queues a job for `run_id`. With `block`, waits for room in the queue.
+    /// Queues a job for `run_id`. With `block`, waits for room in the queue (the timer
+    /// thread and `start_run`: backpressure); without, always accepts, so a thread that
+    /// owns a run and hands work off (a worker) never waits on the queue it drains.
     fn submit(&self, run_id: RunId, due: Option<i64>, block: bool) -> bool {
         let mut queue = lock(&self.queue);
-        if queue.running.contains(&run_id) {
+        if queue.owned.contains(&run_id) {
             let parked = queue.again.remove(&run_id).flatten();
             queue.again.insert(run_id, merge(parked, due));
             return true;
@@ -182,8 +237,8 @@ impl Shared {
             *queued = merge(*queued, due);
             return true;
         }
-        while queue.order.len() >= self.config.ready_queue_max {
-            if !block || self.stopped() {
+        while block && queue.order.len() >= self.config.ready_queue_max {
+            if self.stopped() {
                 return false;
             }
             queue = self
@@ -195,6 +250,48 @@ impl Shared {
         queue.pending.insert(run_id, due);
         self.work_ready.notify_one();
         true
+    }
+
+    /// Makes the calling thread the run's one owner, waiting while another thread owns
+    /// it. A job queued for it meanwhile runs after the caller lets go.
+    fn claim(&self, run_id: RunId) -> Owner<'_> {
+        let mut queue = lock(&self.queue);
+        *queue.wanted.entry(run_id).or_default() += 1;
+        while queue.owned.contains(&run_id) {
+            queue = self.job_done.wait(queue).unwrap_or_else(|p| p.into_inner());
+        }
+        match queue.wanted.get_mut(&run_id) {
+            Some(count) if *count > 1 => *count -= 1,
+            _ => {
+                queue.wanted.remove(&run_id);
+            }
+        }
+        queue.owned.insert(run_id);
+        if let Some(due) = queue.pending.remove(&run_id) {
+            // Its queued job runs once the caller is done (the entry in `order` is skipped).
+            queue.again.insert(run_id, due);
+        }
+        Owner {
+            shared: self,
+            run_id,
+        }
+    }
+
+    /// Lets go of a run; queues the work that arrived for it meanwhile.
+    fn release(&self, run_id: RunId) {
+        let mut queue = lock(&self.queue);
+        queue.owned.remove(&run_id);
+        // A caller waiting to claim the run goes first; the work stays parked for after.
+        if queue.wanted.contains_key(&run_id) {
+            self.job_done.notify_all();
+            return;
+        }
+        if let Some(again) = queue.again.remove(&run_id) {
+            queue.order.push_back(run_id);
+            queue.pending.insert(run_id, again);
+            self.work_ready.notify_one();
+        }
+        self.job_done.notify_all();
     }
 
     fn wake_timers(&self) {
@@ -218,14 +315,38 @@ impl Shared {
         });
     }
 
+    /// Told that `key` was registered: queues the runs parked for it.
+    fn on_register(&self, key: &WorkflowKey) {
+        let runs = {
+            let mut set_aside = lock(&self.set_aside);
+            let runs = set_aside.parked.remove(key).unwrap_or_default();
+            for run_id in &runs {
+                set_aside.parked_runs.remove(run_id);
+            }
+            runs
+        };
+        for run_id in runs {
+            self.submit(run_id, None, false);
+        }
+        self.wake_timers();
+    }
+
     fn worker(&self) {
         loop {
             let (run_id, due) = {
                 let mut queue = lock(&self.queue);
                 loop {
                     if let Some(run_id) = queue.order.pop_front() {
-                        let due = queue.pending.remove(&run_id).flatten();
-                        queue.running.insert(run_id);
+                        // Skipped: a caller claimed it while it was queued.
+                        let Some(due) = queue.pending.remove(&run_id) else {
+                            continue;
+                        };
+                        // A caller is about to claim it: its job runs after the caller.
+                        if queue.wanted.contains_key(&run_id) {
+                            queue.again.insert(run_id, due);
+                            continue;
+                        }
+                        queue.owned.insert(run_id);
                         self.space_free.notify_one();
                         break (run_id, due);
                     }
@@ -239,25 +360,17 @@ impl Shared {
                 }
             };
             self.execute(run_id, due);
-            let mut queue = lock(&self.queue);
-            queue.running.remove(&run_id);
-            if let Some(again) = queue.again.remove(&run_id) {
-                queue.order.push_back(run_id);
-                queue.pending.insert(run_id, again);
-                self.work_ready.notify_one();
-            }
-            self.job_done.notify_all();
+            self.release(run_id);
         }
     }
 
+    /// Advances the run (its steps, a due timer, a queued event), retrying lost races. A
+    /// run whose workflow is not registered is parked until it is; one that fails
+    /// otherwise is set aside until the next start (its timer and events stay stored).
     fn execute(&self, run_id: RunId, due: Option<i64>) {
         let counters = &self.counters;
         for _ in 0..=self.config.conflict_retries_max {
-            let result = match due {
-                Some(due_at_ms) => self.engine.fire_timer(run_id, due_at_ms),
-                None => self.engine.tick(run_id),
-            };
-            match result {
+            match self.engine.advance(run_id) {
                 Ok(state) => {
                     counters.runs_ticked.fetch_add(1, Ordering::Relaxed);
                     if let Some(due_at_ms) = due {
@@ -272,21 +385,48 @@ impl Shared {
                     }
                     return;
                 }
-                Err(e) if is_conflict(&e) => {
+                Err(e) if e.is_conflict() => {
                     counters.conflicts_retried.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(ledgerflow_kernel::Error::WorkflowNotRegistered {
+                    workflow_id,
+                    version,
+                }) => {
+                    self.park(
+                        run_id,
+                        WorkflowKey {
+                            workflow_id,
+                            version,
+                        },
+                    );
+                    return;
                 }
                 Err(_) => break,
             }
         }
         counters.job_errors.fetch_add(1, Ordering::Relaxed);
-        if let Some(due_at_ms) = due {
-            // Not retried until restart: the timer stays in the index, nothing is lost.
-            lock(&self.failed_timers).insert((run_id, due_at_ms));
+        lock(&self.set_aside).failed.insert(run_id);
+    }
+
+    fn park(&self, run_id: RunId, key: WorkflowKey) {
+        {
+            let mut set_aside = lock(&self.set_aside);
+            set_aside.parked_runs.insert(run_id);
+            set_aside
+                .parked
+                .entry(key.clone())
+                .or_default()
+                .insert(run_id);
+        }
+        // Registered between the failed attempt and the parking: go on now.
+        if self.engine.registry().get(&key).is_some() {
+            self.on_register(&key);
         }
     }
 
-    /// Queues the work a restart leaves behind: runs that were running, and events a
-    /// crash left in the inbox of a key a run waits on.
+    /// Queues the work a restart leaves behind and waits until the workers have done it:
+    /// runs that were running, runs waiting on a key whose inbox holds events (a crash
+    /// between queueing and consuming), and timers already due. Then marks recovery done.
     fn recover(&self) -> Result<(), Error> {
         let store = self.engine.store();
         let page = store.limits().read_items_max.max(1);
@@ -296,12 +436,10 @@ impl Shared {
                 .list_runs(Some(RunStatus::Running), after, page)
                 .map_err(ledgerflow_kernel::Error::from)?;
             for run_id in &runs {
-                if self.stopped() {
-                    return Ok(());
-                }
                 self.submit(*run_id, None, true);
             }
-            if runs.len() < page {
+            self.wait_until_done(&runs);
+            if runs.len() < page || self.stopped() {
                 break;
             }
             after = runs.last().copied();
@@ -311,19 +449,37 @@ impl Shared {
             let keys = store
                 .inbox_keys(after.as_deref(), page)
                 .map_err(ledgerflow_kernel::Error::from)?;
+            let mut waiters = Vec::new();
             for key in &keys {
-                // A key whose waiter cannot be resumed here (its workflow is not
-                // registered) keeps its events; the others are still drained.
-                if self.engine.drain_inbox(key).is_err() {
-                    self.counters.job_errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(run_id) = store
+                    .waiting_on(key)
+                    .map_err(ledgerflow_kernel::Error::from)?
+                {
+                    self.submit(run_id, None, true);
+                    waiters.push(run_id);
                 }
             }
-            if keys.len() < page {
+            self.wait_until_done(&waiters);
+            if keys.len() < page || self.stopped() {
                 break;
             }
             after = keys.last().cloned();
         }
-        Ok(())
+        let now_ms = self.engine.clock().now_ms();
+        loop {
+            let (dispatched, full) = self
+                .dispatch_due(store.as_ref(), now_ms)
+                .map_err(ledgerflow_kernel::Error::from)?;
+            self.wait_until_done(&dispatched);
+            if !full || self.stopped() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn mark_recovered(&self) {
+        *lock(&self.recovered) = true;
+        self.recovered_changed.notify_all();
     }
 
     /// Dispatches every due timer, then sleeps until the next one is due or something
@@ -332,18 +488,19 @@ impl Shared {
         if self.recover().is_err() {
             self.counters.job_errors.fetch_add(1, Ordering::Relaxed);
         }
+        self.mark_recovered();
         let store = Arc::clone(self.engine.store());
         let mut seen = *lock(&self.timer_generation);
         while !self.stopped() {
             let now_ms = self.engine.clock().now_ms();
             let next = match self.dispatch_due(store.as_ref(), now_ms) {
-                Ok(Some(batch)) => {
+                Ok((batch, true)) => {
                     // A full batch: more may be due behind it. The index returns due timers
                     // from the earliest, so let the workers fire this batch first.
-                    self.wait_until_fired(&batch);
+                    self.wait_until_done(&batch);
                     continue;
                 }
-                Ok(None) => store.next_timer_after(now_ms).ok().flatten(),
+                Ok((_, false)) => store.next_timer_after(now_ms).ok().flatten(),
                 Err(_) => None,
             };
             let generation = lock(&self.timer_generation);
@@ -362,37 +519,40 @@ impl Shared {
         }
     }
 
-    /// Queues the timers due at `now_ms`. Returns the batch when it was full.
+    /// Queues the timers due at `now_ms`. Returns the runs queued, and whether the batch
+    /// was full of runs to fire (more may be due behind it).
     fn dispatch_due(
         &self,
         store: &dyn Store,
         now_ms: i64,
-    ) -> Result<Option<Vec<store::TimerEntry>>, store::Error> {
+    ) -> Result<(Vec<RunId>, bool), store::Error> {
         let batch = self
             .config
             .timer_batch_max
             .min(store.limits().read_items_max)
             .max(1);
         let due = store.due_timers(now_ms, batch)?;
-        let failed = lock(&self.failed_timers).clone();
+        let skipped: Vec<bool> = {
+            let set_aside = lock(&self.set_aside);
+            due.iter().map(|t| set_aside.contains(&t.run_id)).collect()
+        };
         let mut dispatched = Vec::with_capacity(due.len());
-        for timer in &due {
-            if !failed.contains(&(timer.run_id, timer.due_at_ms))
-                && self.submit(timer.run_id, Some(timer.due_at_ms), true)
-            {
-                dispatched.push(*timer);
+        for (timer, skip) in due.iter().zip(skipped) {
+            if !skip && self.submit(timer.run_id, Some(timer.due_at_ms), true) {
+                dispatched.push(timer.run_id);
             }
         }
-        Ok((due.len() == batch && !dispatched.is_empty()).then_some(dispatched))
+        let full = due.len() == batch && !dispatched.is_empty();
+        Ok((dispatched, full))
     }
 
-    /// Waits until no run of `batch` is queued or running any more.
-    fn wait_until_fired(&self, batch: &[store::TimerEntry]) {
+    /// Waits until no run of `runs` is queued or owned any more.
+    fn wait_until_done(&self, runs: &[RunId]) {
         let mut queue = lock(&self.queue);
         while !self.stopped()
-            && batch
+            && runs
                 .iter()
-                .any(|t| queue.pending.contains_key(&t.run_id) || queue.running.contains(&t.run_id))
+                .any(|run_id| queue.pending.contains_key(run_id) || queue.owned.contains(run_id))
         {
             queue = self.job_done.wait(queue).unwrap_or_else(|p| p.into_inner());
         }
@@ -400,6 +560,11 @@ impl Shared {
 }
 
 /// Runs the scheduler's threads over an engine. Dropping it stops it.
+///
+/// One run is advanced by one thread at a time: a worker, or a caller of `run`,
+/// `respond`, `deliver`, `pause`, `unpause` or `cancel`, which owns the run for the call.
+/// A run with work left (over its step budget, a child started, an event queued for it)
+/// is queued again, behind the runs already waiting, so one long run cannot starve others.
 pub struct Scheduler {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -415,8 +580,10 @@ impl std::fmt::Debug for Scheduler {
 
 impl Scheduler {
     /// Starts `config.workers` worker threads and the timer thread. At start-up the timer
-    /// thread queues runs left running by a restart, drains inboxes a crash left behind,
-    /// and fires overdue timers at once.
+    /// thread recovers what a restart left behind (runs left running, inboxes a crash left
+    /// behind, overdue timers; see [`Scheduler::wait_recovered`]). Register workflows on
+    /// the engine before starting when you can; work for a workflow registered later is
+    /// set aside and done as soon as it is registered.
     pub fn start(engine: Arc<Engine>, config: SchedulerConfig) -> Result<Scheduler, Error> {
         let shared = Arc::new(Shared {
             engine: Arc::clone(&engine),
@@ -430,16 +597,46 @@ impl Scheduler {
             changes: Mutex::new(0),
             changed: Condvar::new(),
             subscribers: Mutex::default(),
-            failed_timers: Mutex::default(),
+            set_aside: Mutex::default(),
+            recovered: Mutex::new(false),
+            recovered_changed: Condvar::new(),
             stopping: AtomicBool::new(false),
             counters: Counters::default(),
         });
         let weak: Weak<Shared> = Arc::downgrade(&shared);
-        engine.observe(move |state| {
-            if let Some(shared) = weak.upgrade() {
-                shared.on_commit(state);
+        engine.observe({
+            let weak = weak.clone();
+            move |state| {
+                if let Some(shared) = weak.upgrade() {
+                    shared.on_commit(state);
+                }
             }
         });
+        engine.hand_off_follow_ups({
+            let weak = weak.clone();
+            move |run_id| {
+                if let Some(shared) = weak.upgrade() {
+                    shared.submit(run_id, None, false);
+                }
+            }
+        });
+        engine.registry().on_register({
+            let weak = weak.clone();
+            move |key| {
+                if let Some(shared) = weak.upgrade() {
+                    shared.on_register(key);
+                }
+            }
+        });
+        engine
+            .clock()
+            .on_moved(Box::new(move || match weak.upgrade() {
+                Some(shared) => {
+                    shared.wake_timers();
+                    true
+                }
+                None => false,
+            }));
         let mut threads = Vec::new();
         for i in 0..config.workers.max(1) {
             let worker = Arc::clone(&shared);
@@ -467,12 +664,42 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Starts a run and ticks it on the calling thread until it waits or ends: the run's
-    /// state then.
+    /// Blocks until start-up recovery has finished — the runs a restart left running have
+    /// been ticked, events a crash left in inboxes consumed, timers due at start fired (or
+    /// set aside, for workflows not registered yet) — or `timeout` passes. Returns whether
+    /// it has finished.
+    pub fn wait_recovered(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut recovered = lock(&self.shared.recovered);
+        while !*recovered {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            recovered = self
+                .shared
+                .recovered_changed
+                .wait_timeout(recovered, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Starts a run and runs it on the calling thread until it waits, ends or is paused,
+    /// however many step budgets that takes (a run that loops forever never returns): the
+    /// run's state then. Use [`Scheduler::start_run`] to hand a run to the workers instead.
     pub fn run(&self, workflow: impl Into<WorkflowKey>, input: Value) -> Result<RunState, Error> {
         self.check_running()?;
-        let run_id = self.shared.engine.start(workflow, input)?;
-        Ok(self.with_retries(|| self.shared.engine.tick(run_id))?)
+        let engine = &self.shared.engine;
+        let run_id = engine.start(workflow, input)?;
+        let _owner = self.shared.claim(run_id);
+        loop {
+            let state = self.with_retries(|| engine.tick(run_id))?;
+            if !state.is_runnable() || self.shared.stopped() {
+                return Ok(state);
+            }
+        }
     }
 
     /// Starts a run and hands it to the workers; returns at once.
@@ -487,7 +714,8 @@ impl Scheduler {
         Ok(run_id)
     }
 
-    /// Queues a tick of the run for the workers (e.g. after changing it elsewhere).
+    /// Queues the run for the workers, which do whatever is due for it (e.g. after
+    /// changing it elsewhere).
     pub fn enqueue(&self, run_id: RunId) -> Result<(), Error> {
         self.check_running()?;
         self.shared.submit(run_id, None, true);
@@ -499,7 +727,10 @@ impl Scheduler {
     /// wait on it. Never applies an event twice.
     pub fn deliver(&self, wait_key: &str, payload: Value) -> Result<Delivered, Error> {
         self.check_running()?;
-        let delivered = self.shared.engine.deliver(wait_key, payload)?;
+        let delivered = self
+            .shared
+            .engine
+            .deliver_with(wait_key, payload, |run_id| self.shared.claim(run_id))?;
         let counter = match delivered {
             Delivered::Resumed(_) => &self.shared.counters.events_delivered,
             Delivered::Queued(_) => &self.shared.counters.events_queued,
@@ -508,19 +739,24 @@ impl Scheduler {
         Ok(delivered)
     }
 
-    /// Answers the wait of a run whatever its key: the run's state after resuming.
+    /// Answers the wait of a run whatever its key: the run's state after resuming. Once
+    /// the answer is committed this returns the run's state, even if a later step lost a
+    /// race to another writer (that writer carries the run on).
     pub fn respond(&self, run_id: RunId, payload: Value) -> Result<RunState, Error> {
         self.check_running()?;
-        let state = self.shared.engine.load(run_id)?;
-        let key = state.waiting.as_ref().and_then(|w| w.wait_key.clone());
-        let Some(key) = key.filter(|_| state.status == RunStatus::Waiting) else {
-            return Err(Error::NotWaitingOnKey {
-                run_id,
-                status: state.status,
-            });
-        };
-        let state =
-            self.with_retries(|| self.shared.engine.resume(run_id, &key, payload.clone()))?;
+        let engine = &self.shared.engine;
+        let _owner = self.shared.claim(run_id);
+        let state = self.with_retries(|| {
+            let state = engine.load(run_id)?;
+            let key = state.waiting.as_ref().and_then(|w| w.wait_key.clone());
+            match key.filter(|_| state.status == RunStatus::Waiting) {
+                Some(key) => engine.resume(run_id, &key, payload.clone()).map(Ok),
+                None => Ok(Err(Error::NotWaitingOnKey {
+                    run_id,
+                    status: state.status,
+                })),
+            }
+        })??;
         self.shared
             .counters
             .events_delivered
@@ -531,13 +767,17 @@ impl Scheduler {
     /// Pauses the run (recorded in its ledger): no step runs until unpaused.
     pub fn pause(&self, run_id: RunId) -> Result<RunState, Error> {
         self.check_running()?;
+        let _owner = self.shared.claim(run_id);
         Ok(self.with_retries(|| self.shared.engine.pause(run_id))?)
     }
 
     /// Unpauses the run and lets it carry on, firing a timer that came due meanwhile.
     pub fn unpause(&self, run_id: RunId) -> Result<RunState, Error> {
         self.check_running()?;
-        let state = self.with_retries(|| self.shared.engine.unpause(run_id))?;
+        let state = {
+            let _owner = self.shared.claim(run_id);
+            self.with_retries(|| self.shared.engine.unpause(run_id))?
+        };
         self.shared.wake_timers();
         Ok(state)
     }
@@ -555,9 +795,13 @@ impl Scheduler {
             }
             other => other?,
         };
-        let outcome = self.with_retries(|| engine.cancel(run_id, reason))?;
+        let outcome = {
+            let _owner = self.shared.claim(run_id);
+            self.with_retries(|| engine.cancel(run_id, reason))?
+        };
         let child_reason = format!("parent run {run_id} cancelled: {reason}");
         for child in descendants {
+            let _owner = self.shared.claim(child);
             self.with_retries(|| engine.cancel(child, &child_reason))?;
         }
         Ok(outcome)
@@ -682,6 +926,8 @@ impl Scheduler {
             inbox_depth,
             timer_lag_last_ms: c.timer_lag_last_ms.load(Ordering::Relaxed),
             timer_lag_max_ms: c.timer_lag_max_ms.load(Ordering::Relaxed),
+            runs_parked: lock(&self.shared.set_aside).parked_runs.len() as u64,
+            recovered: *lock(&self.shared.recovered),
         }
     }
 
@@ -697,10 +943,13 @@ impl Scheduler {
             self.shared.job_done.notify_all();
         }
         self.shared.wake_timers();
+        self.shared.recovered_changed.notify_all();
         let threads = std::mem::take(&mut *lock(&self.threads));
         for thread in threads {
             let _ = thread.join();
         }
+        // From now on the engine continues follow-ups on the calling thread again.
+        self.shared.engine.stop_handing_off();
     }
 
     fn with_retries<T>(
@@ -710,7 +959,7 @@ impl Scheduler {
         let mut attempt = 0;
         loop {
             match f() {
-                Err(e) if is_conflict(&e) && attempt < self.shared.config.conflict_retries_max => {
+                Err(e) if e.is_conflict() && attempt < self.shared.config.conflict_retries_max => {
                     attempt += 1;
                     self.shared
                         .counters

@@ -23,6 +23,62 @@ use crate::sync::{sync_dir, Durability, GroupSync};
 /// The text stored under `meta/format`: the layout version of `docs/storage.md`.
 pub(crate) const STORE_FORMAT: &[u8] = b"ledgerflow-sled/1";
 
+/// The file, beside sled's, that records that a store was created in a directory and
+/// its id: `ledgerflow-sled/1\n<store id, 32 hex digits>\n`. Written (and fsynced) once
+/// the new store is durable, so a `db` file that later loses or replaces its content is
+/// `StoreCorrupt`, never silently a new, empty store.
+pub const MARKER_FILE: &str = "ledgerflow.store";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The store id the marker file records, or `None` if there is no marker file.
+fn read_marker(dir: &Path) -> Result<Option<[u8; 16]>, Error> {
+    let path = dir.join(MARKER_FILE);
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&format!("reading {}", path.display()), e)),
+    };
+    let corrupt = || Error::Corrupt(format!("{}: not a ledgerflow store marker", path.display()));
+    let text = std::str::from_utf8(&text).map_err(|_| corrupt())?;
+    let mut lines = text.lines();
+    if lines.next() != Some(std::str::from_utf8(STORE_FORMAT).unwrap_or_default()) {
+        return Err(corrupt());
+    }
+    let id = lines
+        .next()
+        .filter(|id| id.len() == 32)
+        .ok_or_else(corrupt)?;
+    let mut bytes = [0u8; 16];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(id.get(2 * i..2 * i + 2).ok_or_else(corrupt)?, 16)
+            .map_err(|_| corrupt())?;
+    }
+    Ok(Some(bytes))
+}
+
+/// Writes the marker file (through a temporary file, renamed, both fsynced).
+fn write_marker(dir: &Path, store_id: &[u8; 16]) -> Result<(), Error> {
+    use std::io::Write;
+    let path = dir.join(MARKER_FILE);
+    let tmp = dir.join(format!("{MARKER_FILE}.tmp"));
+    let text = format!(
+        "{}\n{}\n",
+        String::from_utf8_lossy(STORE_FORMAT),
+        hex(store_id)
+    );
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        sync_dir(dir)
+    };
+    write().map_err(|e| io(&format!("writing {}", path.display()), e))
+}
+
 /// sled's segment size. Values over a quarter of it become separate blob files, which
 /// sled does not fsync; every value this store writes is kept under
 /// [`crate::VALUE_BYTES_MAX`], far below that.
@@ -243,22 +299,56 @@ impl SledStore {
             artifact_chunks: tree("artifact_chunks")?,
             artifact_runs: tree("artifact_runs")?,
         };
+        let sync = Arc::new(GroupSync::new(db.clone(), dir)?);
+        let marker = read_marker(dir)?;
         let format = trees.meta.get("format").map_err(sled_err)?;
-        let store_id = match format {
-            Some(found) if found.as_ref() == STORE_FORMAT => {
+        let store_id = match (format, marker) {
+            (Some(found), marker) if found.as_ref() == STORE_FORMAT => {
                 let id = trees.meta.get("store_id").map_err(sled_err)?;
-                keys::decode_run_id(id.as_deref().unwrap_or_default()).map_err(|_| {
+                let id = keys::decode_run_id(id.as_deref().unwrap_or_default()).map_err(|_| {
                     Error::Corrupt(format!("{}: store_id is damaged", dir.display()))
-                })?
+                })?;
+                match marker {
+                    Some(marked) if marked != *id.as_bytes() => {
+                        return Err(Error::Corrupt(format!(
+                            "{}: sled's data belongs to store {}, but {MARKER_FILE} names store {} \
+                             (files of two stores mixed?)",
+                            dir.display(),
+                            hex(id.as_bytes()),
+                            hex(&marked)
+                        )))
+                    }
+                    Some(_) => {}
+                    // A store created before the marker file existed: write it now.
+                    None => write_marker(dir, id.as_bytes())?,
+                }
+                id
             }
-            Some(other) => {
+            (Some(other), _) => {
                 return Err(Error::Corrupt(format!(
                     "{}: unknown store format {:?}",
                     dir.display(),
                     String::from_utf8_lossy(&other)
                 )))
             }
-            None if creating || trees.runs.is_empty() => {
+            (None, Some(marked)) => {
+                return Err(Error::Corrupt(format!(
+                    "{}: {MARKER_FILE} says store {} was created here, but sled's data has no \
+                     format marker: the db file is damaged or was replaced. Nothing was \
+                     changed; restore the directory from a backup (docs/operations.md)",
+                    dir.display(),
+                    hex(&marked)
+                )))
+            }
+            (None, None) if !creating && !trees.runs.is_empty() => {
+                return Err(Error::Corrupt(format!(
+                    "{}: runs present but no format marker",
+                    dir.display()
+                )))
+            }
+            // A new store, or one whose creation a crash cut short before anything was
+            // stored (the marker file is written last): initialise it.
+            (None, None) => {
                 let id = RunId::new_v4();
                 trees
                     .meta
@@ -268,20 +358,15 @@ impl SledStore {
                     .meta
                     .insert("store_id", &id.as_bytes()[..])
                     .map_err(sled_err)?;
+                sync.sync()?;
+                write_marker(dir, id.as_bytes())?;
                 id
-            }
-            None => {
-                return Err(Error::Corrupt(format!(
-                    "{}: runs present but no format marker",
-                    dir.display()
-                )))
             }
         };
         let last_feed_seq = match trees.feed.last().map_err(sled_err)? {
             Some((key, _)) => keys::seq_suffix(&key)?,
             None => 0,
         };
-        let sync = Arc::new(GroupSync::new(db.clone(), dir)?);
         if creating {
             sync.sync()?;
             sync_dir(dir).map_err(|e| io("fsync of the store directory", e))?;
@@ -1188,6 +1273,10 @@ impl Store for SledStore {
 
     fn feed_head(&self) -> Result<u64, Error> {
         Ok(self.acked_feed_seq.load(Ordering::SeqCst))
+    }
+
+    fn close(&self) -> Result<(), Error> {
+        SledStore::close(self)
     }
 
     fn limits(&self) -> StoreLimits {
