@@ -52,7 +52,7 @@ impl Default for RuntimeConfig {
 }
 
 /// A store, an engine and a running scheduler in one value. Derefs to the [`Scheduler`],
-/// whose methods (`run`, `respond`, `deliver`, `await_run`, `pause`, `cancel`, `stats`,
+/// whose methods (`run`, `respond`, `deliver`, `await_waiting`, `await_end`, `pause`, `cancel`, `stats`,
 /// `subscribe`, …) are the runtime's.
 ///
 /// ```

@@ -557,3 +557,52 @@ fn errors_have_kinds_and_ledgers_read_whole() {
         ErrorKind::Closed
     );
 }
+
+/// Issue 10, item 3: on the sled store, `respond` right after `run` reported the run
+/// waiting finds it waiting, every time (one owner per run; nothing else moves it).
+#[test]
+fn respond_right_after_run_finds_the_run_waiting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let agent = || {
+        WorkflowSpec::builder("agent", 1)
+            .node("think", |_: &mut Ctx<'_>| {
+                StepPlan::effect(Effect::custom("llm_call", json!({})).result_key("plan"))
+                    .then_next("ask")
+            })
+            .node("ask", |_: &mut Ctx<'_>| {
+                StepPlan::effect(Effect::ask_user("allow?", &["yes", "no"]).result_key("ok"))
+                    .then_next("act")
+            })
+            .node("act", |ctx: &mut Ctx<'_>| {
+                let ok = ctx.var("ok").cloned().unwrap_or_default();
+                StepPlan::effect(Effect::custom("tool_calls", json!({ "ok": ok })).result_key("r"))
+                    .then_complete(json!("done"))
+            })
+            .entry("think")
+            .build()
+            .expect("valid spec")
+    };
+    for round in 0..3 {
+        let runtime = ScheduledRuntime::builder()
+            .sled(dir.path())
+            .register(agent())
+            .register_effect("llm_call", |_: &ledgerflow::EffectCall<'_>| {
+                ledgerflow::EffectOutcome::Completed(json!("plan"))
+            })
+            .register_effect("tool_calls", |_: &ledgerflow::EffectCall<'_>| {
+                ledgerflow::EffectOutcome::Completed(json!("called"))
+            })
+            .start()
+            .expect("open");
+        for i in 0..8 {
+            let run = runtime.run(("agent", 1), json!({})).expect("run");
+            assert_eq!(run.status, RunStatus::Waiting, "round {round}, run {i}");
+            let done = runtime
+                .respond(run.run_id, json!("yes"))
+                .unwrap_or_else(|e| panic!("round {round}, run {i}: {e}"));
+            assert_eq!(done.status, RunStatus::Completed, "round {round}, run {i}");
+        }
+        assert_eq!(runtime.stats().conflicts_retried, 0);
+        runtime.stop().expect("stop");
+    }
+}

@@ -224,14 +224,9 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
         Command::Respond { run, payload: text } => {
             let run = run_id(run)?;
             let value = payload(text)?;
-            let state = engine.load(run)?;
-            let key = state
-                .waiting
-                .as_ref()
-                .and_then(|w| w.wait_key.clone())
-                .filter(|_| state.status == RunStatus::Waiting)
-                .ok_or_else(|| anyhow!("run {run} does not wait on a key (status {})", state.status))?;
-            let state = engine.resume(run, &key, value)?;
+            let key = engine.load(run)?.respond_key().map(str::to_owned);
+            let state = engine.respond(run, value)?;
+            let key = key.unwrap_or_default();
             report(cli, run_json(&state), &format!("run {run} resumed on {key} (now {}); it carries on when your application ticks it", state.status));
         }
         Command::Pause { run } => {
@@ -290,7 +285,19 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
         Command::Check => {
             let report_value = store.check();
             match report_value {
-                Ok(checked) => report(cli, json!({ "ok": true, "runs": checked.runs, "records": checked.records }), &format!("ok: {} runs, {} records verified; replay equals stored state; indexes agree", checked.runs, checked.records)),
+                Ok(checked) if !checked.orphaned_inboxes.is_empty() => {
+                    let orphans: Vec<Value> = checked.orphaned_inboxes.iter().map(|(key, events)| json!({ "wait_key": key, "events": events })).collect();
+                    if cli.json {
+                        print_json(&json!({ "ok": false, "runs": checked.runs, "records": checked.records, "orphaned_inboxes": orphans }));
+                    } else {
+                        println!("FAIL: {} inboxes hold events no run can ever consume (the run that could wait on the key no longer does):", orphans.len());
+                        for (key, events) in &checked.orphaned_inboxes {
+                            println!("  {key}: {events} events");
+                        }
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+                Ok(checked) => report(cli, json!({ "ok": true, "runs": checked.runs, "records": checked.records, "orphaned_inboxes": [] }), &format!("ok: {} runs, {} records verified; replay equals stored state; indexes agree; no orphaned inbox", checked.runs, checked.records)),
                 Err(e) => {
                     if cli.json {
                         print_json(&json!({ "ok": false, "error": e.to_string() }));

@@ -347,7 +347,7 @@ fn bad_input_gets_one_clear_line_and_exit_code_1() {
     fails(
         &f.db,
         &["respond", &f.done.to_string(), "--payload", "1"],
-        "does not wait on a key",
+        "is not waiting for an answer: it waits for nothing: it has ended (completed)",
     );
     fails(&f.db.join("missing"), &["runs", "list"], "store missing");
     let usage = ledgerflow(&f.db, &["ledger", "verify"]);

@@ -9,13 +9,13 @@ use ledgerflow_ledger::Record;
 use serde_json::{Map, Value};
 
 use crate::effect::{kind, EffectCall, EffectHandler, EffectOutcome};
-use crate::event::child_wait_key;
 use crate::event::{append, replay_stored, vars_change, Event};
 use crate::feed::{FeedCursor, FeedPage};
 use crate::query::{CursorProblem, Plan, Position, RunPage, RunQuery};
 use crate::registry::{WorkflowKey, WorkflowRegistry};
 use crate::state::{FailureCode, ParentLink, RunFailure, SubworkflowMode, WaitReason, WaitState};
 use crate::store::{self, Commit, Delivery, IndexChange, Store};
+use crate::wait_keys;
 use crate::{
     ArtifactRef, Clock, Continuation, Effect, RunId, RunState, RunStatus, StepContext, StepPlan,
     WorkflowSpec,
@@ -72,6 +72,17 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A JSON value nests deeper than [`EngineConfig::value_depth_max`].
+    #[error("{what} nests at least {depth} levels deep, over the limit of {max}")]
+    ValueTooDeep {
+        /// What was too deep.
+        what: String,
+        /// How deep it was found to nest before looking further stopped (arrays and
+        /// objects inside each other): at least this deep.
+        depth: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A configured bound was exceeded (wait_key length, subworkflow depth, …).
     #[error("{what} is over the limit of {max}")]
     LimitExceeded {
@@ -79,6 +90,17 @@ pub enum Error {
         what: String,
         /// The limit.
         max: u64,
+    },
+    /// `respond` on a run that is not waiting for an answer: it waits for something else
+    /// (a timer, a child workflow, an external job, a retry) or does not wait.
+    #[error("run {run_id} is not waiting for an answer: it waits for {waits_for}; respond answers ask_user and wait_event waits only")]
+    NotAnswerable {
+        /// The run.
+        run_id: RunId,
+        /// Its status.
+        status: RunStatus,
+        /// What it waits for, in words.
+        waits_for: String,
     },
     /// The run has ended; it can no longer be changed.
     #[error("run {run_id} has ended ({status})")]
@@ -160,8 +182,11 @@ impl Error {
             | Error::CursorFromAnotherStore { .. } => K::InvalidInput,
             Error::NotWaiting { .. }
             | Error::WaitKeyMismatch { .. }
-            | Error::RunTerminal { .. } => K::InvalidState,
-            Error::ValueTooLarge { .. } | Error::LimitExceeded { .. } => K::LimitExceeded,
+            | Error::RunTerminal { .. }
+            | Error::NotAnswerable { .. } => K::InvalidState,
+            Error::ValueTooLarge { .. }
+            | Error::ValueTooDeep { .. }
+            | Error::LimitExceeded { .. } => K::LimitExceeded,
             Error::DeliveryContended { .. } => K::Conflict,
             Error::Replay(_) | Error::LineageMismatch { .. } | Error::ReplayMismatch { .. } => {
                 K::Corrupt
@@ -194,6 +219,14 @@ pub struct EngineConfig {
     pub artifact_threshold_bytes: usize,
     /// Largest JSON value accepted at all. Default 16 MiB.
     pub value_bytes_max: usize,
+    /// Deepest nesting of arrays and objects in any JSON value that enters a run (input,
+    /// payloads, vars a handler sets, effect results, outputs): `1` is 0 deep, `[1]` 1,
+    /// `{"a": [1]}` 2. Default 64 — far more than real data needs, and far enough under
+    /// the recursion limits of JSON readers (128 in serde_json) that every record, state
+    /// and export stays readable. A value over it is refused at the door (an error for a
+    /// caller, a `limit_exceeded` failure for a handler's value), so one run's bad value
+    /// can never make other runs unreadable.
+    pub value_depth_max: usize,
     /// Largest `vars` of a run, as stored (large values are artifact references), in JSON
     /// bytes. Default 128 KiB, so a run state fits the sled store's value limit.
     pub vars_bytes_max: usize,
@@ -211,6 +244,7 @@ impl Default for EngineConfig {
             steps_per_tick_max: 1_000,
             artifact_threshold_bytes: 8 << 10,
             value_bytes_max: 16 << 20,
+            value_depth_max: 64,
             vars_bytes_max: 128 << 10,
             wait_key_bytes_max: 512,
             subworkflow_depth_max: 8,
@@ -802,6 +836,10 @@ impl Engine {
                     format!("node {node:?} set {what} of {bytes} bytes, over the limit of {max}");
                 return Ok(fail(None, FailureCode::ValueTooLarge, message));
             }
+            Err(e @ Error::ValueTooDeep { .. }) => {
+                let message = format!("node {node:?} set {e}");
+                return Ok(fail(None, FailureCode::LimitExceeded, message));
+            }
             Err(e) => return Err(e),
         };
         if vars != state.vars {
@@ -821,6 +859,10 @@ impl Engine {
                     "node {node:?} returned {what} of {bytes} bytes, over the limit of {max}"
                 );
                 return Ok(fail(change, FailureCode::ValueTooLarge, message));
+            }
+            Err(e @ Error::ValueTooDeep { .. }) => {
+                let message = format!("node {node:?} returned {e}");
+                return Ok(fail(change, FailureCode::LimitExceeded, message));
             }
             Err(e) => return Err(e),
         };
@@ -890,6 +932,7 @@ impl Engine {
         if ArtifactRef::from_value(&value).is_some() {
             return Ok(value);
         }
+        self.check_depth(&value, what)?;
         let bytes = serde_json::to_vec(&value).map_err(|e| Error::Internal(e.to_string()))?;
         if bytes.len() > self.config.value_bytes_max {
             return Err(Error::ValueTooLarge {
@@ -905,6 +948,19 @@ impl Engine {
             .store
             .put_artifact(&bytes, "application/json", run_id)?;
         Ok(artifact.to_value())
+    }
+
+    /// Refuses a value nesting deeper than [`EngineConfig::value_depth_max`].
+    fn check_depth(&self, value: &Value, what: &str) -> Result<(), Error> {
+        let max = self.config.value_depth_max;
+        match depth_over(value, max) {
+            Some(depth) => Err(Error::ValueTooDeep {
+                what: what.to_owned(),
+                depth,
+                max,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The value an artifact reference stands for (other values as they are).
@@ -970,10 +1026,12 @@ impl Engine {
                 mut effect,
                 then: cont,
             } => {
-                if !matches!(
+                if matches!(
                     effect.kind.as_str(),
                     kind::WAIT_EVENT | kind::WAIT_UNTIL | kind::ASK_USER
                 ) {
+                    self.check_depth(&effect.payload, "the effect payload")?;
+                } else {
                     effect.payload = self.offload(run_id, effect.payload, "the effect payload")?;
                 }
                 StepPlan::Effect {
@@ -1059,7 +1117,7 @@ impl Engine {
         let link = ParentLink {
             run_id: state.run_id,
             seq,
-            wait_key: (mode == SubworkflowMode::Sync).then(|| child_wait_key(child)),
+            wait_key: (mode == SubworkflowMode::Sync).then(|| wait_keys::child(child)),
             depth,
         };
         let input = payload.get("input").cloned().unwrap_or(Value::Null);
@@ -1074,6 +1132,12 @@ impl Engine {
                 return Ok(Err((
                     FailureCode::ValueTooLarge,
                     format!("subworkflow {what} is {bytes} bytes, over {max}"),
+                )))
+            }
+            Err(e @ Error::ValueTooDeep { .. }) => {
+                return Ok(Err((
+                    FailureCode::LimitExceeded,
+                    format!("subworkflow {e}"),
                 )))
             }
             Err(e) => return Err(e),
@@ -1155,7 +1219,7 @@ impl Engine {
                     Some(_) => return Err(invalid("choices must be an array of strings")),
                 };
                 let key = match payload.get("wait_key") {
-                    None | Some(Value::Null) => format!("ask:{}:{seq}", state.run_id),
+                    None | Some(Value::Null) => wait_keys::ask(state.run_id, seq),
                     Some(_) => non_empty_str(payload, "wait_key")
                         .ok_or_else(|| invalid("wait_key must be a non-empty string"))?,
                 };
@@ -1276,11 +1340,13 @@ impl Engine {
                         idempotency_key: key,
                         result,
                     },
-                    Err(Error::ValueTooLarge { what, bytes, max }) => Event::EffectFailed {
-                        idempotency_key: key,
-                        error: format!("{what} is {bytes} bytes, over the limit of {max}"),
-                        retryable: false,
-                    },
+                    Err(e @ (Error::ValueTooLarge { .. } | Error::ValueTooDeep { .. })) => {
+                        Event::EffectFailed {
+                            idempotency_key: key,
+                            error: e.to_string(),
+                            retryable: false,
+                        }
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -1432,6 +1498,23 @@ impl Engine {
         };
         let state = self.commit(Some(&state), run_id, Step::of(event))?;
         self.drive(state, true)
+    }
+
+    /// Answers what the run waits for — a person's answer (`ask_user`) or an event
+    /// (`wait_event`) — with `payload`, finding the wait_key itself, then ticks it (see
+    /// [`Engine::resume`]). Any other wait (a timer, a child workflow's result, an
+    /// external job, a retry) is not an answer: [`Error::NotAnswerable`], naming what the
+    /// run waits for, and nothing changes.
+    pub fn respond(&self, run_id: RunId, payload: Value) -> Result<RunState, Error> {
+        let state = self.load(run_id)?;
+        let Some(key) = state.respond_key().map(str::to_owned) else {
+            return Err(Error::NotAnswerable {
+                run_id,
+                status: state.status,
+                waits_for: state.waits_for(),
+            });
+        };
+        self.resume(run_id, &key, payload)
     }
 
     /// Fires the run's timer due at `due_at_ms`, then ticks it (unless paused). A timer
@@ -1855,7 +1938,7 @@ impl Engine {
         self.require_spec(&at)?;
         let fork_id = RunId::new_v4();
         let waiting = at.waiting.map(|mut wait| {
-            wait.wait_key = wait.wait_key.map(|key| format!("fork:{fork_id}:{key}"));
+            wait.wait_key = wait.wait_key.map(|key| wait_keys::fork(fork_id, &key));
             wait
         });
         let pending_effect = at.pending_effect.map(|mut pending| {
@@ -2001,6 +2084,26 @@ fn wait_key_failure(events: &[Event], message: String) -> Event {
             failure,
         },
     }
+}
+
+/// How deep `value` nests, if deeper than `max` (stops looking once it is): arrays and
+/// objects inside each other, a scalar being 0 deep. Iterative, so no input can exhaust
+/// the stack.
+fn depth_over(value: &Value, max: usize) -> Option<usize> {
+    let mut stack = vec![(value, 0usize)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        let depth = depth + 1;
+        if depth > max {
+            return Some(depth);
+        }
+        stack.extend(children.map(|child| (child, depth)));
+    }
+    None
 }
 
 fn non_empty_str(payload: &Value, field: &str) -> Option<String> {

@@ -518,7 +518,7 @@ pub(crate) fn apply(
                 SubworkflowMode::Sync => {
                     state.status = RunStatus::Waiting;
                     state.waiting = Some(WaitState {
-                        wait_key: Some(child_wait_key(*child_run_id)),
+                        wait_key: Some(crate::wait_keys::child(*child_run_id)),
                         reason: WaitReason::Subworkflow,
                         until_ms: None,
                         prompt: None,
@@ -605,11 +605,6 @@ pub(crate) fn apply(
         }
     }
     Ok(state)
-}
-
-/// The key a synchronous parent waits on for its child.
-pub(crate) fn child_wait_key(child: RunId) -> String {
-    format!("child:{child}")
 }
 
 /// Checks that a step ran the run's current node and applies its vars change.

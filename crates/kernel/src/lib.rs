@@ -20,6 +20,7 @@ mod registry;
 mod spec;
 mod state;
 pub mod store;
+mod wait_keys;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -46,3 +47,4 @@ pub use state::{
     SubworkflowMode, WaitReason, WaitState,
 };
 pub use store::{InboxEntry, Store, StoreLimits, TimerEntry};
+pub use wait_keys::{is_engine_made as is_engine_made_wait_key, orphaned_inboxes};

@@ -275,6 +275,51 @@ impl RunState {
             && self.waiting.as_ref().and_then(|w| w.until_ms) == Some(due_at_ms)
     }
 
+    /// The key `respond` answers: the run waits for a person (`ask_user`) or for an event
+    /// (`wait_event`). A child workflow's result, an external job, an effect's retry or a
+    /// timer is not an answer, so those waits have none.
+    pub fn respond_key(&self) -> Option<&str> {
+        let wait = self
+            .waiting
+            .as_ref()
+            .filter(|_| self.status == RunStatus::Waiting)?;
+        match wait.reason {
+            WaitReason::User | WaitReason::Event => wait.wait_key.as_deref(),
+            WaitReason::Until | WaitReason::Job | WaitReason::Subworkflow | WaitReason::Retry => {
+                None
+            }
+        }
+    }
+
+    /// What the run waits for, in words: for messages that say why something cannot be
+    /// done, and for operators.
+    pub fn waits_for(&self) -> String {
+        let Some(wait) = self
+            .waiting
+            .as_ref()
+            .filter(|_| self.status == RunStatus::Waiting)
+        else {
+            return match self.status {
+                RunStatus::Running if self.paused => "nothing: it is running (paused)".into(),
+                status if status.is_terminal() => format!("nothing: it has ended ({status})"),
+                status => format!("nothing: it is {status}"),
+            };
+        };
+        let key = wait.wait_key.as_deref().unwrap_or("");
+        let until = wait
+            .until_ms
+            .map(|at| format!(" (until {at} ms)"))
+            .unwrap_or_default();
+        match wait.reason {
+            WaitReason::User => format!("a person's answer on {key:?}{until}"),
+            WaitReason::Event => format!("an event on {key:?}{until}"),
+            WaitReason::Until => format!("a timer due at {} ms", wait.until_ms.unwrap_or(0)),
+            WaitReason::Job => format!("an external job to report on {key:?}{until}"),
+            WaitReason::Subworkflow => format!("its child workflow's result on {key:?}"),
+            WaitReason::Retry => format!("the retry of a failed effect{until}"),
+        }
+    }
+
     /// Waiting on `wait_key`?
     pub fn waits_on(&self, wait_key: &str) -> bool {
         self.waiting.as_ref().and_then(|w| w.wait_key.as_deref()) == Some(wait_key)

@@ -35,13 +35,15 @@ pub enum Error {
         /// How long the caller waited.
         waited_ms: u64,
     },
-    /// `respond` on a run that does not wait on a key.
-    #[error("run {run_id} does not wait on a key (status {status})")]
+    /// `respond` on a run that is not waiting for an answer (see [`Engine::respond`]).
+    #[error("run {run_id} is not waiting for an answer: it waits for {waits_for}; respond answers ask_user and wait_event waits only")]
     NotWaitingOnKey {
         /// The run.
         run_id: RunId,
         /// Its status.
         status: RunStatus,
+        /// What it waits for, in words.
+        waits_for: String,
     },
     /// A cascade would touch more runs than configured.
     #[error("cancelling run {run_id} would cascade to more than {max} runs")]
@@ -739,24 +741,30 @@ impl Scheduler {
         Ok(delivered)
     }
 
-    /// Answers the wait of a run whatever its key: the run's state after resuming. Once
-    /// the answer is committed this returns the run's state, even if a later step lost a
-    /// race to another writer (that writer carries the run on).
+    /// Answers what the run waits for — a person (`ask_user`) or an event (`wait_event`) —
+    /// finding the wait_key itself: the run's state after resuming. Other waits (a timer, a
+    /// child workflow, an external job, a retry) are refused with
+    /// [`Error::NotWaitingOnKey`], naming what the run waits for. Once the answer is
+    /// committed this returns the run's state, even if a later step lost a race to another
+    /// writer (that writer carries the run on).
     pub fn respond(&self, run_id: RunId, payload: Value) -> Result<RunState, Error> {
         self.check_running()?;
         let engine = &self.shared.engine;
         let _owner = self.shared.claim(run_id);
-        let state = self.with_retries(|| {
-            let state = engine.load(run_id)?;
-            let key = state.waiting.as_ref().and_then(|w| w.wait_key.clone());
-            match key.filter(|_| state.status == RunStatus::Waiting) {
-                Some(key) => engine.resume(run_id, &key, payload.clone()).map(Ok),
-                None => Ok(Err(Error::NotWaitingOnKey {
+        let state = self
+            .with_retries(|| engine.respond(run_id, payload.clone()))
+            .map_err(|e| match e {
+                ledgerflow_kernel::Error::NotAnswerable {
                     run_id,
-                    status: state.status,
-                })),
-            }
-        })??;
+                    status,
+                    waits_for,
+                } => Error::NotWaitingOnKey {
+                    run_id,
+                    status,
+                    waits_for,
+                },
+                other => Error::Engine(other),
+            })?;
         self.shared
             .counters
             .events_delivered
@@ -807,16 +815,29 @@ impl Scheduler {
         Ok(outcome)
     }
 
-    /// Blocks until the run waits (and is not paused) or ends, or `timeout` passes. A
-    /// cancelled run fails at once with [`Error::Cancelled`], on every call.
-    pub fn await_run(&self, run_id: RunId, timeout: Duration) -> Result<RunState, Error> {
+    /// Blocks until the run stops to wait — for anything: a person, an event, a timer, a
+    /// child workflow — and is not paused, or ends, or `timeout` passes. Use it to hand a
+    /// run back to whoever must act next; use [`Scheduler::await_end`] to wait for the
+    /// result. A paused run keeps the caller waiting; a cancelled run fails at once with
+    /// [`Error::Cancelled`], on every call.
+    pub fn await_waiting(&self, run_id: RunId, timeout: Duration) -> Result<RunState, Error> {
         self.await_until(run_id, timeout, |state| {
             state.status == RunStatus::Waiting && !state.paused
         })
     }
 
-    /// Blocks until the run ends (completed or failed), or `timeout` passes. A cancelled
-    /// run fails at once with [`Error::Cancelled`].
+    /// The former name of [`Scheduler::await_waiting`], which says what it waits for: the
+    /// run returns at any wait, a timer's too, not only at its end.
+    #[deprecated(
+        note = "returns at any wait, not only the end: use await_waiting, or await_end for the result"
+    )]
+    pub fn await_run(&self, run_id: RunId, timeout: Duration) -> Result<RunState, Error> {
+        self.await_waiting(run_id, timeout)
+    }
+
+    /// Blocks until the run ends (completed or failed) — through every wait on the way —
+    /// or `timeout` passes: the result. A cancelled run fails at once with
+    /// [`Error::Cancelled`].
     pub fn await_end(&self, run_id: RunId, timeout: Duration) -> Result<RunState, Error> {
         self.await_until(run_id, timeout, |_| false)
     }

@@ -161,7 +161,7 @@ fn racing_workers_commit_exactly_one_step() {
             }
         });
     });
-    let state = scheduler.await_run(run, WAIT).expect("waits");
+    let state = scheduler.await_waiting(run, WAIT).expect("waits");
     assert_eq!(state.status, RunStatus::Waiting);
     assert_eq!(
         kinds(&engine, run),
@@ -298,7 +298,7 @@ fn paused_run_is_not_resumed_by_its_timer_until_unpaused() {
     clock.set_ms(T0 + 10);
     scheduler.wake();
     // The timer fires (recorded), but no step runs while paused: await keeps blocking.
-    match scheduler.await_run(run, Duration::from_millis(300)) {
+    match scheduler.await_waiting(run, Duration::from_millis(300)) {
         Err(Error::Timeout { run_id, .. }) => assert_eq!(run_id, run),
         other => panic!("await must block while paused, got {other:?}"),
     }
@@ -355,7 +355,7 @@ fn cancelling_a_parent_cancels_its_children_and_awaits_fail_fast() {
         check(&engine, *run);
     }
     for _ in 0..3 {
-        match scheduler.await_run(parent, WAIT) {
+        match scheduler.await_waiting(parent, WAIT) {
             Err(Error::Cancelled { run_id }) => assert_eq!(run_id, parent),
             other => panic!("await on a cancelled run must fail fast, got {other:?}"),
         }
