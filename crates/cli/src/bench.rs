@@ -759,7 +759,7 @@ pub fn print_table(value: &Value) {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            println!("{key:<width$}  {text}");
+            crate::out!("{key:<width$}  {text}");
         }
     }
 }

@@ -16,8 +16,12 @@ use ledgerflow_ledger::{export_jsonl, import_jsonl, verify_chain};
 use ledgerflow_sled::{SledConfig, SledStore, SnapshotFilter};
 use serde_json::{json, Value};
 
+use crate::errors::InputError;
 use crate::output::{print_json, record_json, run_json, table, time};
-use crate::{Cli, Command, EventsCommand, LedgerCommand, RunsCommand, SnapshotCommand, VerifyArgs};
+use crate::{
+    Cli, Command, EventsCommand, LedgerCommand, Order, PayloadArgs, RunsCommand, SnapshotCommand,
+    VerifyArgs,
+};
 
 /// The wall clock, for the times this command records.
 struct WallClock;
@@ -37,8 +41,8 @@ struct Opened {
 
 fn open(cli: &Cli) -> Result<Opened> {
     let store = Arc::new(
-        SledStore::open_existing(&cli.db, SledConfig::default())
-            .with_context(|| format!("cannot open the store at {}", cli.db.display()))?,
+        SledStore::open_existing(cli.db(), SledConfig::default())
+            .with_context(|| format!("cannot open the store at {}", cli.db().display()))?,
     );
     let config = EngineConfig {
         steps_per_tick_max: 0,
@@ -52,25 +56,91 @@ fn open(cli: &Cli) -> Result<Opened> {
     Ok(Opened { store, engine })
 }
 
-fn run_id(text: &str) -> Result<RunId> {
-    text.parse().map_err(|e| anyhow!("{e}"))
+/// A run id, or an unambiguous prefix of one (at least 4 hex digits; dashes as in the
+/// full id are optional).
+fn run_id(store: &dyn Store, text: &str) -> Result<RunId> {
+    if let Ok(id) = text.parse::<RunId>() {
+        return Ok(id);
+    }
+    let invalid = |message: String| anyhow::Error::new(InputError(message));
+    let digits: String = text
+        .chars()
+        .filter(|c| *c != '-')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if digits.len() < 4 || digits.len() >= 32 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(format!(
+            "invalid run id {text:?}: expected a UUID, or at least its first 4 hex digits"
+        )));
+    }
+    let low =
+        u128::from_str_radix(&format!("{digits:0<32}"), 16).map_err(|e| invalid(e.to_string()))?;
+    let after = low
+        .checked_sub(1)
+        .map(|id| RunId::from_bytes(id.to_be_bytes()));
+    let candidates = store.list_runs(None, after, 2)?;
+    let matching: Vec<RunId> = candidates
+        .into_iter()
+        .filter(|id| id.to_string().replace('-', "").starts_with(&digits))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(invalid(format!("no run id starts with {text:?}"))),
+        [first, second, ..] => Err(invalid(format!(
+            "run id prefix {text:?} is ambiguous: {first}, {second}, …; give more digits"
+        ))),
+    }
 }
 
-fn payload(text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| anyhow!("invalid JSON payload: {e}"))
+/// The JSON of `--payload` or `--payload-file` (`-`: standard input).
+fn payload(args: &PayloadArgs) -> Result<Value> {
+    let (text, from) = match (&args.payload, &args.payload_file) {
+        (Some(text), _) => (text.clone(), "--payload".to_owned()),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading the payload from standard input")?;
+            (text, "standard input".to_owned())
+        }
+        (None, Some(path)) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the payload from {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        (None, None) => {
+            return Err(InputError("give --payload JSON or --payload-file PATH".into()).into())
+        }
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| InputError(format!("invalid JSON payload in {from}: {e}")).into())
+}
+
+/// A time for `--since` / `--until`: RFC 3339, or milliseconds since the Unix epoch.
+fn time_arg(flag: &str, text: &str) -> Result<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            InputError(format!(
+                "{flag} {text:?}: not an RFC 3339 time (2026-11-22T10:00:00Z) or milliseconds: {e}"
+            ))
+            .into()
+        })
 }
 
 fn status(text: &str) -> Result<RunStatus> {
     RunStatus::ALL
         .into_iter()
         .find(|s| s.as_str() == text)
-        .ok_or_else(|| anyhow!("unknown status {text:?}: expected running, waiting, completed, failed or cancelled"))
+        .ok_or_else(|| InputError(format!("unknown status {text:?}: expected running, waiting, completed, failed or cancelled")).into())
 }
 
 fn check_limit(limit: usize, store: &dyn Store) -> Result<()> {
     let max = store.limits().read_items_max;
     if limit == 0 || limit > max {
-        bail!("--limit must be between 1 and {max}, got {limit}");
+        return Err(InputError(format!("--limit must be between 1 and {max}, got {limit}")).into());
     }
     Ok(())
 }
@@ -78,21 +148,28 @@ fn check_limit(limit: usize, store: &dyn Store) -> Result<()> {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Bench(args) = &cli.command {
-        // Every workload makes its own store; --db is not used.
+        if cli.db.is_some() {
+            return Err(InputError(
+                "bench makes fresh stores of its own and does not use --db; give --bench-db DIR to choose where they go".into(),
+            )
+            .into());
+        }
         let result = crate::bench::run(args)?;
         if cli.json {
-            println!("{result}");
+            crate::out!("{result}");
         } else {
             crate::bench::print_table(&result);
         }
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::Ledger(LedgerCommand::Verify(VerifyArgs {
-        file: Some(path), ..
+        file: Some(path),
+        verbose,
+        ..
     })) = &cli.command
     {
         // Offline: an export verifies without a store.
-        return verify_file(&cli, path);
+        return verify_file(&cli, path, *verbose);
     }
     run_on_store(&cli, open(&cli)?)
 }
@@ -100,12 +177,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
     let Opened { store, engine } = opened;
     match &cli.command {
-        Command::Runs(RunsCommand::List { status: wanted, workflow, limit, cursor }) => {
+        Command::Runs(RunsCommand::List { status: wanted, workflow, order, since, until, limit, cursor }) => {
             check_limit(*limit, store.as_ref())?;
+            let since = since.as_deref().map(|t| time_arg("--since", t)).transpose()?;
+            let until = until.as_deref().map(|t| time_arg("--until", t)).transpose()?;
+            let created_ms = (since.is_some() || until.is_some()).then(|| (since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)));
             let query = RunQuery {
                 status: wanted.as_deref().map(status).transpose()?,
                 workflow_id: workflow.clone(),
+                created_ms,
+                newest_first: *order == Order::Newest,
                 ..RunQuery::default()
+            };
+            let query = match order {
+                // Oldest first: the created-time index, ascending.
+                Order::Oldest => RunQuery { created_ms: Some(created_ms.unwrap_or((i64::MIN, i64::MAX))), ..query },
+                Order::Newest => query,
             };
             let page = engine.query_runs(&query, cursor.as_deref(), *limit)?;
             if cli.json {
@@ -123,18 +210,19 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
                             format!("{}@{}", r.workflow_id, r.workflow_version),
                             format!("{}{}", r.status, if r.paused { " (paused)" } else { "" }),
                             r.head.seq.to_string(),
+                            time(r.created_at_ms),
                             time(r.updated_at_ms),
                         ]
                     })
                     .collect();
-                table(&["RUN", "WORKFLOW", "STATUS", "SEQ", "UPDATED"], &rows);
+                table(&["RUN", "WORKFLOW", "STATUS", "SEQ", "CREATED", "UPDATED"], &rows);
                 if let Some(next) = page.next_cursor {
-                    println!("more: --cursor {next}");
+                    crate::out!("more: --cursor {next}");
                 }
             }
         }
         Command::Runs(RunsCommand::Show { run }) => {
-            let state = engine.load(run_id(run)?)?;
+            let state = engine.load(run_id(store.as_ref(), run)?)?;
             if cli.json {
                 print_json(&run_json(&state));
             } else {
@@ -142,34 +230,34 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
                 if let Value::Object(fields) = value {
                     for (key, value) in fields {
                         if !value.is_null() {
-                            println!("{key:>14}: {}", if let Value::String(s) = &value { s.clone() } else { value.to_string() });
+                            crate::out!("{key:>14}: {}", if let Value::String(s) = &value { s.clone() } else { value.to_string() });
                         }
                     }
                 }
             }
         }
         Command::Ledger(LedgerCommand::Show { run }) => {
-            let records = all_records(&engine, run_id(run)?)?;
+            let records = all_records(&engine, run_id(store.as_ref(), run)?)?;
             if cli.json {
                 print_json(&Value::Array(records.iter().map(record_json).collect()));
             } else {
                 let rows: Vec<Vec<String>> = records
                     .iter()
-                    .map(|r| vec![r.seq().to_string(), time(r.at_ms()), r.kind().to_owned(), r.hash().to_hex()[..16].to_owned()])
+                    .map(|r| vec![r.seq().to_string(), time(r.at_ms()), r.kind().to_owned(), r.hash().to_hex()[..16].to_owned(), truncated(&r.body().to_string(), BODY_CHARS_MAX)])
                     .collect();
-                table(&["SEQ", "AT", "KIND", "HASH"], &rows);
+                table(&["SEQ", "AT", "KIND", "HASH", "BODY"], &rows);
             }
         }
         Command::Ledger(LedgerCommand::Verify(args)) => {
             let runs = match &args.run {
-                Some(run) => vec![run_id(run)?],
+                Some(run) => vec![run_id(store.as_ref(), run)?],
                 None => all_run_ids(store.as_ref())?,
             };
-            return verify_runs(cli, &engine, &runs);
+            return verify_runs(cli, &engine, &runs, args.verbose || args.run.is_some());
         }
         Command::Ledger(LedgerCommand::Export(args)) => {
             let runs = match &args.run {
-                Some(run) => vec![run_id(run)?],
+                Some(run) => vec![run_id(store.as_ref(), run)?],
                 None => all_run_ids(store.as_ref())?,
             };
             let file = File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -193,7 +281,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
                     if cli.json {
                         printed.push(json!({ "feed_seq": event.feed_seq, "run_id": event.run_id, "seq": event.seq, "kind": event.kind, "at": time(event.at_ms) }));
                     } else {
-                        println!("{:>8}  {}  {}  {:>5}  {}", event.feed_seq, time(event.at_ms), event.run_id, event.seq, event.kind);
+                        crate::out!("{:>8}  {}  {}  {:>5}  {}", event.feed_seq, time(event.at_ms), event.run_id, event.seq, event.kind);
                     }
                 }
                 cursor = page.next_cursor;
@@ -222,7 +310,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             ),
         },
         Command::Respond { run, payload: text } => {
-            let run = run_id(run)?;
+            let run = run_id(store.as_ref(), run)?;
             let value = payload(text)?;
             let key = engine.load(run)?.respond_key().map(str::to_owned);
             let state = engine.respond(run, value)?;
@@ -230,15 +318,15 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             report(cli, run_json(&state), &format!("run {run} resumed on {key} (now {}); it carries on when your application ticks it", state.status));
         }
         Command::Pause { run } => {
-            let state = engine.pause(run_id(run)?)?;
+            let state = engine.pause(run_id(store.as_ref(), run)?)?;
             report(cli, run_json(&state), &format!("run {} paused", state.run_id));
         }
         Command::Unpause { run } => {
-            let state = engine.unpause(run_id(run)?)?;
+            let state = engine.unpause(run_id(store.as_ref(), run)?)?;
             report(cli, run_json(&state), &format!("run {} unpaused ({})", state.run_id, state.status));
         }
         Command::Cancel { run, reason } => {
-            let root = run_id(run)?;
+            let root = run_id(store.as_ref(), run)?;
             let descendants = engine.descendants(root, store.limits().read_items_max)?;
             let outcome = engine.cancel(root, reason)?;
             let child_reason = format!("parent run {root} cancelled: {reason}");
@@ -257,12 +345,12 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
         }
         Command::Snapshot(SnapshotCommand::Create { run, name, tags, description }) => {
             let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-            let snapshot = store.create_snapshot(run_id(run)?, name, description, &tags, WallClock.now_ms())?;
+            let snapshot = store.create_snapshot(run_id(store.as_ref(), run)?, name, description, &tags, WallClock.now_ms())?;
             report(cli, json!({ "run_id": snapshot.run_id, "name": snapshot.name, "seq": snapshot.seq, "record_hash": snapshot.record_hash, "tags": snapshot.tags }), &format!("snapshot {:?} of run {} at seq {}", snapshot.name, snapshot.run_id, snapshot.seq));
         }
         Command::Snapshot(SnapshotCommand::List { run, tag, limit }) => {
             check_limit(*limit, store.as_ref())?;
-            let filter = SnapshotFilter { run_id: run.as_deref().map(run_id).transpose()?, tag: tag.clone(), name_contains: None };
+            let filter = SnapshotFilter { run_id: run.as_deref().map(|r| run_id(store.as_ref(), r)).transpose()?, tag: tag.clone(), name_contains: None };
             let snapshots = store.list_snapshots(&filter, *limit)?;
             if cli.json {
                 print_json(&Value::Array(snapshots.iter().map(|s| json!({ "run_id": s.run_id, "name": s.name, "seq": s.seq, "record_hash": s.record_hash, "description": s.description, "tags": s.tags, "created_at": time(s.created_at_ms) })).collect()));
@@ -272,7 +360,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             }
         }
         Command::Fork(args) => {
-            let run = run_id(&args.run)?;
+            let run = run_id(store.as_ref(), &args.run)?;
             let seq = match (&args.at, &args.snapshot) {
                 (Some(seq), _) => *seq,
                 (None, Some(name)) => store.snapshot(run, name)?.seq,
@@ -290,9 +378,9 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
                     if cli.json {
                         print_json(&json!({ "ok": false, "runs": checked.runs, "records": checked.records, "orphaned_inboxes": orphans }));
                     } else {
-                        println!("FAIL: {} inboxes hold events no run can ever consume (the run that could wait on the key no longer does):", orphans.len());
+                        crate::out!("FAIL: {} inboxes hold events no run can ever consume (the run that could wait on the key no longer does):", orphans.len());
                         for (key, events) in &checked.orphaned_inboxes {
-                            println!("  {key}: {events} events");
+                            crate::out!("  {key}: {events} events");
                         }
                     }
                     return Ok(ExitCode::FAILURE);
@@ -302,7 +390,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
                     if cli.json {
                         print_json(&json!({ "ok": false, "error": e.to_string() }));
                     } else {
-                        println!("FAIL: {e}");
+                        crate::out!("FAIL: {e}");
                     }
                     return Ok(ExitCode::FAILURE);
                 }
@@ -314,11 +402,11 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             let events = store.feed_head()?;
             let inbox_keys = store.inbox_keys(None, store.limits().read_items_max)?.len();
             if cli.json {
-                print_json(&json!({ "runs_by_status": counts, "events": events, "inbox_keys": inbox_keys, "fsyncs": store.fsyncs(), "db": cli.db }));
+                print_json(&json!({ "runs_by_status": counts, "events": events, "inbox_keys": inbox_keys, "fsyncs": store.fsyncs(), "db": cli.db() }));
             } else {
                 let rows: Vec<Vec<String>> = counts.iter().map(|(s, n)| vec![s.clone(), n.to_string()]).collect();
                 table(&["STATUS", "RUNS"], &rows);
-                println!("events in feed: {events}; wait_keys with queued events: {inbox_keys}");
+                crate::out!("events in feed: {events}; wait_keys with queued events: {inbox_keys}");
             }
         }
     }
@@ -329,7 +417,7 @@ fn report(cli: &Cli, value: Value, text: &str) {
     if cli.json {
         print_json(&value);
     } else {
-        println!("{text}");
+        crate::out!("{text}");
     }
 }
 
@@ -361,7 +449,7 @@ fn all_records(engine: &Engine, run: RunId) -> Result<Vec<Record>> {
     }
 }
 
-fn verify_runs(cli: &Cli, engine: &Engine, runs: &[RunId]) -> Result<ExitCode> {
+fn verify_runs(cli: &Cli, engine: &Engine, runs: &[RunId], verbose: bool) -> Result<ExitCode> {
     let mut results = Vec::new();
     let mut failed = false;
     for run in runs {
@@ -374,7 +462,7 @@ fn verify_runs(cli: &Cli, engine: &Engine, runs: &[RunId]) -> Result<ExitCode> {
             }
         }
     }
-    print_verification(cli, &results);
+    print_verification(cli, &results, verbose);
     Ok(if failed {
         ExitCode::FAILURE
     } else {
@@ -395,27 +483,42 @@ fn failing_seq(error: &ledgerflow_kernel::Error) -> Option<u64> {
     }
 }
 
-fn print_verification(cli: &Cli, results: &[Value]) {
+/// Prints what a verification found: a summary and every failure, and with `verbose` a
+/// line (or, with `--json`, an entry under `runs`) for every run.
+fn print_verification(cli: &Cli, results: &[Value], verbose: bool) {
+    let failures: Vec<&Value> = results.iter().filter(|r| r["ok"] != json!(true)).collect();
+    let records: u64 = results.iter().filter_map(|r| r["records"].as_u64()).sum();
     if cli.json {
-        let ok = results.iter().all(|r| r["ok"] == json!(true));
-        print_json(&json!({ "ok": ok, "runs": results }));
+        let mut summary = json!({
+            "ok": failures.is_empty(),
+            "runs_verified": results.len(),
+            "runs_failed": failures.len(),
+            "records": records,
+            "failures": failures,
+        });
+        if verbose {
+            summary["runs"] = Value::Array(results.to_vec());
+        }
+        print_json(&summary);
         return;
     }
     for r in results {
         if r["ok"] == json!(true) {
-            println!(
-                "ok    run {}: {} records, head {}",
-                str_of(&r["run_id"]),
-                r["records"],
-                str_of(&r["head"])
-            );
+            if verbose {
+                crate::out!(
+                    "ok    run {}: {} records, head {}",
+                    str_of(&r["run_id"]),
+                    r["records"],
+                    str_of(&r["head"])
+                );
+            }
         } else {
             let seq = if r["seq"].is_null() {
                 "?".to_owned()
             } else {
                 r["seq"].to_string()
             };
-            println!(
+            crate::out!(
                 "FAIL  run {} seq {}: {}",
                 str_of(&r["run_id"]),
                 seq,
@@ -423,7 +526,24 @@ fn print_verification(cli: &Cli, results: &[Value]) {
             );
         }
     }
+    let verdict = if failures.is_empty() { "ok" } else { "FAIL" };
+    crate::out!(
+        "{verdict}: {} runs verified ({records} records), {} failed",
+        results.len(),
+        failures.len()
+    );
 }
+
+/// `text` cut to `max` characters, with `…` where it was cut.
+fn truncated(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// The most characters of a record's body `ledger show` prints in its table.
+const BODY_CHARS_MAX: usize = 80;
 
 fn str_of(value: &Value) -> String {
     value
@@ -431,7 +551,7 @@ fn str_of(value: &Value) -> String {
         .map_or_else(|| value.to_string(), str::to_owned)
 }
 
-fn verify_file(cli: &Cli, path: &std::path::Path) -> Result<ExitCode> {
+fn verify_file(cli: &Cli, path: &std::path::Path, verbose: bool) -> Result<ExitCode> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let records = import_jsonl(BufReader::new(file))
         .with_context(|| format!("reading {}", path.display()))?;
@@ -456,7 +576,7 @@ fn verify_file(cli: &Cli, path: &std::path::Path) -> Result<ExitCode> {
     if results.is_empty() {
         bail!("{} holds no records", path.display());
     }
-    print_verification(cli, &results);
+    print_verification(cli, &results, verbose);
     Ok(if failed {
         ExitCode::FAILURE
     } else {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod commands;
+mod errors;
 mod output;
 
 use std::path::PathBuf;
@@ -14,9 +15,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "ledgerflow", version, about)]
 struct Cli {
-    /// The store directory.
-    #[arg(long, global = true, default_value = "ledgerflow-data")]
-    db: PathBuf,
+    /// The store directory [default: ledgerflow-data].
+    #[arg(long, global = true)]
+    db: Option<PathBuf>,
     /// Print one JSON document on stdout instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -39,17 +40,15 @@ enum Command {
     Emit {
         /// The wait_key.
         wait_key: String,
-        /// The event, as JSON.
-        #[arg(long)]
-        payload: String,
+        #[command(flatten)]
+        payload: PayloadArgs,
     },
-    /// Answer the wait of a run, whatever its key.
+    /// Answer a run that waits for a person (ask_user) or an event (wait_event).
     Respond {
-        /// The run id.
+        /// The run id (or an unambiguous prefix of it).
         run: String,
-        /// The answer, as JSON.
-        #[arg(long)]
-        payload: String,
+        #[command(flatten)]
+        payload: PayloadArgs,
     },
     /// Pause a run: no step runs until it is unpaused.
     Pause {
@@ -82,9 +81,30 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// A JSON payload: on the command line, or from a file (`-` for standard input).
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct PayloadArgs {
+    /// The JSON, on the command line.
+    #[arg(long)]
+    payload: Option<String>,
+    /// Read the JSON from this file; `-` reads standard input.
+    #[arg(long)]
+    payload_file: Option<PathBuf>,
+}
+
+/// Which runs a listing shows first, by creation time.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    /// The most recently created first.
+    Newest,
+    /// The first created first.
+    Oldest,
+}
+
 #[derive(Subcommand, Debug)]
 enum RunsCommand {
-    /// List runs, newest index order, a page at a time.
+    /// List runs by creation time (newest first by default), a page at a time.
     List {
         /// Only runs with this status (running, waiting, completed, failed, cancelled).
         #[arg(long)]
@@ -92,6 +112,16 @@ enum RunsCommand {
         /// Only runs of this workflow id.
         #[arg(long)]
         workflow: Option<String>,
+        /// Which runs come first.
+        #[arg(long, value_enum, default_value = "newest")]
+        order: Order,
+        /// Only runs created at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z,
+        /// or milliseconds since the Unix epoch).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only runs created at or before this time (same forms as --since).
+        #[arg(long)]
+        until: Option<String>,
         /// Page size.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -101,7 +131,7 @@ enum RunsCommand {
     },
     /// Show one run's state.
     Show {
-        /// The run id.
+        /// The run id (or an unambiguous prefix of it).
         run: String,
     },
 }
@@ -113,7 +143,7 @@ enum LedgerCommand {
         /// The run id.
         run: String,
     },
-    /// Verify chains (exit 1 on the first bad record of any run).
+    /// Verify chains: a summary and the failures (exit 1 if any run fails).
     Verify(VerifyArgs),
     /// Export records as JSONL (docs/ledger-format.md).
     Export(ExportArgs),
@@ -130,6 +160,9 @@ struct VerifyArgs {
     /// Verify a JSONL export, without a store.
     #[arg(long, conflicts_with = "all")]
     file: Option<PathBuf>,
+    /// Print a line for every run verified, not only the failures.
+    #[arg(long)]
+    verbose: bool,
 }
 
 #[derive(Args, Debug)]
@@ -206,10 +239,41 @@ struct ForkArgs {
     snapshot: Option<String>,
 }
 
+impl Cli {
+    /// The store directory: `--db`, or `ledgerflow-data`.
+    fn db(&self) -> PathBuf {
+        self.db
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("ledgerflow-data"))
+    }
+}
+
+/// Exit statuses (docs/operations.md): 0 done; 1 failed (an error, a verification or check
+/// that failed); 2 the command line was wrong; 141 stdout was closed (a pipe whose reader
+/// stopped). With `--json`, an error is one JSON object on stderr:
+/// `{"error": {"code": "...", "message": "..."}}`, `code` one of the stable names of
+/// [`errors::code`].
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let json = std::env::args().any(|arg| arg == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version: not errors.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if json => {
+            errors::print_json("usage", &e.to_string());
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     match commands::run(cli) {
         Ok(code) => code,
+        Err(e) if json => {
+            errors::print_json(errors::code(&e), &format!("{e:#}"));
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

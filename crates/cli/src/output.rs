@@ -1,8 +1,36 @@
-//! How the command prints: JSON documents for `--json`, aligned tables for people.
+//! How the command prints: JSON documents for `--json`, aligned tables for people, and
+//! every line through [`line`], which ends the process quietly when stdout is closed.
 
 use chrono::{TimeZone, Utc};
 use ledgerflow_kernel::{Record, RunState};
 use serde_json::{json, Value};
+
+/// The exit status when stdout is closed under us (`ledgerflow runs list | head -1`):
+/// 128 + SIGPIPE, what a Unix tool killed by SIGPIPE reports.
+pub const EXIT_STDOUT_CLOSED: i32 = 141;
+
+/// Writes one line to stdout. When the reader has gone away (a closed pipe), the process
+/// ends at once, quietly, with [`EXIT_STDOUT_CLOSED`], as other Unix tools do; any other
+/// write error ends it with a one-line message and status 1.
+pub fn line(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(EXIT_STDOUT_CLOSED);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`line`].
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
 
 /// Milliseconds since the Unix epoch as RFC 3339 UTC text.
 pub fn time(at_ms: i64) -> String {
@@ -61,7 +89,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        crate::out!("{}", padded.join("  ").trim_end());
     };
     line(headers.iter().map(|h| (*h).to_owned()).collect());
     for row in rows {
@@ -71,7 +99,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
 
 /// Prints one JSON document.
 pub fn print_json(value: &Value) {
-    println!(
+    crate::out!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     );

@@ -272,7 +272,7 @@ fn verification_of_store_and_export_names_the_bad_record() {
         json!(true)
     );
     assert_eq!(
-        ok_json(&f.db, &["ledger", "verify", "--all"])["runs"]
+        ok_json(&f.db, &["ledger", "verify", "--all", "--verbose"])["runs"]
             .as_array()
             .map(Vec::len),
         Some(3)
@@ -352,4 +352,247 @@ fn bad_input_gets_one_clear_line_and_exit_code_1() {
     fails(&f.db.join("missing"), &["runs", "list"], "store missing");
     let usage = ledgerflow(&f.db, &["ledger", "verify"]);
     assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
+}
+
+/// A store with `runs` runs of `approve`, created one second apart (durability off while
+/// filling it; closed durably), waiting for an answer.
+fn store_of(runs: usize) -> (tempfile::TempDir, PathBuf, Vec<RunId>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db");
+    let config = ledgerflow_sled::SledConfig {
+        durability: ledgerflow_sled::Durability::None,
+        ..Default::default()
+    };
+    let store = Arc::new(SledStore::open_with(&db, config).expect("create"));
+    let clock = ManualClock::new(1_700_000_000_000);
+    let engine = Engine::new(
+        Arc::clone(&store) as Arc<dyn Store>,
+        Arc::new(clock.clone()),
+    );
+    engine.register(
+        WorkflowSpec::builder("approve", 1)
+            .node("ask", |_: &mut StepContext<'_>| {
+                StepPlan::effect(Effect::ask_user("Ship it?", &["yes", "no"]).result_key("answer"))
+                    .then_next("done")
+            })
+            .node("done", |ctx: &mut StepContext<'_>| {
+                StepPlan::complete(ctx.var("answer").cloned().unwrap_or_default())
+            })
+            .entry("ask")
+            .build()
+            .expect("spec"),
+    );
+    let ids = (0..runs)
+        .map(|i| {
+            clock.set_ms(1_700_000_000_000 + 1_000 * i as i64);
+            let run = engine
+                .start(("approve", 1), json!({ "n": i, "note": "x".repeat(200) }))
+                .expect("start");
+            engine.tick(run).expect("tick");
+            run
+        })
+        .collect();
+    drop(engine);
+    store.close().expect("close");
+    (dir, db, ids)
+}
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    let (_dir, db, _) = store_of(400);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ledgerflow"))
+        .arg("--db")
+        .arg(&db)
+        .args(["--json", "runs", "list", "--limit", "400"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take()); // the reader goes away, as `| head -1` does
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "quiet: {stderr}");
+    assert_eq!(out.status.code(), Some(141), "as if killed by SIGPIPE");
+}
+
+#[test]
+fn runs_list_is_newest_first_with_order_time_filters_and_prefixes() {
+    let (_dir, db, ids) = store_of(5);
+    let listed = |args: &[&str]| -> Vec<String> {
+        let mut full = vec!["runs", "list"];
+        full.extend_from_slice(args);
+        ok_json(&db, &full)["runs"]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .map(|r| r["run_id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let as_text = |ids: &[RunId]| ids.iter().map(RunId::to_string).collect::<Vec<_>>();
+    let mut newest = ids.clone();
+    newest.reverse();
+    assert_eq!(listed(&[]), as_text(&newest), "newest first by default");
+    assert_eq!(listed(&["--order", "oldest"]), as_text(&ids));
+    // Paging keeps the order.
+    let page = ok_json(&db, &["runs", "list", "--limit", "2"]);
+    let cursor = page["next_cursor"].as_str().expect("more").to_owned();
+    assert_eq!(
+        listed(&["--limit", "2", "--cursor", &cursor]),
+        as_text(&newest[2..4])
+    );
+    // Created at 1_700_000_001_000 ..= 1_700_000_003_000: runs 1, 2, 3.
+    assert_eq!(
+        listed(&[
+            "--since",
+            "1700000001000",
+            "--until",
+            "2023-11-14T22:13:23Z"
+        ]),
+        as_text(&[ids[3], ids[2], ids[1]])
+    );
+    fails(
+        &db,
+        &["runs", "list", "--since", "yesterday"],
+        "not an RFC 3339 time",
+    );
+    // A run id prefix that names one run.
+    let full = ids[0].to_string();
+    let shown = ok_json(&db, &["runs", "show", &full[..8]]);
+    assert_eq!(shown["run_id"], json!(full));
+    fails(&db, &["runs", "show", "ab"], "invalid run id");
+    let unknown = if full.starts_with('0') {
+        "ffffffff"
+    } else {
+        "00000000"
+    };
+    fails(&db, &["runs", "show", unknown], "no run id starts with");
+}
+
+#[test]
+fn payloads_come_from_files_or_stdin() {
+    let f = fixture();
+    let file = f.db.with_extension("answer.json");
+    std::fs::write(&file, "\"yes\"").expect("write");
+    let answered = ok_json(
+        &f.db,
+        &[
+            "respond",
+            &f.asking.to_string(),
+            "--payload-file",
+            file.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(answered["status"], json!("running"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ledgerflow"))
+        .arg("--db")
+        .arg(&f.db)
+        .args(["--json", "emit", "evt-c", "--payload-file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(br#"{"from": "stdin"}"#).expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let delivered: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(delivered["delivered"], json!("resumed"));
+    assert_eq!(delivered["run_id"], json!(f.waiting_event.to_string()));
+    fails(
+        &f.db,
+        &["emit", "k", "--payload-file", "/nonexistent/p.json"],
+        "reading the payload",
+    );
+    fails(
+        &f.db,
+        &["emit", "k", "--payload", "{not json"],
+        "invalid JSON payload in --payload",
+    );
+    let usage = ledgerflow(
+        &f.db,
+        &["emit", "k", "--payload", "1", "--payload-file", "-"],
+    );
+    assert_eq!(usage.status.code(), Some(2), "one or the other");
+}
+
+#[test]
+fn json_errors_are_one_object_with_a_stable_code() {
+    let f = fixture();
+    let json_error = |args: &[&str], code: &str, exit: i32| {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        let out = ledgerflow(&f.db, &full);
+        assert_eq!(out.status.code(), Some(exit), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        let error: Value = serde_json::from_str(stderr.trim_end()).expect("one JSON object");
+        assert_eq!(error["error"]["code"], json!(code), "{stderr}");
+        assert!(error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    };
+    json_error(
+        &["runs", "show", &RunId::new_v4().to_string()],
+        "not_found",
+        1,
+    );
+    json_error(
+        &["respond", &f.done.to_string(), "--payload", "1"],
+        "invalid_state",
+        1,
+    );
+    json_error(
+        &["runs", "list", "--status", "sleeping"],
+        "invalid_input",
+        1,
+    );
+    json_error(&["emit", "k", "--payload", "{"], "invalid_input", 1);
+    json_error(&["ledger", "verify"], "usage", 2);
+    json_error(&["bench", "steps", "--db", "x"], "invalid_input", 1);
+    let out = ledgerflow(&f.db.join("missing"), &["--json", "runs", "list"]);
+    let error: Value = serde_json::from_slice(&out.stderr).expect("json");
+    assert_eq!(error["error"]["code"], json!("missing"));
+}
+
+#[test]
+fn tables_messages_and_summaries_read_well() {
+    let f = fixture();
+    let shown = ledgerflow(&f.db, &["ledger", "show", &f.asking.to_string()]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.lines().next().is_some_and(|h| h.contains("BODY")),
+        "{text}"
+    );
+    assert!(text.contains("\"amount\":5"), "record bodies shown: {text}");
+    let verified = ledgerflow(&f.db, &["ledger", "verify", "--all"]);
+    assert!(verified.status.success());
+    let text = String::from_utf8_lossy(&verified.stdout);
+    assert_eq!(text.lines().count(), 1, "a summary only: {text}");
+    assert!(text.starts_with("ok: 3 runs verified"), "{text}");
+    let verbose = ledgerflow(&f.db, &["ledger", "verify", "--all", "--verbose"]);
+    assert_eq!(String::from_utf8_lossy(&verbose.stdout).lines().count(), 4);
+    fails(
+        &f.db,
+        &["snapshot", "create", &f.asking.to_string(), ""],
+        "the name given is empty",
+    );
+    fails(
+        &f.db,
+        &["bench", "steps", "--db", "elsewhere"],
+        "give --bench-db DIR",
+    );
+    std::fs::write(f.db.join("conf"), [0xff, 0xfe, 0x00, 0x80]).expect("damage conf");
+    let damaged = std::fs::read(f.db.join("conf")).expect("conf");
+    fails(&f.db, &["runs", "list"], "store corrupt");
+    fails(&f.db, &["runs", "list"], "settings file is damaged");
+    assert_eq!(
+        std::fs::read(f.db.join("conf")).expect("conf"),
+        damaged,
+        "the damaged file is left as it was, for the operator"
+    );
+    std::fs::write(f.db.join("conf"), vec![0xffu8; 64]).expect("damage conf");
+    fails(&f.db, &["runs", "list"], "checksum does not match");
 }

@@ -707,6 +707,32 @@ pub fn workflow_time_and_count_indexes(store: &dyn Store) {
         .runs_by_time(TimeField::Created, 150, 350, Some(created[0]), 10)
         .expect("scan");
     assert_eq!(next, vec![created[1]]);
+    let newest = store
+        .runs_by_time_desc(TimeField::Created, 150, 350, None, 10)
+        .expect("scan");
+    assert_eq!(newest, vec![(300, a1b.run_id), (200, a2.run_id)]);
+    let older = store
+        .runs_by_time_desc(TimeField::Created, 150, 350, Some(newest[0]), 10)
+        .expect("scan");
+    assert_eq!(older, vec![newest[1]]);
+    let all_newest = store
+        .runs_by_time_desc(TimeField::Created, i64::MIN, i64::MAX, None, 10)
+        .expect("scan");
+    let mut all_oldest = store
+        .runs_by_time(TimeField::Created, i64::MIN, i64::MAX, None, 10)
+        .expect("scan");
+    all_oldest.reverse();
+    assert_eq!(
+        all_newest, all_oldest,
+        "the same entries, the other way round"
+    );
+    assert_eq!(
+        store
+            .runs_by_time_desc(TimeField::Created, 150, 350, None, 1)
+            .expect("scan"),
+        vec![(300, a1b.run_id)],
+        "the limit holds"
+    );
 
     // Move a1 forward: it leaves its old place in the updated index.
     let (moved, records) = append(

@@ -1852,6 +1852,17 @@ impl Engine {
                     .map(|(at, id)| Position::Timed(at, id))
                     .collect()
             }
+            Plan::TimeDesc(field, from, to) => {
+                let before = match after {
+                    Some(Position::Timed(at, id)) => Some((at, id)),
+                    _ => None,
+                };
+                self.store
+                    .runs_by_time_desc(*field, *from, *to, before, limit)?
+                    .into_iter()
+                    .map(|(at, id)| Position::Timed(at, id))
+                    .collect()
+            }
         })
     }
 

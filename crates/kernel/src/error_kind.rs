@@ -56,9 +56,11 @@ impl ErrorKind {
     }
 }
 
-impl std::fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl ErrorKind {
+    /// The kind's stable snake_case name (`conflict`, `not_found`, …): what the command
+    /// line prints as an error's `code` under `--json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             ErrorKind::Conflict => "conflict",
             ErrorKind::NotFound => "not_found",
             ErrorKind::InvalidInput => "invalid_input",
@@ -73,6 +75,12 @@ impl std::fmt::Display for ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Internal => "internal",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

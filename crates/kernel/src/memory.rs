@@ -457,6 +457,33 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn runs_by_time_desc(
+        &self,
+        field: TimeField,
+        from_ms: i64,
+        to_ms: i64,
+        before: Option<(i64, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, RunId)>, Error> {
+        self.check_limit(limit)?;
+        let inner = self.lock();
+        let index = match field {
+            TimeField::Created => &inner.by_created,
+            TimeField::Updated => &inner.by_updated,
+        };
+        let high = match before {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Included((to_ms, RunId::from_bytes([0xff; 16]))),
+        };
+        Ok(index
+            .range((Bound::Unbounded, high))
+            .rev()
+            .take_while(|(at, _)| *at >= from_ms)
+            .take(limit)
+            .copied()
+            .collect())
+    }
+
     fn count_by_status(&self) -> Result<Vec<(RunStatus, u64)>, Error> {
         let inner = self.lock();
         Ok(inner

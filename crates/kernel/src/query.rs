@@ -19,6 +19,10 @@ pub struct RunQuery {
     pub created_ms: Option<(i64, i64)>,
     /// Only runs last changed in this range (inclusive).
     pub updated_ms: Option<(i64, i64)>,
+    /// List by creation time, newest first: answered from the created-time index (in
+    /// `created_ms`, or all of it), the other filters applied to each run read. Without
+    /// it, the most selective index answers, in its own order.
+    pub newest_first: bool,
 }
 
 /// One page of a query.
@@ -53,7 +57,10 @@ impl RunQuery {
 
     /// The index that answers the query, most selective first.
     pub(crate) fn plan(&self) -> Plan {
-        if let Some(parent) = self.parent {
+        if self.newest_first {
+            let (from, to) = self.created_ms.unwrap_or((i64::MIN, i64::MAX));
+            Plan::TimeDesc(TimeField::Created, from, to)
+        } else if let Some(parent) = self.parent {
             Plan::Children(parent)
         } else if let Some(workflow_id) = &self.workflow_id {
             Plan::Workflow(workflow_id.clone(), self.version)
@@ -76,6 +83,8 @@ pub(crate) enum Plan {
     Workflow(String, Option<u32>),
     Status(RunStatus),
     Time(TimeField, i64, i64),
+    /// A time index, newest first.
+    TimeDesc(TimeField, i64, i64),
     All,
 }
 
@@ -95,6 +104,8 @@ impl Plan {
             Plan::Status(_) => "s",
             Plan::Time(TimeField::Created, ..) => "tc",
             Plan::Time(TimeField::Updated, ..) => "tu",
+            Plan::TimeDesc(TimeField::Created, ..) => "dc",
+            Plan::TimeDesc(TimeField::Updated, ..) => "du",
             Plan::All => "a",
         }
     }
@@ -137,7 +148,7 @@ impl Plan {
             Plan::Workflow(..) => rest
                 .split_once('.')
                 .and_then(|(v, id)| Some(Position::Versioned(v.parse().ok()?, id.parse().ok()?))),
-            Plan::Time(..) => rest
+            Plan::Time(..) | Plan::TimeDesc(..) => rest
                 .split_once('.')
                 .and_then(|(at, id)| Some(Position::Timed(at.parse().ok()?, id.parse().ok()?))),
         };

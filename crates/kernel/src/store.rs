@@ -77,6 +77,9 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A request the store refuses as given (an empty snapshot name, …).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// A named object (snapshot, artifact) does not exist.
     #[error("not found: {0}")]
     NotFound(String),
@@ -110,7 +113,7 @@ impl Error {
             }
             Error::InvalidCommit { .. } => K::Internal,
             Error::NotFound(_) => K::NotFound,
-            Error::AlreadyExists(_) => K::InvalidInput,
+            Error::AlreadyExists(_) | Error::InvalidInput(_) => K::InvalidInput,
             Error::Corrupt(_) => K::Corrupt,
             Error::Missing(_) => K::Missing,
             Error::Io(_) => K::Io,
@@ -449,6 +452,17 @@ pub trait Store: Send + Sync {
         from_ms: i64,
         to_ms: i64,
         after: Option<(i64, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, RunId)>, Error>;
+
+    /// [`Store::runs_by_time`] newest first: up to `limit` runs whose `field` time is in
+    /// `from_ms..=to_ms`, in descending (time, run id) order, before `before` if given.
+    fn runs_by_time_desc(
+        &self,
+        field: TimeField,
+        from_ms: i64,
+        to_ms: i64,
+        before: Option<(i64, RunId)>,
         limit: usize,
     ) -> Result<Vec<(i64, RunId)>, Error>;
 

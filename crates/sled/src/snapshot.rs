@@ -52,9 +52,14 @@ impl SledStore {
         created_at_ms: i64,
     ) -> Result<Snapshot, Error> {
         self.check_writable()?;
-        if name.is_empty() || name.len() > NAME_BYTES_MAX {
+        if name.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "a snapshot needs a name of 1 to {NAME_BYTES_MAX} bytes; the name given is empty"
+            )));
+        }
+        if name.len() > NAME_BYTES_MAX {
             return Err(Error::ValueTooLarge {
-                what: format!("snapshot name {name:?} (must be 1..={NAME_BYTES_MAX} bytes)"),
+                what: format!("snapshot name {name:?}"),
                 bytes: name.len(),
                 max: NAME_BYTES_MAX,
             });

@@ -190,8 +190,39 @@ fn sled_err(e: sled::Error) -> Error {
 /// file lock: a store dropped a moment ago releases it from a background thread.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
+/// Checks sled's settings file `conf` (its text, then a little-endian CRC-32 of it)
+/// before sled opens the store: sled silently rewrites a `conf` of 8 bytes or less and
+/// only warns on a bad checksum, which would change a store an operator only wanted to
+/// inspect and hide the damage. A missing `conf` is left to the caller.
+fn check_conf(dir: &Path) -> Result<(), Error> {
+    let path = dir.join("conf");
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(&format!("reading {}", path.display()), e)),
+    };
+    let damaged = |what: &str| {
+        Error::Corrupt(format!(
+            "{}: sled's settings file is damaged ({what}); nothing was changed. \
+             Restore the store directory from a backup (docs/operations.md)",
+            path.display()
+        ))
+    };
+    if bytes.len() <= 8 {
+        return Err(damaged(&format!("{} bytes, too short", bytes.len())));
+    }
+    let (text, crc) = bytes.split_at(bytes.len() - 4);
+    let mut stored = [0u8; 4];
+    stored.copy_from_slice(crc);
+    if crc32fast::hash(text) != u32::from_le_bytes(stored) {
+        return Err(damaged("its checksum does not match"));
+    }
+    Ok(())
+}
+
 /// Opens sled in `dir`, waiting up to [`LOCK_WAIT`] for its file lock.
 fn open_db(dir: &Path, config: &SledConfig, where_: &str) -> Result<sled::Db, Error> {
+    check_conf(dir)?;
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         let opened = no_panic(where_, || {
@@ -214,6 +245,13 @@ fn open_db(dir: &Path, config: &SledConfig, where_: &str) -> Result<sled::Db, Er
                         ))
                     }
                     sled::Error::Io(io_err) => Error::Io(format!("{where_}: {io_err}")),
+                    // sled reads its settings from `conf` first; what it cannot read there
+                    // it reports as "unsupported" (e.g. "created using a sled version
+                    // earlier than 0.29" for a damaged file).
+                    sled::Error::Unsupported(message) => Error::Corrupt(format!(
+                        "{where_}: the settings file {} is damaged or not sled's: {message}",
+                        dir.join("conf").display()
+                    )),
                     other => Error::Corrupt(format!("{where_}: {other}")),
                 })
         });
@@ -1234,6 +1272,38 @@ impl Store for SledStore {
         let end = keys::timer(to_ms, RunId::from_bytes([0xff; 16])).to_vec();
         tree.range(start..=end)
             .take(limit)
+            .map(|item| keys::decode_timer(&item.map_err(sled_err)?.0))
+            .collect()
+    }
+
+    fn runs_by_time_desc(
+        &self,
+        field: TimeField,
+        from_ms: i64,
+        to_ms: i64,
+        before: Option<(i64, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, RunId)>, Error> {
+        self.check_limit(limit)?;
+        let tree = match field {
+            TimeField::Created => &self.trees.by_created,
+            TimeField::Updated => &self.trees.by_updated,
+        };
+        let start = keys::timer(from_ms, RunId::from_bytes([0; 16])).to_vec();
+        let items: Vec<_> = match before {
+            Some((at, id)) => tree
+                .range(start..keys::timer(at, id).to_vec())
+                .rev()
+                .take(limit)
+                .collect(),
+            None => tree
+                .range(start..=keys::timer(to_ms, RunId::from_bytes([0xff; 16])).to_vec())
+                .rev()
+                .take(limit)
+                .collect(),
+        };
+        items
+            .into_iter()
             .map(|item| keys::decode_timer(&item.map_err(sled_err)?.0))
             .collect()
     }

@@ -144,6 +144,10 @@ fn snapshot_names_are_unique_and_bounded() {
     ));
     assert!(matches!(
         store.create_snapshot(run, "", "", &[], T0),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        store.create_snapshot(run, &"n".repeat(129), "", &[], T0),
         Err(Error::ValueTooLarge { .. })
     ));
     assert!(matches!(
