@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ledgerflow::{
-    Effect, EffectCall, EffectOutcome, RunStatus, ScheduledRuntime, StepContext, StepPlan,
-    WorkflowSpec,
+    Effect, EffectCall, EffectOutcome, RunStatus, StepContext, StepPlan, WorkflowSpec,
 };
 use serde_json::{json, Value};
 
@@ -99,14 +98,16 @@ fn agent() -> Result<WorkflowSpec, ledgerflow::SpecError> {
         .build()
 }
 
+mod common;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let runtime = ScheduledRuntime::in_memory()?;
-    runtime.register(agent()?);
-    runtime.engine().register_effect("llm_call", model)?;
     let refunds = Arc::new(Mutex::new(HashMap::new()));
-    runtime
-        .engine()
-        .register_effect("tool_calls", tools(Arc::clone(&refunds)))?;
+    let (builder, dir) = common::runtime("agent_loop");
+    let runtime = builder
+        .register(agent()?)
+        .register_effect("llm_call", model)
+        .register_effect("tool_calls", tools(Arc::clone(&refunds)))
+        .start()?;
 
     let run = runtime.run(
         ("support-agent", 1),
@@ -152,6 +153,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         refunds.len()
     );
     runtime.stop()?;
+    common::print_how_to_look(dir.as_ref());
     if done.status != RunStatus::Completed || refunds.len() != 1 {
         return Err("the agent should complete with exactly one refund".into());
     }

@@ -6,12 +6,21 @@
 use std::sync::Arc;
 
 use ledgerflow::ledger::{export_jsonl, import_jsonl, verify_chain};
-use ledgerflow::{Effect, Engine, MemoryStore, StepContext, StepPlan, SystemClock, WorkflowSpec};
+use ledgerflow::{
+    Effect, Engine, MemoryStore, SledStore, StepContext, StepPlan, Store, SystemClock, WorkflowSpec,
+};
 use serde_json::json;
 
+mod common;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = common::store_dir("auditor");
+    let store: Arc<dyn Store> = match &dir {
+        Some(dir) => Arc::new(SledStore::open(dir)?),
+        None => Arc::new(MemoryStore::new()),
+    };
     // A small run to audit: a loan decision with a human approval.
-    let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock));
+    let engine = Engine::new(Arc::clone(&store), Arc::new(SystemClock));
     engine.register(
         WorkflowSpec::builder("loan", 1)
             .node("score", |ctx: &mut StepContext<'_>| {
@@ -75,6 +84,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             e.run_id, e.seq, e.fault
         ),
     }
-    println!("\nan auditor can check the same thing without Rust: python3 tools/ledger_verify.py verify EXPORT.jsonl");
+    println!("\nan auditor can check the same thing without Rust (pip install blake3 first):");
+    println!("  python3 tools/ledger_verify.py verify EXPORT.jsonl");
+    store.close()?;
+    common::print_how_to_look(dir.as_ref());
     Ok(())
 }

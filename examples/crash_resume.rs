@@ -12,6 +12,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use ledgerflow::{
     Effect, EffectCall, EffectOutcome, Engine, RunId, RunStatus, ScheduledRuntime, SledStore,
     StepContext, StepPlan, SystemClock, WorkflowSpec,
@@ -86,8 +88,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return child(Path::new(dir));
         }
     }
-    let dir = std::env::temp_dir().join(format!("ledgerflow-crash-example-{}", std::process::id()));
+    // A fresh directory each time (its call log counts this run's calls only), kept after
+    // for inspection.
+    let dir = Path::new("ledgerflow-examples").join("crash_resume");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
     std::fs::create_dir_all(&dir)?;
+    println!(
+        "store: the embedded sled store in ./{}",
+        dir.join("store").display()
+    );
     let mut process = Command::new(std::env::current_exe()?)
         .arg("--child")
         .arg(&dir)
@@ -111,12 +122,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("killed the first process (SIGKILL) in the middle of the run");
 
     let run: RunId = std::fs::read_to_string(dir.join("run_id"))?.parse()?;
-    let runtime = ScheduledRuntime::open(dir.join("store"))?;
-    runtime.register(workflow()?);
-    runtime.engine().register_effect(
-        "process_batch",
-        processor(dir.join("calls.log"), "second process"),
-    )?;
+    // Registered before the threads start: start-up recovery carries the run on at once.
+    let runtime = ScheduledRuntime::builder()
+        .sled(dir.join("store"))
+        .register(workflow()?)
+        .register_effect(
+            "process_batch",
+            processor(dir.join("calls.log"), "second process"),
+        )
+        .start()?;
     let state = runtime.engine().load(run)?;
     println!(
         "the second process finds run {run} {} after seq {}, batches done: {}",
@@ -140,8 +154,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     keys.dedup();
     println!("{total} calls, {} distinct keys: a repeated key is a batch the crash interrupted, run again with the same key", keys.len());
     runtime.stop()?;
-    drop(runtime);
-    std::fs::remove_dir_all(&dir)?;
+    common::print_how_to_look(Some(&dir.join("store")));
     if done.status != RunStatus::Completed || keys.len() as u64 != BATCHES {
         return Err("every batch should have run under exactly one key".into());
     }

@@ -15,6 +15,8 @@ use ledgerflow::{
 };
 use serde_json::{json, Value};
 
+mod common;
+
 fn approval_workflow() -> Result<WorkflowSpec, ledgerflow::SpecError> {
     WorkflowSpec::builder("expense-approval", 1)
         .node("request", |ctx: &mut StepContext<'_>| {
@@ -123,5 +125,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     engine.verify_run(run)?;
     println!("\nchain verified: {} records, head {}", head.seq, head.hash);
     println!("replay verified: replaying the ledger reproduces the stored run state");
+    common::print_how_to_look(Some(&std::path::PathBuf::from(&data_dir)));
     Ok(())
 }

@@ -6,9 +6,7 @@
 
 use std::time::Duration;
 
-use ledgerflow::{
-    Effect, RunStatus, ScheduledRuntime, StepContext, StepPlan, SubworkflowMode, WorkflowSpec,
-};
+use ledgerflow::{Effect, RunStatus, StepContext, StepPlan, SubworkflowMode, WorkflowSpec};
 use serde_json::{json, Value};
 
 const CITIES: [&str; 3] = ["Lisbon", "Osaka", "Quito"];
@@ -79,10 +77,11 @@ fn parent() -> Result<WorkflowSpec, ledgerflow::SpecError> {
         .build()
 }
 
+mod common;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let runtime = ScheduledRuntime::in_memory()?;
-    runtime.register(child()?);
-    runtime.register(parent()?);
+    let (builder, dir) = common::runtime("subworkflow");
+    let runtime = builder.register(child()?).register(parent()?).start()?;
     let run = runtime.run(("trip", 1), json!({}))?;
     let done = runtime.await_end(run.run_id, Duration::from_secs(10))?;
     let children = runtime.engine().store().children(run.run_id, None, 10)?;
@@ -98,6 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let output = done.output.clone().unwrap_or_default();
     println!("joined ({}): warmest is {}", done.status, output["warmest"]);
     runtime.stop()?;
+    common::print_how_to_look(dir.as_ref());
     if done.status != RunStatus::Completed || output["reports"].as_array().map(Vec::len) != Some(3)
     {
         return Err("the parent should join three reports".into());

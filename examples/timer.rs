@@ -2,11 +2,15 @@
 //! waits on a timer and exits; the second reopens the store, and its scheduler fires the
 //! timer (at once if it came due while nothing was running).
 //!
-//! Run it with `cargo run --example timer`.
+//! Run it with `cargo run --example timer`. It keeps its store in
+//! `./ledgerflow-examples/timer` (a restart needs a store on disk, so `--memory` does not
+//! apply).
 
 use std::time::Duration;
 
 use ledgerflow::{Effect, RunStatus, ScheduledRuntime, StepContext, StepPlan, WorkflowSpec};
+
+mod common;
 use serde_json::json;
 
 fn reminder() -> Result<WorkflowSpec, ledgerflow::SpecError> {
@@ -26,10 +30,13 @@ fn reminder() -> Result<WorkflowSpec, ledgerflow::SpecError> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::temp_dir().join(format!("ledgerflow-timer-example-{}", std::process::id()));
+    let dir = std::path::PathBuf::from("ledgerflow-examples").join("timer");
+    println!("store: the embedded sled store in ./{}", dir.display());
     let run_id = {
-        let runtime = ScheduledRuntime::open(&dir)?;
-        runtime.register(reminder()?);
+        let runtime = ScheduledRuntime::builder()
+            .sled(&dir)
+            .register(reminder()?)
+            .start()?;
         let run = runtime.run(("reminder", 1), json!({ "note": "stand up and stretch" }))?;
         let until = run
             .waiting
@@ -45,8 +52,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     std::thread::sleep(Duration::from_millis(700)); // the timer comes due while nothing runs
 
-    let runtime = ScheduledRuntime::open(&dir)?;
-    runtime.register(reminder()?);
+    // Workflows are registered before the threads start, so start-up recovery fires the
+    // overdue timer at once.
+    let runtime = ScheduledRuntime::builder()
+        .sled(&dir)
+        .register(reminder()?)
+        .start()?;
     println!("a new process opened the store; its scheduler finds the overdue timer");
     let done = runtime.await_end(run_id, Duration::from_secs(10))?;
     println!(
@@ -60,10 +71,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.timers_fired, stats.timer_lag_last_ms
     );
     runtime.stop()?;
-    drop(runtime);
-    std::fs::remove_dir_all(&dir)?;
-    if done.status != RunStatus::Completed {
-        return Err("the reminder did not complete".into());
+    common::print_how_to_look(Some(&dir));
+    if done.status != RunStatus::Completed || stats.timers_fired != 1 {
+        return Err("the reminder should complete, its timer fired once".into());
     }
     Ok(())
 }

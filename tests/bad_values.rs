@@ -170,6 +170,10 @@ fn respond_answers_people_and_events_not_children_or_timers() {
         .store()
         .children(run.run_id, None, 10)
         .expect("children")[0];
+    // The child runs on the workers: wait for it to ask.
+    runtime
+        .await_waiting(child_id, std::time::Duration::from_secs(30))
+        .expect("the child asks");
     runtime
         .respond(child_id, json!("yes"))
         .expect("the child asks a person");

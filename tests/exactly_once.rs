@@ -496,6 +496,16 @@ fn start_up_work_waits_for_workflows_registered_late() {
         let done = runtime.await_end(run, WAIT).expect("runs once registered");
         assert_eq!(done.output, Some(json!("rested")));
     }
+    // The worker counts the firing just after the commit that `await_end` saw.
+    let deadline = std::time::Instant::now() + WAIT;
+    while runtime.stats().timers_fired == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        runtime.stats().timers_fired,
+        1,
+        "a parked timer is counted when it fires"
+    );
     runtime.register(waiter_workflow());
     let done = runtime
         .await_end(waiter, WAIT)

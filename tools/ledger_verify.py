@@ -15,7 +15,12 @@ import sys
 import uuid
 from collections import OrderedDict
 
-from blake3 import blake3
+try:
+    from blake3 import blake3
+except ImportError:
+    sys.exit(
+        "ledger_verify.py needs the blake3 package: python3 -m pip install blake3"
+    )
 
 DOMAIN = b"ledgerflow.record.v1\x00"
 LINE_FORMAT = "ledgerflow.record.v1"

@@ -274,6 +274,15 @@ pub enum Delivered {
     Queued(u64),
 }
 
+/// What [`Engine::advance`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Advanced {
+    /// The run's state afterwards.
+    pub state: RunState,
+    /// The due time of the timer this call fired, if it fired one.
+    pub timer_fired_due_at_ms: Option<i64>,
+}
+
 /// The records of one run, read in bounded pages: see [`Engine::ledger`].
 pub struct LedgerReader<'a> {
     engine: &'a Engine,
@@ -706,22 +715,26 @@ impl Engine {
     /// Does whatever is due for the run now: consumes the oldest event queued for the key
     /// it waits on, fires its timer if due, and runs its steps. What a scheduler's worker
     /// calls for a run handed to it; a run with nothing to do is returned as it is.
-    pub fn advance(&self, run_id: RunId) -> Result<RunState, Error> {
+    pub fn advance(&self, run_id: RunId) -> Result<Advanced, Error> {
         let state = self.load(run_id)?;
+        let done = |state, timer_fired_due_at_ms| Advanced {
+            state,
+            timer_fired_due_at_ms,
+        };
         if state.status != RunStatus::Waiting {
-            return self.drive(state, false);
+            return Ok(done(self.drive(state, false)?, None));
         }
         let wait = state.waiting.as_ref();
         if let Some(wait_key) = wait.and_then(|w| w.wait_key.clone()) {
             if let Some(entry) = self.store.inbox(&wait_key, 1)?.into_iter().next() {
-                return self.consume_inbox(state, &wait_key, entry);
+                return Ok(done(self.consume_inbox(state, &wait_key, entry)?, None));
             }
         }
         match wait.and_then(|w| w.until_ms) {
             Some(due_at_ms) if due_at_ms <= self.clock.now_ms() => {
-                self.fire_timer_of(state, due_at_ms)
+                Ok(done(self.fire_timer_of(state, due_at_ms)?, Some(due_at_ms)))
             }
-            _ => Ok(state),
+            _ => Ok(done(state, None)),
         }
     }
 

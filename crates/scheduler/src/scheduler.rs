@@ -155,19 +155,13 @@ struct Counters {
 #[derive(Default)]
 struct Queue {
     order: VecDeque<RunId>,
-    /// Queued runs; `Some(due)` when the job was queued for a timer due then (for the
-    /// timer statistics; every job does whatever is due).
-    pending: HashMap<RunId, Option<i64>>,
+    /// Queued runs (each job does whatever is due for its run).
+    pending: HashSet<RunId>,
     owned: HashSet<RunId>,
-    again: HashMap<RunId, Option<i64>>,
+    again: HashSet<RunId>,
     /// Callers waiting to claim a run, by run: a worker does not pick such a run up again
     /// before them, so a caller is never starved by a run that keeps being requeued.
     wanted: HashMap<RunId, usize>,
-}
-
-/// What a queued run was queued for: the timer due time wins over a plain tick.
-fn merge(old: Option<i64>, new: Option<i64>) -> Option<i64> {
-    new.or(old)
 }
 
 /// Runs the workers leave alone until something changes: `parked` until their workflow is
@@ -228,15 +222,13 @@ impl Shared {
     /// Queues a job for `run_id`. With `block`, waits for room in the queue (the timer
     /// thread and `start_run`: backpressure); without, always accepts, so a thread that
     /// owns a run and hands work off (a worker) never waits on the queue it drains.
-    fn submit(&self, run_id: RunId, due: Option<i64>, block: bool) -> bool {
+    fn submit(&self, run_id: RunId, block: bool) -> bool {
         let mut queue = lock(&self.queue);
         if queue.owned.contains(&run_id) {
-            let parked = queue.again.remove(&run_id).flatten();
-            queue.again.insert(run_id, merge(parked, due));
+            queue.again.insert(run_id);
             return true;
         }
-        if let Some(queued) = queue.pending.get_mut(&run_id) {
-            *queued = merge(*queued, due);
+        if queue.pending.contains(&run_id) {
             return true;
         }
         while block && queue.order.len() >= self.config.ready_queue_max {
@@ -249,7 +241,7 @@ impl Shared {
                 .unwrap_or_else(|p| p.into_inner());
         }
         queue.order.push_back(run_id);
-        queue.pending.insert(run_id, due);
+        queue.pending.insert(run_id);
         self.work_ready.notify_one();
         true
     }
@@ -269,9 +261,9 @@ impl Shared {
             }
         }
         queue.owned.insert(run_id);
-        if let Some(due) = queue.pending.remove(&run_id) {
+        if queue.pending.remove(&run_id) {
             // Its queued job runs once the caller is done (the entry in `order` is skipped).
-            queue.again.insert(run_id, due);
+            queue.again.insert(run_id);
         }
         Owner {
             shared: self,
@@ -288,9 +280,9 @@ impl Shared {
             self.job_done.notify_all();
             return;
         }
-        if let Some(again) = queue.again.remove(&run_id) {
+        if queue.again.remove(&run_id) {
             queue.order.push_back(run_id);
-            queue.pending.insert(run_id, again);
+            queue.pending.insert(run_id);
             self.work_ready.notify_one();
         }
         self.job_done.notify_all();
@@ -328,29 +320,29 @@ impl Shared {
             runs
         };
         for run_id in runs {
-            self.submit(run_id, None, false);
+            self.submit(run_id, false);
         }
         self.wake_timers();
     }
 
     fn worker(&self) {
         loop {
-            let (run_id, due) = {
+            let run_id = {
                 let mut queue = lock(&self.queue);
                 loop {
                     if let Some(run_id) = queue.order.pop_front() {
                         // Skipped: a caller claimed it while it was queued.
-                        let Some(due) = queue.pending.remove(&run_id) else {
+                        if !queue.pending.remove(&run_id) {
                             continue;
-                        };
+                        }
                         // A caller is about to claim it: its job runs after the caller.
                         if queue.wanted.contains_key(&run_id) {
-                            queue.again.insert(run_id, due);
+                            queue.again.insert(run_id);
                             continue;
                         }
                         queue.owned.insert(run_id);
                         self.space_free.notify_one();
-                        break (run_id, due);
+                        break run_id;
                     }
                     if self.stopped() {
                         return;
@@ -361,7 +353,7 @@ impl Shared {
                         .unwrap_or_else(|p| p.into_inner());
                 }
             };
-            self.execute(run_id, due);
+            self.execute(run_id);
             self.release(run_id);
         }
     }
@@ -369,21 +361,19 @@ impl Shared {
     /// Advances the run (its steps, a due timer, a queued event), retrying lost races. A
     /// run whose workflow is not registered is parked until it is; one that fails
     /// otherwise is set aside until the next start (its timer and events stay stored).
-    fn execute(&self, run_id: RunId, due: Option<i64>) {
+    fn execute(&self, run_id: RunId) {
         let counters = &self.counters;
         for _ in 0..=self.config.conflict_retries_max {
             match self.engine.advance(run_id) {
-                Ok(state) => {
+                Ok(advanced) => {
                     counters.runs_ticked.fetch_add(1, Ordering::Relaxed);
-                    if let Some(due_at_ms) = due {
-                        if !state.waits_until(due_at_ms) {
-                            let lag_ms = self.engine.clock().now_ms() - due_at_ms;
-                            counters.timers_fired.fetch_add(1, Ordering::Relaxed);
-                            counters.timer_lag_last_ms.store(lag_ms, Ordering::Relaxed);
-                            counters
-                                .timer_lag_max_ms
-                                .fetch_max(lag_ms, Ordering::Relaxed);
-                        }
+                    if let Some(due_at_ms) = advanced.timer_fired_due_at_ms {
+                        let lag_ms = self.engine.clock().now_ms() - due_at_ms;
+                        counters.timers_fired.fetch_add(1, Ordering::Relaxed);
+                        counters.timer_lag_last_ms.store(lag_ms, Ordering::Relaxed);
+                        counters
+                            .timer_lag_max_ms
+                            .fetch_max(lag_ms, Ordering::Relaxed);
                     }
                     return;
                 }
@@ -438,7 +428,7 @@ impl Shared {
                 .list_runs(Some(RunStatus::Running), after, page)
                 .map_err(ledgerflow_kernel::Error::from)?;
             for run_id in &runs {
-                self.submit(*run_id, None, true);
+                self.submit(*run_id, true);
             }
             self.wait_until_done(&runs);
             if runs.len() < page || self.stopped() {
@@ -457,7 +447,7 @@ impl Shared {
                     .waiting_on(key)
                     .map_err(ledgerflow_kernel::Error::from)?
                 {
-                    self.submit(run_id, None, true);
+                    self.submit(run_id, true);
                     waiters.push(run_id);
                 }
             }
@@ -540,7 +530,7 @@ impl Shared {
         };
         let mut dispatched = Vec::with_capacity(due.len());
         for (timer, skip) in due.iter().zip(skipped) {
-            if !skip && self.submit(timer.run_id, Some(timer.due_at_ms), true) {
+            if !skip && self.submit(timer.run_id, true) {
                 dispatched.push(timer.run_id);
             }
         }
@@ -554,7 +544,7 @@ impl Shared {
         while !self.stopped()
             && runs
                 .iter()
-                .any(|run_id| queue.pending.contains_key(run_id) || queue.owned.contains(run_id))
+                .any(|run_id| queue.pending.contains(run_id) || queue.owned.contains(run_id))
         {
             queue = self.job_done.wait(queue).unwrap_or_else(|p| p.into_inner());
         }
@@ -618,7 +608,7 @@ impl Scheduler {
             let weak = weak.clone();
             move |run_id| {
                 if let Some(shared) = weak.upgrade() {
-                    shared.submit(run_id, None, false);
+                    shared.submit(run_id, false);
                 }
             }
         });
@@ -712,7 +702,7 @@ impl Scheduler {
     ) -> Result<RunId, Error> {
         self.check_running()?;
         let run_id = self.shared.engine.start(workflow, input)?;
-        self.shared.submit(run_id, None, true);
+        self.shared.submit(run_id, true);
         Ok(run_id)
     }
 
@@ -720,7 +710,7 @@ impl Scheduler {
     /// changing it elsewhere).
     pub fn enqueue(&self, run_id: RunId) -> Result<(), Error> {
         self.check_running()?;
-        self.shared.submit(run_id, None, true);
+        self.shared.submit(run_id, true);
         Ok(())
     }
 

@@ -31,7 +31,7 @@ fn spec() -> Result<WorkflowSpec, ledgerflow_kernel::SpecError> {
             let n = ctx.var("n").and_then(Value::as_u64).unwrap_or(0) + 1;
             ctx.set("n", json!(n));
             ctx.set("blob", json!("x".repeat((n % 7) as usize * 100)));
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 // A timer already due: a two-record commit (waiting + timer_fired).
                 StepPlan::effect(Effect::wait_until(ctx.now_ms - 1)).then_next("loop")
             } else {
