@@ -86,6 +86,14 @@ impl MemoryStore {
 }
 
 impl Inner {
+    /// The index of runs by `field` time.
+    fn time_index(&self, field: TimeField) -> &BTreeSet<(i64, RunId)> {
+        match field {
+            TimeField::Created => &self.by_created,
+            TimeField::Updated => &self.by_updated,
+        }
+    }
+
     fn validate(&self, commit: &Commit, limits: StoreLimits) -> Result<(), Error> {
         let current = self.runs.get(&commit.run_id);
         let actual_seq = current.map_or(0, |s| s.head.seq);
@@ -441,10 +449,7 @@ impl Store for MemoryStore {
     ) -> Result<Vec<(i64, RunId)>, Error> {
         self.check_limit(limit)?;
         let inner = self.lock();
-        let index = match field {
-            TimeField::Created => &inner.by_created,
-            TimeField::Updated => &inner.by_updated,
-        };
+        let index = inner.time_index(field);
         let low = match after {
             Some(key) => Bound::Excluded(key),
             None => Bound::Included((from_ms, RunId::from_bytes([0; 16]))),
@@ -467,10 +472,7 @@ impl Store for MemoryStore {
     ) -> Result<Vec<(i64, RunId)>, Error> {
         self.check_limit(limit)?;
         let inner = self.lock();
-        let index = match field {
-            TimeField::Created => &inner.by_created,
-            TimeField::Updated => &inner.by_updated,
-        };
+        let index = inner.time_index(field);
         let high = match before {
             Some(key) => Bound::Excluded(key),
             None => Bound::Included((to_ms, RunId::from_bytes([0xff; 16]))),

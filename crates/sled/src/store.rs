@@ -1,6 +1,7 @@
 //! `SledStore`: the kernel's `Store` on sled, with every step committed in one sled
 //! transaction and made durable according to the configured `Durability`.
 
+use std::ops::Bound;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -503,6 +504,14 @@ impl SledStore {
             if let Some(handle) = flusher.handle.take() {
                 let _ = handle.join();
             }
+        }
+    }
+
+    /// The index of runs by `field` time.
+    fn time_index(&self, field: TimeField) -> &sled::Tree {
+        match field {
+            TimeField::Created => &self.trees.by_created,
+            TimeField::Updated => &self.trees.by_updated,
         }
     }
 
@@ -1257,10 +1266,7 @@ impl Store for SledStore {
         limit: usize,
     ) -> Result<Vec<(i64, RunId)>, Error> {
         self.check_limit(limit)?;
-        let tree = match field {
-            TimeField::Created => &self.trees.by_created,
-            TimeField::Updated => &self.trees.by_updated,
-        };
+        let tree = self.time_index(field);
         let start = match after {
             Some((at, id)) => {
                 let mut key = keys::timer(at, id).to_vec();
@@ -1285,25 +1291,15 @@ impl Store for SledStore {
         limit: usize,
     ) -> Result<Vec<(i64, RunId)>, Error> {
         self.check_limit(limit)?;
-        let tree = match field {
-            TimeField::Created => &self.trees.by_created,
-            TimeField::Updated => &self.trees.by_updated,
-        };
+        let tree = self.time_index(field);
         let start = keys::timer(from_ms, RunId::from_bytes([0; 16])).to_vec();
-        let items: Vec<_> = match before {
-            Some((at, id)) => tree
-                .range(start..keys::timer(at, id).to_vec())
-                .rev()
-                .take(limit)
-                .collect(),
-            None => tree
-                .range(start..=keys::timer(to_ms, RunId::from_bytes([0xff; 16])).to_vec())
-                .rev()
-                .take(limit)
-                .collect(),
+        let end = match before {
+            Some((at, id)) => Bound::Excluded(keys::timer(at, id).to_vec()),
+            None => Bound::Included(keys::timer(to_ms, RunId::from_bytes([0xff; 16])).to_vec()),
         };
-        items
-            .into_iter()
+        tree.range((Bound::Included(start), end))
+            .rev()
+            .take(limit)
             .map(|item| keys::decode_timer(&item.map_err(sled_err)?.0))
             .collect()
     }
