@@ -35,6 +35,7 @@ macro_rules! store_conformance_tests {
             feed_orders_records_across_runs,
             workflow_time_and_count_indexes,
             closed_store_refuses_writes_and_keeps_reads,
+            global_log_covers_every_record_in_feed_order,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -792,4 +793,87 @@ pub fn closed_store_refuses_writes_and_keeps_reads(store: &dyn Store) {
         refused.err().map(|e| e.kind()),
         Some(crate::ErrorKind::Closed)
     );
+}
+
+/// The global Merkle log has one leaf per committed record, in feed order, written with
+/// the commit: its root is the RFC 6962 root of those leaves, every record has an
+/// inclusion proof, and every earlier size a consistency proof; a refused commit adds
+/// nothing.
+pub fn global_log_covers_every_record_in_feed_order(store: &dyn Store) {
+    use ledgerflow_ledger::merkle;
+
+    let empty = crate::log_head(store).expect("head of the empty log");
+    assert_eq!((empty.size, empty.root), (0, merkle::EMPTY_HASH));
+    let mut runs = Vec::new();
+    let mut heads = vec![empty];
+    for i in 0..5 {
+        let run_id = RunId::new_v4();
+        let mut state = commit_ok(store, started(run_id));
+        heads.push(crate::log_head(store).expect("head"));
+        for step in 0..i {
+            state = commit_ok(store, advance(&state, &format!("n{step}")));
+            heads.push(crate::log_head(store).expect("head"));
+        }
+        assert!(store.commit(advance(&load(store, run_id), "x")).is_ok());
+        assert!(
+            store.commit(advance(&state, "stale")).is_err(),
+            "a stale commit is refused"
+        );
+        heads.push(crate::log_head(store).expect("head"));
+        runs.push(run_id);
+    }
+    // Recompute the root from the feed and the records alone.
+    let size = store.feed_head().expect("head");
+    let feed = store.read_feed(0, size as usize).expect("feed");
+    let mut frontier = merkle::Frontier::new();
+    for entry in &feed {
+        let record = store
+            .read_records(entry.run_id, entry.seq, 1)
+            .expect("record")
+            .into_iter()
+            .next()
+            .expect("the feed names a stored record");
+        assert_eq!(
+            store.leaf_index(entry.run_id, entry.seq).expect("leaf"),
+            Some(entry.feed_seq - 1),
+            "leaf index is feed seq - 1"
+        );
+        frontier.append(merkle::leaf_hash(entry.run_id, entry.seq, &record.hash()));
+    }
+    let head = crate::log_head(store).expect("head");
+    assert_eq!(head.size, feed.len() as u64);
+    assert_eq!(
+        head.root,
+        frontier.root(),
+        "root recomputed from the records"
+    );
+    for run_id in &runs {
+        for record in records(store, *run_id) {
+            let proof =
+                crate::prove_record(store, *run_id, record.seq(), None).expect("inclusion proof");
+            assert_eq!(proof.verify(head.root), Ok(()));
+            let mut wrong = head.root;
+            wrong.0[0] ^= 1;
+            assert!(proof.verify(wrong).is_err());
+        }
+    }
+    for old in &heads {
+        let proof = crate::prove_consistency(store, old.size, head.size).expect("consistency");
+        assert_eq!(
+            merkle::verify_consistency(&proof, old.size, old.root, head.size, head.root),
+            Ok(())
+        );
+        assert_eq!(
+            crate::log_root(store, old.size).expect("old root"),
+            old.root
+        );
+    }
+    assert!(matches!(
+        crate::log_root(store, head.size + 1),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        crate::prove_record(store, RunId::new_v4(), 1, None),
+        Err(Error::InvalidInput(_))
+    ));
 }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
+use ledgerflow_ledger::merkle::{self, Frontier, TreeHash};
 use ledgerflow_ledger::{Hash, Record};
 use serde_json::Value;
 
@@ -39,6 +40,11 @@ struct Inner {
     artifacts: HashMap<Hash, (ArtifactRef, Vec<u8>)>,
     children: HashMap<RunId, BTreeSet<RunId>>,
     feed: Vec<FeedEntry>,
+    /// The global Merkle log: stored hashes by their stored index (dense), its right
+    /// edge, and each record's leaf.
+    log_nodes: Vec<TreeHash>,
+    log_frontier: Frontier,
+    leaves: HashMap<(RunId, u64), u64>,
     by_workflow: BTreeSet<(String, u32, RunId)>,
     by_created: BTreeSet<(i64, RunId)>,
     by_updated: BTreeSet<(i64, RunId)>,
@@ -217,6 +223,13 @@ impl Inner {
                 kind: record.kind().to_owned(),
                 at_ms: record.at_ms(),
             });
+            let leaf = merkle::leaf_hash(run_id, record.seq(), &record.hash());
+            self.leaves
+                .insert((run_id, record.seq()), self.log_frontier.size());
+            for (index, hash) in self.log_frontier.append(leaf) {
+                debug_assert_eq!(index, self.log_nodes.len() as u64);
+                self.log_nodes.push(hash);
+            }
         }
         self.ledgers
             .entry(run_id)
@@ -509,6 +522,23 @@ impl Store for MemoryStore {
 
     fn feed_head(&self) -> Result<u64, Error> {
         Ok(self.lock().feed.len() as u64)
+    }
+
+    fn log_nodes(&self, indexes: &[u64]) -> Result<Vec<TreeHash>, Error> {
+        let inner = self.lock();
+        indexes
+            .iter()
+            .map(|&i| {
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| inner.log_nodes.get(i).copied())
+                    .ok_or_else(|| Error::Corrupt(format!("global log hash {i} is missing")))
+            })
+            .collect()
+    }
+
+    fn leaf_index(&self, run_id: RunId, seq: u64) -> Result<Option<u64>, Error> {
+        Ok(self.lock().leaves.get(&(run_id, seq)).copied())
     }
 
     fn close(&self) -> Result<(), Error> {

@@ -1,6 +1,7 @@
 //! The `Store` port: what the engine needs from storage, with the contract every
 //! implementation must keep (checked by the conformance suite).
 
+use ledgerflow_ledger::merkle::TreeHash;
 use ledgerflow_ledger::Record;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -498,8 +499,18 @@ pub trait Store: Send + Sync {
     /// committed record gets one entry, in commit order, in the same atomic commit.
     fn read_feed(&self, after_feed_seq: u64, limit: usize) -> Result<Vec<FeedEntry>, Error>;
 
-    /// The feed seq of the last entry (0 when empty).
+    /// The feed seq of the last entry (0 when empty). It is also the size of the global
+    /// Merkle log: leaf `i` stands for the record of feed entry `i + 1`.
     fn feed_head(&self) -> Result<u64, Error>;
+
+    /// Stored hashes of the global Merkle log, by their
+    /// [`stored_hash_index`](ledgerflow_ledger::merkle::stored_hash_index): every leaf and
+    /// every complete subtree, written in the same atomic commit as the records. An index
+    /// not written yet is [`Error::Corrupt`] (callers ask only for what the size implies).
+    fn log_nodes(&self, indexes: &[u64]) -> Result<Vec<TreeHash>, Error>;
+
+    /// The leaf index of record `seq` of `run_id` in the global Merkle log, if stored.
+    fn leaf_index(&self, run_id: RunId, seq: u64) -> Result<Option<u64>, Error>;
 
     /// The store's bounds.
     fn limits(&self) -> StoreLimits;

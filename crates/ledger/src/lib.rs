@@ -27,8 +27,10 @@
 
 mod canonical;
 mod chain;
+pub mod checkpoint;
 mod hash;
 mod jsonl;
+pub mod merkle;
 mod record;
 mod run_id;
 

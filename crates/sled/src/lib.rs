@@ -5,12 +5,17 @@
 //! The layout on disk is specified in `docs/storage.md`.
 
 mod artifact;
+mod checkpoint;
 mod codec;
 mod snapshot;
 mod store;
 mod sync;
 
 pub use artifact::ARTIFACT_BYTES_MAX;
+pub use checkpoint::{
+    latest_checkpoint, read_checkpoints, CheckpointConfig, Signing, CHECKPOINT_LOG_FILE, KEY_FILE,
+    PUBLIC_KEY_FILE, RETIRED_KEYS_FILE,
+};
 #[doc(hidden)]
 pub use codec::decode_any;
 pub use codec::VALUE_BYTES_MAX;

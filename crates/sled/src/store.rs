@@ -18,6 +18,10 @@ use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+use ledgerflow_ledger::checkpoint::CheckpointKey;
+use ledgerflow_ledger::merkle::{self, stored_hash_index, Frontier, NodeReader, TreeHash};
+
+use crate::checkpoint::{self, CheckpointConfig, Checkpointer, Signing, KEY_FILE, PUBLIC_KEY_FILE};
 use crate::codec::{self, keys, InboxMetaV1};
 use crate::sync::{sync_dir, Durability, GroupSync};
 
@@ -86,10 +90,12 @@ fn write_marker(dir: &Path, store_id: &[u8; 16]) -> Result<(), Error> {
 const SEGMENT_BYTES: usize = 16 << 20;
 
 /// Settings of a [`SledStore`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SledConfig {
     /// When a commit counts as durable. Default [`Durability::Sync`].
     pub durability: Durability,
+    /// Signed checkpoints of the global log: key and log size.
+    pub checkpoints: CheckpointConfig,
     /// Read and inbox bounds.
     pub limits: StoreLimits,
     /// sled's page cache size. Default 256 MiB: enough to keep the indexes of a million
@@ -101,6 +107,7 @@ impl Default for SledConfig {
     fn default() -> Self {
         SledConfig {
             durability: Durability::Sync,
+            checkpoints: CheckpointConfig::default(),
             limits: StoreLimits::default(),
             cache_bytes: 256 << 20,
         }
@@ -118,6 +125,10 @@ pub(crate) struct Trees {
     pub inbox_meta: sled::Tree,
     pub children: sled::Tree,
     pub feed: sled::Tree,
+    /// The global Merkle log: stored hash index (u64 big-endian) → 32-byte hash.
+    pub log: sled::Tree,
+    /// Record key (run id, seq) → its leaf index in the global log (u64 big-endian).
+    pub leaves: sled::Tree,
     pub by_workflow: sled::Tree,
     pub by_created: sled::Tree,
     pub by_updated: sled::Tree,
@@ -152,10 +163,15 @@ pub struct SledStore {
     sync: Arc<GroupSync>,
     closed: AtomicBool,
     store_id: [u8; 16],
-    /// The last feed seq. Held across each commit's transaction, which gives the feed its
-    /// order (the order transactions apply in) and spares sled's optimistic transactions
-    /// from conflicting with each other; the fsync happens after, outside it.
-    feed_seq: Mutex<u64>,
+    /// The right edge of the global log; its size is the last feed seq. Held across each
+    /// commit's transaction, which gives the feed and the log their order (the order
+    /// transactions apply in) and spares sled's optimistic transactions from conflicting
+    /// with each other; the fsync happens after, outside it.
+    log: Mutex<Frontier>,
+    /// The log's size as applied (durable or not), for the group sync to read.
+    applied_size: Arc<AtomicU64>,
+    /// Signs each durable tree head into `checkpoints.log`.
+    checkpointer: Checkpointer,
     /// The last feed seq whose commit was acknowledged (after its fsync, in `Sync` mode):
     /// readers of the feed see nothing past it, so they never act on undurable entries.
     /// A commit acknowledged at seq S makes every seq before S durable too: those
@@ -330,6 +346,8 @@ impl SledStore {
             inbox_meta: tree("inbox_meta")?,
             children: tree("children")?,
             feed: tree("feed")?,
+            log: tree("log")?,
+            leaves: tree("leaves")?,
             by_workflow: tree("by_workflow")?,
             by_created: tree("by_created")?,
             by_updated: tree("by_updated")?,
@@ -338,7 +356,8 @@ impl SledStore {
             artifact_chunks: tree("artifact_chunks")?,
             artifact_runs: tree("artifact_runs")?,
         };
-        let sync = Arc::new(GroupSync::new(db.clone(), dir)?);
+        let applied_size = Arc::new(AtomicU64::new(0));
+        let sync = Arc::new(GroupSync::new(db.clone(), dir, Arc::clone(&applied_size))?);
         let marker = read_marker(dir)?;
         let format = trees.meta.get("format").map_err(sled_err)?;
         let store_id = match (format, marker) {
@@ -406,6 +425,33 @@ impl SledStore {
             Some((key, _)) => keys::seq_suffix(&key)?,
             None => 0,
         };
+        let frontier = load_log(dir, &trees, last_feed_seq, &sync)?;
+        applied_size.store(last_feed_seq, Ordering::SeqCst);
+        sync.set_durable_size(last_feed_seq);
+        let origin = checkpoint::origin(store_id.as_bytes());
+        let signer = match &config.checkpoints.signing {
+            Signing::StoreKey => Some(checkpoint::load_or_make_key(&dir.join(KEY_FILE), &origin)?),
+            Signing::KeyFile(path) => Some(checkpoint::load_or_make_key(path, &origin)?),
+            Signing::Unsigned => None,
+        };
+        if let Some(signer) = &signer {
+            let public = dir.join(PUBLIC_KEY_FILE);
+            if !public.exists() {
+                std::fs::write(&public, format!("{}\n", signer.public_key().as_str()))
+                    .map_err(|e| io(&format!("writing {}", public.display()), e))?;
+            }
+        }
+        let keys = checkpoint::trusted_keys(dir, signer.as_ref().map(|s| s.public_key()))?;
+        let reader = NodeTree(trees.log.clone());
+        let latest = checkpoint::check_against_latest(dir, &origin, last_feed_seq, &reader, &keys)?;
+        let checkpointer = Checkpointer::start(
+            dir,
+            origin,
+            signer,
+            config.checkpoints.log_bytes_max,
+            latest.map_or(0, |c| c.head.size),
+            Box::new(move |size| merkle::tree_root(size, &reader).map_err(|e| e.to_string())),
+        )?;
         if creating {
             sync.sync()?;
             sync_dir(dir).map_err(|e| io("fsync of the store directory", e))?;
@@ -419,21 +465,27 @@ impl SledStore {
             config,
             sync,
             closed: AtomicBool::new(false),
-            feed_seq: Mutex::new(last_feed_seq),
+            log: Mutex::new(frontier),
+            applied_size,
+            checkpointer,
             acked_feed_seq: AtomicU64::new(last_feed_seq),
             pending: Mutex::new(Vec::new()),
             store_id: *store_id.as_bytes(),
             flusher: Mutex::new(None),
         };
-        if let Durability::Batched { max_delay_ms } = config.durability {
+        if let Durability::Batched { max_delay_ms } = store.config.durability {
             store.start_flusher(max_delay_ms);
         }
+        // Everything found on open is durable: checkpoint it now (a no-op when the last
+        // checkpoint already covers it).
+        store.checkpointer.request(last_feed_seq);
         Ok(store)
     }
 
     fn start_flusher(&self, max_delay_ms: u64) {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let (thread_stop, sync) = (Arc::clone(&stop), Arc::clone(&self.sync));
+        let checkpoints = self.checkpointer.requester();
         let handle = std::thread::Builder::new()
             .name("ledgerflow-sled-flusher".into())
             .spawn(move || {
@@ -445,7 +497,9 @@ impl SledStore {
                         .unwrap_or_else(|p| p.into_inner());
                     stopped = guard;
                     // A failure poisons the store; commits report it.
-                    let _ = sync.sync_if_dirty();
+                    if let Ok(Some(round)) = sync.sync_if_dirty() {
+                        checkpoints.request(round.durable_size);
+                    }
                 }
             })
             .ok();
@@ -463,8 +517,8 @@ impl SledStore {
     }
 
     /// The settings it was opened with.
-    pub fn config(&self) -> SledConfig {
-        self.config
+    pub fn config(&self) -> &SledConfig {
+        &self.config
     }
 
     /// How many fsyncs of sled's log this store has made (group commit shares them).
@@ -479,16 +533,33 @@ impl SledStore {
         self.sync.fail_next_sync();
     }
 
-    /// Flushes and fsyncs everything committed so far, whatever the durability mode.
+    /// Flushes and fsyncs everything committed so far, whatever the durability mode,
+    /// and waits until a signed checkpoint covers it.
     pub fn sync(&self) -> Result<(), Error> {
-        self.sync.sync()
+        let round = self.sync.sync()?;
+        self.checkpointer.request(round.durable_size);
+        self.checkpointer.wait_for(round.durable_size)
     }
 
-    /// Makes everything durable and refuses writes from now on; reads keep working.
+    /// Makes everything durable, checkpoints it, and refuses writes from now on; reads
+    /// keep working.
     pub fn close(&self) -> Result<(), Error> {
         self.closed.store(true, Ordering::SeqCst);
         self.stop_flusher();
-        self.sync.sync()
+        let synced = self.sync();
+        self.checkpointer.stop();
+        synced
+    }
+
+    /// The public key this store's checkpoints are signed with (`None` when unsigned).
+    pub fn checkpoint_key(&self) -> Option<&CheckpointKey> {
+        self.checkpointer.public_key()
+    }
+
+    /// The size of the last checkpoint written (and fsynced) by this handle or found on
+    /// open.
+    pub fn checkpointed_size(&self) -> u64 {
+        self.checkpointer.done()
     }
 
     fn stop_flusher(&self) {
@@ -519,13 +590,25 @@ impl SledStore {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
+        if let Some(e) = self.checkpointer.failure() {
+            return Err(Error::Io(format!(
+                "writing a checkpoint failed: {e}; the store refuses writes until it is reopened"
+            )));
+        }
         self.sync.check_healthy()
     }
 
-    /// Waits until a write is as durable as the configured mode promises.
+    /// Waits until a write is as durable as the configured mode promises. In `Sync` mode
+    /// it also asks for a checkpoint of what the round made durable and waits for the
+    /// one of the round before (written while this round's fsync ran): every
+    /// acknowledged commit is covered by a checkpoint at most one group later.
     pub(crate) fn after_write(&self) -> Result<(), Error> {
         match self.config.durability {
-            Durability::Sync => self.sync.sync(),
+            Durability::Sync => {
+                let round = self.sync.sync()?;
+                self.checkpointer.request(round.durable_size);
+                self.checkpointer.wait_for(round.previous_durable_size)
+            }
             Durability::Batched { .. } => {
                 self.sync.mark_dirty();
                 Ok(())
@@ -553,6 +636,8 @@ impl SledStore {
             &t.by_workflow,
             &t.by_created,
             &t.by_updated,
+            &t.log,
+            &t.leaves,
         );
         let result = trees.transaction(
             |(
@@ -568,6 +653,8 @@ impl SledStore {
                 by_workflow,
                 by_created,
                 by_updated,
+                log,
+                leaves,
             )| {
                 f(&StepTrees {
                     runs,
@@ -582,6 +669,8 @@ impl SledStore {
                     by_workflow,
                     by_created,
                     by_updated,
+                    log,
+                    leaves,
                 })
             },
         );
@@ -717,8 +806,13 @@ impl Drop for SledStore {
     fn drop(&mut self) {
         self.stop_flusher();
         if self.config.durability != Durability::None {
-            let _ = self.sync.sync_if_dirty();
+            if let Ok(Some(round)) = self.sync.sync_if_dirty() {
+                self.checkpointer.request(round.durable_size);
+            }
         }
+        // Writes the checkpoint asked for last, and lets go of sled (the thread holds a
+        // handle on its log tree).
+        self.checkpointer.stop();
     }
 }
 
@@ -737,6 +831,8 @@ struct StepTrees<'a> {
     by_workflow: Tx<'a>,
     by_created: Tx<'a>,
     by_updated: Tx<'a>,
+    log: Tx<'a>,
+    leaves: Tx<'a>,
 }
 
 fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
@@ -934,36 +1030,78 @@ fn apply_prepared(
     Ok(())
 }
 
+/// What one commit adds to the global log: its leaves' indexes and the hashes to store.
+struct LogPlan {
+    leaves: Vec<([u8; 24], u64)>,
+    nodes: Vec<(u64, TreeHash)>,
+}
+
+/// Appends a commit's records to `frontier` (a copy until the transaction commits).
+fn plan_log(frontier: &mut Frontier, p: &Prepared) -> LogPlan {
+    let mut plan = LogPlan {
+        leaves: Vec::with_capacity(p.commit.records.len()),
+        nodes: Vec::with_capacity(2 * p.commit.records.len()),
+    };
+    for (record, (key, _)) in p.commit.records.iter().zip(&p.encoded.records) {
+        plan.leaves.push((*key, frontier.size()));
+        let leaf = merkle::leaf_hash(p.commit.run_id, record.seq(), &record.hash());
+        plan.nodes.extend(frontier.append(leaf));
+    }
+    plan
+}
+
+fn write_log(t: &StepTrees<'_>, plan: &LogPlan) -> Result<(), ConflictableTransactionError<Error>> {
+    for (key, leaf) in &plan.leaves {
+        t.leaves.insert(&key[..], &leaf.to_be_bytes()[..])?;
+    }
+    for (index, hash) in &plan.nodes {
+        t.log.insert(&index.to_be_bytes()[..], &hash.0[..])?;
+    }
+    Ok(())
+}
+
 impl SledStore {
     /// Applies a batch of commits: all in one transaction when they all pass, otherwise
     /// each in its own, so every commit gets exactly the outcome it would have had alone.
-    fn apply_batch(&self, batch: &[Arc<Slot>], feed_seq: &mut u64) {
+    fn apply_batch(&self, batch: &[Arc<Slot>], log: &mut Frontier) {
         let inbox_max = self.config.limits.inbox_entries_max as u64;
         if batch.len() > 1 {
-            let first = *feed_seq + 1;
+            let mut after = log.clone();
+            let plans: Vec<LogPlan> = batch
+                .iter()
+                .map(|slot| plan_log(&mut after, &slot.prepared))
+                .collect();
             let combined = self.transact(|t| {
-                let mut next = first;
-                for slot in batch {
-                    apply_prepared(t, &slot.prepared, next, inbox_max)?;
-                    next += slot.prepared.feed_values.len() as u64;
+                for (slot, plan) in batch.iter().zip(&plans) {
+                    let first = plan.leaves.first().map_or(0, |(_, leaf)| *leaf) + 1;
+                    apply_prepared(t, &slot.prepared, first, inbox_max)?;
+                    write_log(t, plan)?;
                 }
                 Ok(())
             });
             if combined.is_ok() {
-                for slot in batch {
-                    *feed_seq += slot.prepared.feed_values.len() as u64;
-                    *lock(&slot.outcome) = Some(Ok(*feed_seq));
+                for (slot, plan) in batch.iter().zip(&plans) {
+                    let last = plan.leaves.last().map_or(0, |(_, leaf)| *leaf) + 1;
+                    *lock(&slot.outcome) = Some(Ok(last));
                 }
+                *log = after;
+                self.applied_size.store(log.size(), Ordering::SeqCst);
                 return;
             }
         }
         for slot in batch {
-            let first = *feed_seq + 1;
-            let outcome = self.transact(|t| apply_prepared(t, &slot.prepared, first, inbox_max));
-            *lock(&slot.outcome) = Some(outcome.map(|()| {
-                *feed_seq += slot.prepared.feed_values.len() as u64;
-                *feed_seq
-            }));
+            let mut after = log.clone();
+            let first = after.size() + 1;
+            let plan = plan_log(&mut after, &slot.prepared);
+            let outcome = self.transact(|t| {
+                apply_prepared(t, &slot.prepared, first, inbox_max)?;
+                write_log(t, &plan)
+            });
+            if outcome.is_ok() {
+                *log = after;
+                self.applied_size.store(log.size(), Ordering::SeqCst);
+            }
+            *lock(&slot.outcome) = Some(outcome.map(|()| log.size()));
         }
     }
 }
@@ -979,10 +1117,10 @@ impl Store for SledStore {
         {
             // The first committer to get the lock applies every commit queued so far, in
             // one sled transaction; the others find theirs done when they get it.
-            let mut feed_seq = lock(&self.feed_seq);
+            let mut log = lock(&self.log);
             if lock(&slot.outcome).is_none() {
                 let batch = std::mem::take(&mut *lock(&self.pending));
-                self.apply_batch(&batch, &mut feed_seq);
+                self.apply_batch(&batch, &mut log);
             }
         }
         let outcome = lock(&slot.outcome).take();
@@ -1346,6 +1484,24 @@ impl Store for SledStore {
         Ok(self.acked_feed_seq.load(Ordering::SeqCst))
     }
 
+    fn log_nodes(&self, indexes: &[u64]) -> Result<Vec<TreeHash>, Error> {
+        NodeTree(self.trees.log.clone())
+            .read_nodes(indexes)
+            .map_err(Error::Corrupt)
+    }
+
+    fn leaf_index(&self, run_id: RunId, seq: u64) -> Result<Option<u64>, Error> {
+        match self
+            .trees
+            .leaves
+            .get(keys::record(run_id, seq))
+            .map_err(sled_err)?
+        {
+            Some(bytes) => Ok(Some(keys::seq_suffix(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
     fn close(&self) -> Result<(), Error> {
         SledStore::close(self)
     }
@@ -1381,4 +1537,103 @@ fn push_inbox(
         codec::encode_inbox_meta(meta).or_else(abort)?,
     )?;
     Ok(meta.tail)
+}
+
+/// The `log` tree read as the global log's stored hashes.
+#[derive(Clone)]
+struct NodeTree(sled::Tree);
+
+impl NodeReader for NodeTree {
+    fn read_nodes(&self, indexes: &[u64]) -> Result<Vec<TreeHash>, String> {
+        indexes
+            .iter()
+            .map(|index| match self.0.get(index.to_be_bytes()) {
+                Ok(Some(bytes)) => <[u8; 32]>::try_from(bytes.as_ref())
+                    .map(TreeHash)
+                    .map_err(|_| format!("global log hash {index} is damaged")),
+                Ok(None) => Err(format!("global log hash {index} is missing")),
+                Err(e) => Err(format!("reading global log hash {index}: {e}")),
+            })
+            .collect()
+    }
+}
+
+/// Loads the global log's right edge for a store whose feed ends at `size`, after
+/// checking that the log has exactly that many leaves. A store written before the log
+/// existed (leaves but no log) gets its log built from the feed, once.
+fn load_log(dir: &Path, trees: &Trees, size: u64, sync: &GroupSync) -> Result<Frontier, Error> {
+    let nodes = NodeTree(trees.log.clone());
+    let has_leaf = |leaf: u64| -> Result<bool, Error> {
+        trees
+            .log
+            .contains_key(stored_hash_index(0, leaf).to_be_bytes())
+            .map_err(sled_err)
+    };
+    if has_leaf(size)? {
+        return Err(Error::Corrupt(format!(
+            "{}: the global log has more leaves than the feed has entries ({size}): the \
+             feed lost entries",
+            dir.display()
+        )));
+    }
+    if size == 0 || has_leaf(size - 1)? {
+        return Frontier::load(size, &nodes)
+            .map_err(|e| Error::Corrupt(format!("{}: the global log: {e}", dir.display())));
+    }
+    if !trees.log.is_empty() {
+        return Err(Error::Corrupt(format!(
+            "{}: the global log stops before the feed's last entry ({size}): the log lost \
+             leaves",
+            dir.display()
+        )));
+    }
+    // A store from before the global log: build it from the feed, in feed order.
+    let mut frontier = Frontier::new();
+    for item in trees.feed.iter() {
+        let (key, value) = item.map_err(sled_err)?;
+        let entry = codec::decode_feed(keys::seq_suffix(&key)?, &value)?;
+        if entry.feed_seq != frontier.size() + 1 {
+            return Err(Error::Corrupt(format!(
+                "{}: feed entry {} follows {}",
+                dir.display(),
+                entry.feed_seq,
+                frontier.size()
+            )));
+        }
+        let record_key = keys::record(entry.run_id, entry.seq);
+        let bytes = trees
+            .records
+            .get(record_key)
+            .map_err(sled_err)?
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "{}: feed entry {} names record {} of run {}, which is missing",
+                    dir.display(),
+                    entry.feed_seq,
+                    entry.seq,
+                    entry.run_id
+                ))
+            })?;
+        let record = codec::decode_record(entry.run_id, &bytes)?;
+        trees
+            .leaves
+            .insert(&record_key[..], &frontier.size().to_be_bytes()[..])
+            .map_err(sled_err)?;
+        let leaf = merkle::leaf_hash(entry.run_id, entry.seq, &record.hash());
+        for (index, hash) in frontier.append(leaf) {
+            trees
+                .log
+                .insert(&index.to_be_bytes()[..], &hash.0[..])
+                .map_err(sled_err)?;
+        }
+    }
+    if frontier.size() != size {
+        return Err(Error::Corrupt(format!(
+            "{}: the feed has {} entries but ends at {size}",
+            dir.display(),
+            frontier.size()
+        )));
+    }
+    sync.sync()?;
+    Ok(frontier)
 }

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use ledgerflow_kernel::store::Error;
 
@@ -40,10 +40,23 @@ struct SyncState {
     /// The first fsync failure. After it the store refuses writes: the kernel may have
     /// dropped dirty pages, so nothing written since can be trusted to be on disk.
     failed: Option<String>,
+    /// The global log size made durable by the last round, and by the round before it.
+    durable_size: u64,
+    previous_durable_size: u64,
+}
+
+/// What a round of flush + fsync made durable: the global log's size as it was when the
+/// round began, and the size the round before it made durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Round {
+    pub durable_size: u64,
+    pub previous_durable_size: u64,
 }
 
 pub(crate) struct GroupSync {
     db: sled::Db,
+    /// The global log's size as applied so far (durable or not).
+    applied_size: Arc<AtomicU64>,
     dir: PathBuf,
     log_file: File,
     state: Mutex<SyncState>,
@@ -53,12 +66,13 @@ pub(crate) struct GroupSync {
 }
 
 impl GroupSync {
-    pub fn new(db: sled::Db, dir: &Path) -> Result<Self, Error> {
+    pub fn new(db: sled::Db, dir: &Path, applied_size: Arc<AtomicU64>) -> Result<Self, Error> {
         let log_path = dir.join("db");
         let log_file = File::open(&log_path)
             .map_err(|e| Error::Missing(format!("{}: {e}", log_path.display())))?;
         Ok(GroupSync {
             db,
+            applied_size,
             dir: dir.to_owned(),
             log_file,
             state: Mutex::default(),
@@ -83,7 +97,7 @@ impl GroupSync {
     /// Returns once everything committed before the call is durable. One caller at a time
     /// runs the flush + fsync; callers arriving meanwhile wait for the next round, which
     /// covers all of them.
-    pub fn sync(&self) -> Result<(), Error> {
+    pub fn sync(&self) -> Result<Round, Error> {
         let mut state = self.lock();
         state.requested += 1;
         let ticket = state.requested;
@@ -92,7 +106,10 @@ impl GroupSync {
                 return Err(poisoned(reason));
             }
             if state.synced >= ticket {
-                return Ok(());
+                return Ok(Round {
+                    durable_size: state.durable_size,
+                    previous_durable_size: state.previous_durable_size,
+                });
             }
             if state.syncing {
                 state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -100,12 +117,21 @@ impl GroupSync {
             }
             state.syncing = true;
             let target = state.requested;
+            // Every commit with a ticket up to `target` has applied, so the log size read
+            // now covers them all (and perhaps more, which this round makes durable too).
+            let size = self.applied_size.load(Ordering::SeqCst);
             drop(state);
             let result = self.flush_and_fsync();
             state = self.lock();
             state.syncing = false;
             match result {
-                Ok(()) => state.synced = state.synced.max(target),
+                Ok(()) => {
+                    state.synced = state.synced.max(target);
+                    if size > state.durable_size {
+                        state.previous_durable_size = state.durable_size;
+                        state.durable_size = size;
+                    }
+                }
                 Err(e) => {
                     state.failed.get_or_insert(e);
                 }
@@ -115,16 +141,23 @@ impl GroupSync {
     }
 
     /// Syncs if anything was committed since the last sync (for `Batched`).
-    pub fn sync_if_dirty(&self) -> Result<(), Error> {
+    pub fn sync_if_dirty(&self) -> Result<Option<Round>, Error> {
         let dirty = {
             let state = self.lock();
             state.requested > state.synced
         };
         if dirty {
-            self.sync()
+            self.sync().map(Some)
         } else {
-            Ok(())
+            Ok(None)
         }
+    }
+
+    /// Sets the durable size found on open.
+    pub fn set_durable_size(&self, size: u64) {
+        let mut state = self.lock();
+        state.durable_size = size;
+        state.previous_durable_size = size;
     }
 
     /// Records that a commit happened without waiting for it to be durable.

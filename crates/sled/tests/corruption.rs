@@ -44,11 +44,12 @@ fn populate(path: &std::path::Path) -> Vec<RunId> {
 
 /// Opens (and checks) a damaged store; any outcome but a panic is acceptable, and the
 /// outcome must be a typed store error when it is not a clean, consistent store.
-fn open_and_check(path: &std::path::Path) -> Result<u64, Error> {
+/// Returns the runs and records `check` verified.
+fn open_and_check(path: &std::path::Path) -> Result<(u64, u64), Error> {
     let result = std::panic::catch_unwind(|| {
         let store = SledStore::open_existing(path, SledConfig::default())?;
         let report = store.check()?;
-        Ok(report.runs)
+        Ok((report.runs, report.records))
     });
     match result {
         Ok(outcome) => outcome,
@@ -56,53 +57,111 @@ fn open_and_check(path: &std::path::Path) -> Result<u64, Error> {
     }
 }
 
-#[test]
-fn truncated_log_gives_typed_error_or_consistent_store() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let pristine = dir.path().join("pristine");
-    populate(&pristine);
-    let len = std::fs::metadata(pristine.join("db"))
-        .expect("db file")
-        .len();
-    for cut in [0, 1, 100, len / 4, len / 2, len - 1] {
-        let copy = dir.path().join(format!("cut-{cut}"));
-        copy_dir(&pristine, &copy);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(copy.join("db"))
-            .expect("open db");
-        file.set_len(cut).expect("truncate");
-        match open_and_check(&copy) {
-            Ok(runs) => assert!(runs <= 20, "cut {cut}: {runs} runs"),
-            Err(Error::Corrupt(_) | Error::Missing(_) | Error::Io(_)) => {}
-            Err(other) => panic!("cut {cut}: unexpected error {other:?}"),
-        }
-    }
+/// One way of damaging a file.
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    /// XOR one byte.
+    Flip(u64),
+    /// Zero `len` bytes from an offset.
+    Zero(u64, u64),
+    /// Cut the file at an offset.
+    Cut(u64),
 }
 
+fn apply(path: &std::path::Path, damage: Damage) {
+    let mut bytes = std::fs::read(path).expect("read");
+    match damage {
+        Damage::Flip(at) => {
+            if let Some(byte) = bytes.get_mut(at as usize) {
+                *byte ^= 0x5a;
+            }
+        }
+        Damage::Zero(at, len) => {
+            let end = (at + len).min(bytes.len() as u64) as usize;
+            for byte in bytes.iter_mut().take(end).skip(at as usize) {
+                *byte = 0;
+            }
+        }
+        Damage::Cut(at) => bytes.truncate(at as usize),
+    }
+    std::fs::write(path, bytes).expect("write");
+}
+
+/// Offsets spread over a file of `len` bytes: evenly spaced, plus pseudo-random ones.
+fn offsets(len: u64, count: u64, seed: u64) -> Vec<u64> {
+    let mut out: Vec<u64> = (0..count).map(|i| i * len / count).collect();
+    let mut x = seed;
+    for _ in 0..count {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        out.push((x >> 11) % len.max(1));
+    }
+    out.push(len.saturating_sub(1));
+    out
+}
+
+/// For many offsets and lengths in each file of a real store (sled's log and settings
+/// and the checkpoint log), a damaged copy either fails to open or check with a typed
+/// error, or opens intact with every run and record: never "ok" with fewer records
+/// than the last checkpoint signed. The counts are printed
+/// (`cargo test -p ledgerflow-sled --test corruption -- --nocapture`);
+/// `LEDGERFLOW_CORRUPTION_OFFSETS` (default 24) sets how many offsets per file and kind.
 #[test]
-fn flipped_bytes_give_typed_error_or_consistent_store() {
+fn corruption_matrix_never_reports_ok_with_lost_records() {
+    let count: u64 = std::env::var("LEDGERFLOW_CORRUPTION_OFFSETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
     let dir = tempfile::tempdir().expect("temp dir");
     let pristine = dir.path().join("pristine");
     populate(&pristine);
-    let bytes = std::fs::read(pristine.join("db")).expect("db file");
-    let mut position = 7u64;
-    for round in 0..24 {
-        position = position
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let at = (position % bytes.len() as u64) as usize;
-        let copy = dir.path().join(format!("flip-{round}"));
-        copy_dir(&pristine, &copy);
-        let mut damaged = bytes.clone();
-        damaged[at] ^= 0x5a;
-        std::fs::write(copy.join("db"), &damaged).expect("write");
-        match open_and_check(&copy) {
-            Ok(runs) => assert!(runs <= 20),
-            Err(Error::Corrupt(_) | Error::Missing(_) | Error::Io(_)) => {}
-            Err(other) => panic!("flip at {at}: unexpected error {other:?}"),
+    let (runs, records) = open_and_check(&pristine).expect("the pristine store checks");
+    assert_eq!(runs, 20);
+    let mut counts: std::collections::BTreeMap<(String, &str), [u64; 2]> = Default::default();
+    let mut case = 0;
+    for file in ["db", "conf", ledgerflow_sled::CHECKPOINT_LOG_FILE] {
+        // Damage where the data is: sled's log file is mostly unwritten space.
+        let bytes = std::fs::read(pristine.join(file)).expect("file");
+        let len = bytes
+            .iter()
+            .rposition(|b| *b != 0)
+            .map_or(0, |i| i as u64 + 1);
+        let mut damages = Vec::new();
+        for (i, at) in offsets(len, count, 7 + len).into_iter().enumerate() {
+            damages.push(("flip", Damage::Flip(at)));
+            damages.push(("zero", Damage::Zero(at, [1, 64, 4096][i % 3])));
+            damages.push(("cut", Damage::Cut(at)));
+        }
+        for (kind, damage) in damages {
+            case += 1;
+            let copy = dir.path().join(format!("case-{case}"));
+            copy_dir(&pristine, &copy);
+            apply(&copy.join(file), damage);
+            let outcome = open_and_check(&copy);
+            let slot = counts.entry((file.to_owned(), kind)).or_default();
+            match outcome {
+                Ok(found) => {
+                    assert_eq!(
+                        found,
+                        (runs, records),
+                        "{file} {damage:?}: check passed with records missing"
+                    );
+                    slot[0] += 1;
+                }
+                Err(Error::Corrupt(_) | Error::Missing(_) | Error::Io(_)) => slot[1] += 1,
+                Err(other) => panic!("{file} {damage:?}: unexpected error {other:?}"),
+            }
+            std::fs::remove_dir_all(&copy).ok();
         }
     }
+    eprintln!("corruption matrix ({records} records in 20 runs): file, damage: intact / refused");
+    let mut refused = 0;
+    for ((file, kind), [intact, bad]) in &counts {
+        eprintln!("  {file:16} {kind:5} {intact:4} / {bad:4}");
+        refused += bad;
+    }
+    assert!(refused > 0, "some damage must be detected");
 }
 
 #[test]

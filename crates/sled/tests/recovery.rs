@@ -250,7 +250,7 @@ fn batched_and_none_modes_commit_and_reopen() {
             ..SledConfig::default()
         };
         let run = {
-            let store = Arc::new(SledStore::open_with(dir.path(), config).expect("create"));
+            let store = Arc::new(SledStore::open_with(dir.path(), config.clone()).expect("create"));
             let engine = engine(Arc::clone(&store), &ManualClock::new(T0));
             let run = engine.start(("event", 1), json!({})).expect("start");
             engine.tick(run).expect("tick");

@@ -1,0 +1,465 @@
+//! Signed checkpoints of a sled store's global Merkle log, kept outside sled's files: the
+//! signing key, the append-only checkpoint log (`checkpoints.log`), the background
+//! checkpointer that signs each durable tree head, and the check on open that the data is
+//! not behind the last checkpoint.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use ledgerflow_kernel::store::Error;
+use ledgerflow_ledger::checkpoint::{
+    self, origin_of_store, CheckpointKey, CheckpointSigner, SignedCheckpoint, TreeHead,
+};
+use ledgerflow_ledger::merkle::{self, NodeReader, TreeHash};
+
+use crate::sync::sync_dir;
+
+/// The checkpoint log, beside sled's files.
+pub const CHECKPOINT_LOG_FILE: &str = "checkpoints.log";
+/// The default signing key file: the private key line, then the public key line.
+pub const KEY_FILE: &str = "checkpoint.key";
+/// The public key, written beside the private one for operators to publish.
+pub const PUBLIC_KEY_FILE: &str = "checkpoint.pub";
+/// Public keys of retired signing keys, one per line: checkpoints they signed still
+/// verify on open after a key rotation.
+pub const RETIRED_KEYS_FILE: &str = "checkpoint.retired";
+
+/// How checkpoints are signed.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Signing {
+    /// Ed25519 with the key in `<store dir>/checkpoint.key`, made on first open.
+    #[default]
+    StoreKey,
+    /// Ed25519 with the key in this file (made there on first open if missing). Keep it
+    /// outside the store's directory so that whoever can write the store cannot sign.
+    KeyFile(PathBuf),
+    /// No signatures: checkpoints still detect a store that lost data on open, but prove
+    /// nothing to anyone else. For tests only.
+    Unsigned,
+}
+
+/// When checkpoints are written and how big the log may grow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    /// How checkpoints are signed. Default: a key made in the store's directory.
+    pub signing: Signing,
+    /// The checkpoint log is rotated (to `checkpoints.log.1`, replacing an older one)
+    /// when it would grow past this. Default 64 MiB: about 300,000 checkpoints.
+    pub log_bytes_max: u64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            signing: Signing::StoreKey,
+            log_bytes_max: 64 << 20,
+        }
+    }
+}
+
+fn io(context: String, e: impl std::fmt::Display) -> Error {
+    Error::Io(format!("{context}: {e}"))
+}
+
+/// Loads the signing key from `path`, making a new one there if the file is missing.
+pub(crate) fn load_or_make_key(path: &Path, name: &str) -> Result<CheckpointSigner, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let mut lines = text.lines();
+            let (Some(private), Some(public)) = (lines.next(), lines.next()) else {
+                return Err(Error::Corrupt(format!(
+                    "{}: a checkpoint key file holds a private and a public key line",
+                    path.display()
+                )));
+            };
+            CheckpointSigner::new(private, public)
+                .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            getrandom::getrandom(&mut seed)
+                .map_err(|e| io("reading the OS's random source".into(), e))?;
+            let (private, public) = CheckpointSigner::generate(name, seed)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            write_new_file(path, &format!("{private}\n{public}\n"), true)?;
+            let signer = CheckpointSigner::new(&private, &public)
+                .map_err(|e| Error::Io(format!("new key does not load: {e}")))?;
+            Ok(signer)
+        }
+        Err(e) => Err(io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Creates `path` with `text`, fsynced with its directory; `secret` makes it owner-only.
+fn write_new_file(path: &Path, text: &str, secret: bool) -> Result<(), Error> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut file = options
+        .open(path)
+        .map_err(|e| io(format!("creating {}", path.display()), e))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io(format!("writing {}", path.display()), e))?;
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(dir).map_err(|e| io(format!("fsync of {}", dir.display()), e))?;
+    }
+    Ok(())
+}
+
+/// The public keys a store's checkpoints may be signed with: the current one and any
+/// retired ones.
+pub(crate) fn trusted_keys(
+    dir: &Path,
+    current: Option<&CheckpointKey>,
+) -> Result<Vec<CheckpointKey>, Error> {
+    let mut keys: Vec<CheckpointKey> = current.into_iter().cloned().collect();
+    let path = dir.join(RETIRED_KEYS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                keys.push(
+                    CheckpointKey::parse(line)
+                        .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?,
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(format!("reading {}", path.display()), e)),
+    }
+    Ok(keys)
+}
+
+/// Reads every checkpoint of the store in `dir`: the rotated log's, then the current
+/// log's, oldest first. A torn last entry (a crash while appending) is left out.
+pub fn read_checkpoints(dir: &Path) -> Result<Vec<SignedCheckpoint>, Error> {
+    let mut all = Vec::new();
+    for name in [
+        format!("{CHECKPOINT_LOG_FILE}.1"),
+        CHECKPOINT_LOG_FILE.to_owned(),
+    ] {
+        let path = dir.join(&name);
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+                Error::Corrupt(format!(
+                    "{}: the checkpoint log is not UTF-8",
+                    path.display()
+                ))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(format!("reading {}", path.display()), e)),
+        };
+        let (notes, _torn) = checkpoint::split_log(&text)
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+        all.extend(notes);
+    }
+    Ok(all)
+}
+
+/// The latest checkpoint of the store in `dir`, if any.
+pub fn latest_checkpoint(dir: &Path) -> Result<Option<SignedCheckpoint>, Error> {
+    Ok(read_checkpoints(dir)?.pop())
+}
+
+/// Checks sled's data against the latest checkpoint: it must hold at least that many
+/// leaves, with the same root at that size, and the checkpoint must verify with a
+/// trusted key. Otherwise the store lost or changed acknowledged records.
+pub(crate) fn check_against_latest(
+    dir: &Path,
+    origin: &str,
+    size: u64,
+    nodes: &impl NodeReader,
+    keys: &[CheckpointKey],
+) -> Result<Option<SignedCheckpoint>, Error> {
+    let Some(latest) = latest_checkpoint(dir)? else {
+        return Ok(None);
+    };
+    let log = dir.join(CHECKPOINT_LOG_FILE);
+    let recovery = "Nothing was changed. Keep this directory as evidence, restore the store \
+                    from a backup taken after that checkpoint, or read what is left from a \
+                    copy (docs/operations.md, \"A store behind its checkpoint\")";
+    if latest.head.origin != origin {
+        return Err(Error::Corrupt(format!(
+            "{}: the last checkpoint is for log {}, but this store's log is {origin} \
+             (files of two stores mixed?). {recovery}",
+            log.display(),
+            latest.head.origin
+        )));
+    }
+    if latest.signed && !keys.is_empty() && !keys.iter().any(|k| latest.verify(k).is_ok()) {
+        return Err(Error::Corrupt(format!(
+            "{}: the last checkpoint (size {}) is not signed by this store's key {} or a \
+             retired one. {recovery}",
+            log.display(),
+            latest.head.size,
+            keys.first().map(|k| k.id()).unwrap_or_default()
+        )));
+    }
+    if size < latest.head.size {
+        return Err(Error::Corrupt(format!(
+            "{}: the store holds {size} records in its global log, but the last checkpoint \
+             signed {} of them: records at leaves {size}..{} are missing (lost by the \
+             storage engine or removed). {recovery}",
+            dir.display(),
+            latest.head.size,
+            latest.head.size - 1
+        )));
+    }
+    let root = merkle::tree_root(latest.head.size, nodes)
+        .map_err(|e| Error::Corrupt(format!("{}: the global log: {e}", dir.display())))?;
+    if root != latest.head.root {
+        return Err(Error::Corrupt(format!(
+            "{}: the first {} records of the global log do not hash to the root the last \
+             checkpoint signed: acknowledged records were changed or replaced. {recovery}",
+            dir.display(),
+            latest.head.size
+        )));
+    }
+    Ok(Some(latest))
+}
+
+/// Appends checkpoints to the log and fsyncs them.
+struct LogWriter {
+    dir: PathBuf,
+    file: File,
+    len: u64,
+    bytes_max: u64,
+}
+
+impl LogWriter {
+    fn open(dir: &Path, bytes_max: u64) -> Result<Self, Error> {
+        let path = dir.join(CHECKPOINT_LOG_FILE);
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io(format!("opening {}", path.display()), e))?;
+        if !existed {
+            sync_dir(dir).map_err(|e| io(format!("fsync of {}", dir.display()), e))?;
+        }
+        let len = file
+            .metadata()
+            .map_err(|e| io(format!("reading {}", path.display()), e))?
+            .len();
+        Ok(LogWriter {
+            dir: dir.to_owned(),
+            file,
+            len,
+            bytes_max,
+        })
+    }
+
+    fn append(&mut self, checkpoint: &SignedCheckpoint) -> Result<(), String> {
+        let entry = checkpoint::log_entry(checkpoint);
+        if self.len > 0 && self.len + entry.len() as u64 > self.bytes_max {
+            self.rotate()?;
+        }
+        self.file
+            .write_all(entry.as_bytes())
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| format!("appending to {CHECKPOINT_LOG_FILE}: {e}"))?;
+        self.len += entry.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<(), String> {
+        let current = self.dir.join(CHECKPOINT_LOG_FILE);
+        let old = self.dir.join(format!("{CHECKPOINT_LOG_FILE}.1"));
+        std::fs::rename(&current, &old).map_err(|e| format!("rotating the checkpoint log: {e}"))?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&current)
+            .map_err(|e| format!("opening {}: {e}", current.display()))?;
+        sync_dir(&self.dir).map_err(|e| format!("fsync of {}: {e}", self.dir.display()))?;
+        self.len = 0;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// The largest durable tree size asked to be checkpointed.
+    wanted: u64,
+    /// The size of the last checkpoint written and fsynced.
+    done: u64,
+    /// The first failure; later waits report it.
+    failed: Option<String>,
+    stop: bool,
+}
+
+/// Computes roots for the checkpointer from the store's stored hashes.
+pub(crate) type RootFn = Box<dyn Fn(u64) -> Result<TreeHash, String> + Send>;
+
+/// The background thread that signs and appends a checkpoint for each durable tree size
+/// it is told about, newest first (sizes asked for while it works are folded into one).
+pub(crate) struct Checkpointer {
+    shared: Arc<(Mutex<State>, Condvar)>,
+    handle: Mutex<Option<JoinHandle<()>>>,
+    public_key: Option<CheckpointKey>,
+}
+
+impl Checkpointer {
+    /// Starts the thread. `done` is the size of the latest checkpoint on disk.
+    pub(crate) fn start(
+        dir: &Path,
+        origin: String,
+        signer: Option<CheckpointSigner>,
+        log_bytes_max: u64,
+        done: u64,
+        root_at: RootFn,
+    ) -> Result<Self, Error> {
+        let mut writer = LogWriter::open(dir, log_bytes_max)?;
+        let public_key = signer.as_ref().map(|s| s.public_key().clone());
+        let shared = Arc::new((
+            Mutex::new(State {
+                wanted: done,
+                done,
+                ..State::default()
+            }),
+            Condvar::new(),
+        ));
+        let thread_shared = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name("ledgerflow-checkpointer".into())
+            .spawn(move || {
+                let (lock, wake) = &*thread_shared;
+                loop {
+                    let size = {
+                        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+                        while state.wanted <= state.done && !state.stop {
+                            state = wake.wait(state).unwrap_or_else(|p| p.into_inner());
+                        }
+                        if state.wanted <= state.done || state.failed.is_some() {
+                            return;
+                        }
+                        state.wanted
+                    };
+                    let result = root_at(size).and_then(|root| {
+                        let head = TreeHead {
+                            origin: origin.clone(),
+                            size,
+                            root,
+                        };
+                        let signed = match &signer {
+                            Some(signer) => signer.sign(&head),
+                            None => checkpoint::unsigned(&head),
+                        }
+                        .map_err(|e| e.to_string())?;
+                        writer.append(&signed)
+                    });
+                    let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    match result {
+                        Ok(()) => state.done = state.done.max(size),
+                        Err(e) => {
+                            state.failed.get_or_insert(e);
+                        }
+                    }
+                    wake.notify_all();
+                }
+            })
+            .map_err(|e| io("starting the checkpointer".into(), e))?;
+        Ok(Checkpointer {
+            shared,
+            handle: Mutex::new(Some(handle)),
+            public_key,
+        })
+    }
+
+    /// A handle that asks for checkpoints (for the background flusher).
+    pub(crate) fn requester(&self) -> Requester {
+        Requester(Arc::clone(&self.shared))
+    }
+
+    /// The public key checkpoints are signed with (none when unsigned).
+    pub(crate) fn public_key(&self) -> Option<&CheckpointKey> {
+        self.public_key.as_ref()
+    }
+
+    /// Asks for a checkpoint of the durable tree of `size` leaves.
+    pub(crate) fn request(&self, size: u64) {
+        self.requester().request(size);
+    }
+
+    /// Waits until a checkpoint of at least `size` leaves is durable.
+    pub(crate) fn wait_for(&self, size: u64) -> Result<(), Error> {
+        let (lock, wake) = &*self.shared;
+        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if state.done >= size {
+                return Ok(());
+            }
+            if let Some(e) = &state.failed {
+                return Err(Error::Io(format!(
+                    "writing a checkpoint failed: {e}; the store refuses writes until it is reopened"
+                )));
+            }
+            if state.stop {
+                return Err(Error::Closed);
+            }
+            if state.wanted < size {
+                state.wanted = size;
+                wake.notify_all();
+            }
+            state = wake.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// The size of the last durable checkpoint.
+    pub(crate) fn done(&self) -> u64 {
+        let (lock, _) = &*self.shared;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).done
+    }
+
+    /// The first failure, if any.
+    pub(crate) fn failure(&self) -> Option<String> {
+        let (lock, _) = &*self.shared;
+        lock.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failed
+            .clone()
+    }
+
+    /// Finishes what was asked for and stops the thread.
+    pub(crate) fn stop(&self) {
+        {
+            let (lock, wake) = &*self.shared;
+            lock.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+            wake.notify_all();
+        }
+        let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Asks a [`Checkpointer`] for checkpoints from another thread.
+pub(crate) struct Requester(Arc<(Mutex<State>, Condvar)>);
+
+impl Requester {
+    /// Asks for a checkpoint of the durable tree of `size` leaves.
+    pub(crate) fn request(&self, size: u64) {
+        let (lock, wake) = &*self.0;
+        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if size > state.wanted {
+            state.wanted = size;
+            wake.notify_all();
+        }
+    }
+}
+
+/// The origin of a store's log.
+pub(crate) fn origin(store_id: &[u8; 16]) -> String {
+    origin_of_store(store_id)
+}
