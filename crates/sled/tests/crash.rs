@@ -1,7 +1,9 @@
 //! Crash loop: a child process commits steps of many runs with `Durability::Sync` and
 //! appends `run_id seq` to an ack file after each acknowledged commit; the test SIGKILLs it
 //! at random moments, reopens the store, and checks that every acknowledged step is there,
-//! every chain verifies and replay equals the stored state.
+//! every chain verifies and replay equals the stored state. Each ack also records how far
+//! the signed checkpoints had reached; those checkpoints survive too, and the reopened
+//! store is never behind its last checkpoint.
 //!
 //! 30 iterations by default; set `LEDGERFLOW_CRASH_ITERATIONS` to run more.
 
@@ -28,21 +30,32 @@ impl Rng {
     }
 }
 
-fn read_acks(path: &std::path::Path) -> HashMap<RunId, u64> {
+/// The highest acknowledged seq of each run, and the largest checkpoint size the writer
+/// saw durable when it acknowledged a step.
+fn read_acks(path: &std::path::Path) -> (HashMap<RunId, u64>, u64) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut acked: HashMap<RunId, u64> = HashMap::new();
+    let mut checkpointed = 0;
     for line in text.lines() {
         // A line cut by the kill is not an acknowledgement.
-        let Some((run, seq)) = line.split_once(' ') else {
+        let mut fields = line.split(' ');
+        let (Some(run), Some(seq), Some(size), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
             continue;
         };
-        let (Ok(run), Ok(seq)) = (run.parse::<RunId>(), seq.parse::<u64>()) else {
+        let (Ok(run), Ok(seq), Ok(size)) = (
+            run.parse::<RunId>(),
+            seq.parse::<u64>(),
+            size.parse::<u64>(),
+        ) else {
             continue;
         };
         let entry = acked.entry(run).or_insert(0);
         *entry = (*entry).max(seq);
+        checkpointed = checkpointed.max(size);
     }
-    acked
+    (acked, checkpointed)
 }
 
 #[test]
@@ -76,8 +89,8 @@ fn crash_loop_keeps_every_acknowledged_step() {
             .expect("spawn the crash writer");
         // Let it get going (the first iteration also creates the store), then kill it.
         let started = Instant::now();
-        let before = read_acks(&ack_path).values().sum::<u64>();
-        while read_acks(&ack_path).values().sum::<u64>() == before
+        let before = read_acks(&ack_path).0.values().sum::<u64>();
+        while read_acks(&ack_path).0.values().sum::<u64>() == before
             && started.elapsed() < Duration::from_secs(20)
         {
             if let Ok(Some(status)) = child.try_wait() {
@@ -93,7 +106,15 @@ fn crash_loop_keeps_every_acknowledged_step() {
         child.kill().expect("SIGKILL the writer");
         child.wait().expect("reap the writer");
 
-        let acked = read_acks(&ack_path);
+        let (acked, checkpointed) = read_acks(&ack_path);
+        // Reopening checks the data against the last checkpoint: it is never behind.
+        let on_disk = ledgerflow_sled::latest_checkpoint(&store_dir)
+            .unwrap_or_else(|e| panic!("iteration {iteration}: checkpoint log: {e}"))
+            .map_or(0, |c| c.head.size);
+        assert!(
+            on_disk >= checkpointed,
+            "iteration {iteration}: the writer saw checkpoint {checkpointed} durable, the log has {on_disk}"
+        );
         let store = SledStore::open_existing(&store_dir, SledConfig::default())
             .unwrap_or_else(|e| panic!("iteration {iteration}: reopen failed: {e}"));
         for (run, seq) in &acked {

@@ -1,5 +1,5 @@
 //! Test helper for the crash-loop test: commits steps of many runs to a sled store with
-//! `Durability::Sync` and appends `run_id seq` to an ack file after each acknowledged
+//! `Durability::Sync` and appends `run_id seq checkpointed_size` to an ack file after each acknowledged
 //! commit, until it is killed.
 //!
 //! Usage: `ledgerflow-sled-crash-writer STORE_DIR ACK_FILE RUNS THREADS`
@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads: usize = threads.parse()?;
     let store = Arc::new(SledStore::open(dir)?);
     let engine = Arc::new(Engine::with_config(
-        store,
+        Arc::clone(&store) as Arc<dyn ledgerflow_kernel::Store>,
         Arc::new(WallClock),
         EngineConfig {
             steps_per_tick_max: 1,
@@ -62,15 +62,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ack = Arc::new(Mutex::new(
         OpenOptions::new().create(true).append(true).open(ack)?,
     ));
-    let acknowledge = |ack: &Mutex<std::fs::File>, run: RunId, seq: u64| -> std::io::Result<()> {
-        let line = format!("{run} {seq}\n");
-        ack.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write_all(line.as_bytes())
-    };
+    // Each line also says how far the durable signed checkpoints reached when the step
+    // was acknowledged; the test checks that those checkpoints survive the kill.
+    let checkpoints = Arc::clone(&store);
+    let acknowledge =
+        move |ack: &Mutex<std::fs::File>, run: RunId, seq: u64| -> std::io::Result<()> {
+            let line = format!("{run} {seq} {}\n", checkpoints.checkpointed_size());
+            ack.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write_all(line.as_bytes())
+        };
     let mut handles = Vec::new();
     for _ in 0..threads {
         let (engine, ack) = (Arc::clone(&engine), Arc::clone(&ack));
+        let acknowledge = acknowledge.clone();
         handles.push(std::thread::spawn(move || -> Result<(), String> {
             let mut mine = Vec::new();
             for _ in 0..runs.div_ceil(threads.max(1)) {
