@@ -39,10 +39,16 @@ struct Opened {
     engine: Engine,
 }
 
+/// Opens the store: for commands that only read, a copy of it (the store's files are
+/// never changed, even by sled's recovery of a damaged file); for the others, the store.
 fn open(cli: &Cli) -> Result<Opened> {
-    let store = Arc::new(
+    let opened = if cli.command.only_reads() {
+        SledStore::open_for_inspection(cli.db())
+    } else {
         SledStore::open_existing(cli.db(), SledConfig::default())
-            .with_context(|| format!("cannot open the store at {}", cli.db().display()))?,
+    };
+    let store = Arc::new(
+        opened.with_context(|| format!("cannot open the store at {}", cli.db().display()))?,
     );
     let config = EngineConfig {
         steps_per_tick_max: 0,
@@ -58,7 +64,7 @@ fn open(cli: &Cli) -> Result<Opened> {
 
 /// A run id, or an unambiguous prefix of one (at least 4 hex digits; dashes as in the
 /// full id are optional).
-fn run_id(store: &dyn Store, text: &str) -> Result<RunId> {
+pub fn run_id(store: &dyn Store, text: &str) -> Result<RunId> {
     if let Ok(id) = text.parse::<RunId>() {
         return Ok(id);
     }
@@ -162,14 +168,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let Command::Ledger(LedgerCommand::Verify(VerifyArgs {
-        file: Some(path),
-        verbose,
-        ..
-    })) = &cli.command
-    {
-        // Offline: an export verifies without a store.
-        return verify_file(&cli, path, *verbose);
+    if let Command::Ledger(LedgerCommand::Verify(args)) = &cli.command {
+        if let Some(path) = &args.file {
+            // Offline: an export verifies without a store.
+            return verify_file(&cli, path, args);
+        }
     }
     run_on_store(&cli, open(&cli)?)
 }
@@ -263,14 +266,24 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             let file = File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
             let mut out = BufWriter::new(file);
             let mut count = 0usize;
+            let mut exported = Vec::new();
             for run in &runs {
                 let records = all_records(&engine, *run)?;
                 count += records.len();
                 export_jsonl(&records, &mut out).with_context(|| format!("writing {}", args.out.display()))?;
+                exported.extend(records.iter().map(|r| (r.run_id(), r.seq())));
             }
             out.into_inner().map_err(|e| anyhow!("writing {}: {e}", args.out.display()))?.sync_all()?;
-            report(cli, json!({ "runs": runs.len(), "records": count, "out": args.out }), &format!("exported {count} records of {} runs to {}", runs.len(), args.out.display()));
+            let proof_path = crate::log::proof_path(&args.out);
+            let proof = crate::log::export_proof(cli, store.as_ref(), args.all, &exported)?;
+            std::fs::write(&proof_path, proof.to_json()).with_context(|| format!("writing {}", proof_path.display()))?;
+            report(
+                cli,
+                json!({ "runs": runs.len(), "records": count, "out": args.out, "proof": proof_path, "tree_size": proof.tree_size }),
+                &format!("exported {count} records of {} runs to {}; checkpoint (tree size {}) and proofs in {}", runs.len(), args.out.display(), proof.tree_size, proof_path.display()),
+            );
         }
+        Command::Log(command) => return crate::log::run(cli, store.as_ref(), command),
         Command::Events(EventsCommand::Tail { from_start, follow, limit }) => {
             check_limit(*limit, store.as_ref())?;
             let mut cursor = if *from_start { engine.cursor_from_start() } else { engine.cursor_tail(*limit as u64)? };
@@ -462,7 +475,7 @@ fn verify_runs(cli: &Cli, engine: &Engine, runs: &[RunId], verbose: bool) -> Res
             }
         }
     }
-    print_verification(cli, &results, verbose);
+    print_verification(cli, &results, verbose, None);
     Ok(if failed {
         ExitCode::FAILURE
     } else {
@@ -485,12 +498,18 @@ fn failing_seq(error: &ledgerflow_kernel::Error) -> Option<u64> {
 
 /// Prints what a verification found: a summary and every failure, and with `verbose` a
 /// line (or, with `--json`, an entry under `runs`) for every run.
-fn print_verification(cli: &Cli, results: &[Value], verbose: bool) {
+fn print_verification(
+    cli: &Cli,
+    results: &[Value],
+    verbose: bool,
+    log: Option<&crate::log::ExportCheck>,
+) {
     let failures: Vec<&Value> = results.iter().filter(|r| r["ok"] != json!(true)).collect();
     let records: u64 = results.iter().filter_map(|r| r["records"].as_u64()).sum();
+    let log_failed = log.is_some_and(|l| l.failed);
     if cli.json {
         let mut summary = json!({
-            "ok": failures.is_empty(),
+            "ok": failures.is_empty() && !log_failed,
             "runs_verified": results.len(),
             "runs_failed": failures.len(),
             "records": records,
@@ -498,6 +517,9 @@ fn print_verification(cli: &Cli, results: &[Value], verbose: bool) {
         });
         if verbose {
             summary["runs"] = Value::Array(results.to_vec());
+        }
+        if let Some(log) = log {
+            summary["log"] = log.json.clone();
         }
         print_json(&summary);
         return;
@@ -526,7 +548,14 @@ fn print_verification(cli: &Cli, results: &[Value], verbose: bool) {
             );
         }
     }
-    let verdict = if failures.is_empty() { "ok" } else { "FAIL" };
+    for line in log.map(|l| l.lines.as_slice()).unwrap_or_default() {
+        crate::out!("{line}");
+    }
+    let verdict = if failures.is_empty() && !log_failed {
+        "ok"
+    } else {
+        "FAIL"
+    };
     crate::out!(
         "{verdict}: {} runs verified ({records} records), {} failed",
         results.len(),
@@ -551,7 +580,8 @@ fn str_of(value: &Value) -> String {
         .map_or_else(|| value.to_string(), str::to_owned)
 }
 
-fn verify_file(cli: &Cli, path: &std::path::Path, verbose: bool) -> Result<ExitCode> {
+fn verify_file(cli: &Cli, path: &std::path::Path, args: &VerifyArgs) -> Result<ExitCode> {
+    let verbose = args.verbose;
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let records = import_jsonl(BufReader::new(file))
         .with_context(|| format!("reading {}", path.display()))?;
@@ -576,7 +606,10 @@ fn verify_file(cli: &Cli, path: &std::path::Path, verbose: bool) -> Result<ExitC
     if results.is_empty() {
         bail!("{} holds no records", path.display());
     }
-    print_verification(cli, &results, verbose);
+    let all: Vec<Record> = runs.into_iter().flat_map(|(_, records)| records).collect();
+    let coverage = crate::log::verify_export_proof(path, args, &all)?;
+    failed |= coverage.failed;
+    print_verification(cli, &results, verbose, Some(&coverage));
     Ok(if failed {
         ExitCode::FAILURE
     } else {

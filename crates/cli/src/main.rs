@@ -4,6 +4,7 @@
 mod bench;
 mod commands;
 mod errors;
+mod log;
 mod output;
 
 use std::path::PathBuf;
@@ -73,8 +74,12 @@ enum Command {
     Snapshot(SnapshotCommand),
     /// Start a new run from a run's state at a seq or a snapshot (time travel).
     Fork(ForkArgs),
-    /// Verify every run: chains, replay equals stored state, indexes.
+    /// Verify every run: chains, replay equals stored state, indexes, and the global log
+    /// against the last signed checkpoint.
     Check,
+    /// The global Merkle log: signed checkpoints and proofs for auditors.
+    #[command(subcommand)]
+    Log(LogCommand),
     /// Counts by status and the feed's length.
     Stats,
     /// Measure throughput and latency on this machine, on a fresh store each time.
@@ -149,6 +154,28 @@ enum LedgerCommand {
     Export(ExportArgs),
 }
 
+#[derive(Subcommand, Debug)]
+enum LogCommand {
+    /// Print the latest signed checkpoint (C2SP tlog-checkpoint note).
+    Checkpoint,
+    /// Print the public key checkpoints are signed with (a signed-note verifier key).
+    Key,
+    /// Inclusion proofs that a run's records are in the signed log.
+    Prove {
+        /// The run id (or an unambiguous prefix of it).
+        run: String,
+        /// Only this record.
+        #[arg(long)]
+        seq: Option<u64>,
+    },
+    /// The consistency proof that the log at OLD_SIZE is a prefix of the latest
+    /// checkpoint's (the log was only appended to since).
+    Consistency {
+        /// The older tree size (from a checkpoint seen before).
+        old_size: u64,
+    },
+}
+
 #[derive(Args, Debug)]
 struct VerifyArgs {
     /// The run to verify.
@@ -163,6 +190,14 @@ struct VerifyArgs {
     /// Print a line for every run verified, not only the failures.
     #[arg(long)]
     verbose: bool,
+    /// With --file: the export's proof file [default: FILE.proof.json when it exists].
+    #[arg(long, requires = "file")]
+    proof: Option<PathBuf>,
+    /// With --file: the public key to check the checkpoint's signature with (the key's
+    /// text, or @PATH to read it from a file). Without it, the key in the proof file is
+    /// used, which shows the export is intact but not who signed it.
+    #[arg(long, requires = "file")]
+    public_key: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -173,7 +208,8 @@ struct ExportArgs {
     /// Export every run.
     #[arg(long)]
     all: bool,
-    /// Where to write the JSONL.
+    /// Where to write the JSONL. The signed checkpoint and the proofs go beside it, in
+    /// OUT.proof.json.
     #[arg(long)]
     out: PathBuf,
 }
@@ -237,6 +273,30 @@ struct ForkArgs {
     /// Fork at this snapshot of the run.
     #[arg(long)]
     snapshot: Option<String>,
+}
+
+impl Command {
+    /// Whether the command only reads the store (it then reads a copy, so the store's
+    /// files are never changed).
+    fn only_reads(&self) -> bool {
+        match self {
+            Command::Runs(_)
+            | Command::Ledger(_)
+            | Command::Events(_)
+            | Command::Check
+            | Command::Stats
+            | Command::Log(_)
+            | Command::Snapshot(SnapshotCommand::List { .. })
+            | Command::Bench(_) => true,
+            Command::Emit { .. }
+            | Command::Respond { .. }
+            | Command::Pause { .. }
+            | Command::Unpause { .. }
+            | Command::Cancel { .. }
+            | Command::Snapshot(SnapshotCommand::Create { .. })
+            | Command::Fork(_) => false,
+        }
+    }
 }
 
 impl Cli {

@@ -25,6 +25,7 @@
 //! assert_eq!(head.map(|h| h.seq), Some(1));
 //! ```
 
+pub mod bundle;
 mod canonical;
 mod chain;
 pub mod checkpoint;

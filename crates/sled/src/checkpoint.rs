@@ -117,12 +117,24 @@ fn write_new_file(path: &Path, text: &str, secret: bool) -> Result<(), Error> {
 }
 
 /// The public keys a store's checkpoints may be signed with: the current one and any
-/// retired ones.
+/// retired ones. With no current key (an unsigned open, or a copy made for inspection),
+/// the public key in `checkpoint.pub` is the current one.
 pub(crate) fn trusted_keys(
     dir: &Path,
     current: Option<&CheckpointKey>,
 ) -> Result<Vec<CheckpointKey>, Error> {
     let mut keys: Vec<CheckpointKey> = current.into_iter().cloned().collect();
+    if keys.is_empty() {
+        let path = dir.join(PUBLIC_KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => keys.push(
+                CheckpointKey::parse(&text)
+                    .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(format!("reading {}", path.display()), e)),
+        }
+    }
     let path = dir.join(RETIRED_KEYS_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {

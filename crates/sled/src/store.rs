@@ -21,7 +21,9 @@ use sled::Transactional;
 use ledgerflow_ledger::checkpoint::CheckpointKey;
 use ledgerflow_ledger::merkle::{self, stored_hash_index, Frontier, NodeReader, TreeHash};
 
-use crate::checkpoint::{self, CheckpointConfig, Checkpointer, Signing, KEY_FILE, PUBLIC_KEY_FILE};
+use crate::checkpoint::{
+    self, CheckpointConfig, Checkpointer, Signing, CHECKPOINT_LOG_FILE, KEY_FILE, PUBLIC_KEY_FILE,
+};
 use crate::codec::{self, keys, InboxMetaV1};
 use crate::sync::{sync_dir, Durability, GroupSync};
 
@@ -180,6 +182,57 @@ pub struct SledStore {
     /// Commits waiting for the lock holder to apply them (see `commit`).
     pending: Mutex<Vec<Arc<Slot>>>,
     flusher: Mutex<Option<Flusher>>,
+    /// Set when this handle reads a copy (see [`SledStore::open_for_inspection`]): the
+    /// copy is removed when the handle drops, after sled lets go of it.
+    copy: Option<InspectionCopy>,
+}
+
+/// A copy of a store's directory made for inspection, removed on drop.
+#[derive(Debug)]
+struct InspectionCopy {
+    dir: PathBuf,
+    source: PathBuf,
+}
+
+impl Drop for InspectionCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Files of a store's directory that an inspection copy leaves out: the signing key.
+fn copied(name: &std::ffi::OsStr) -> bool {
+    name != std::ffi::OsStr::new(KEY_FILE)
+}
+
+/// Copies `from` into the new directory `to`: the checkpoint logs first (so that the
+/// data copied after them is never behind them), then the rest, recursively.
+fn copy_store_dir(from: &Path, to: &Path) -> Result<(), Error> {
+    let failed = |what: &Path, e: std::io::Error| io(&format!("copying {}", what.display()), e);
+    std::fs::create_dir_all(to).map_err(|e| failed(to, e))?;
+    let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(from)
+        .map_err(|e| failed(from, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| failed(from, e))?;
+    entries.sort_by_key(|e| {
+        !e.file_name()
+            .to_string_lossy()
+            .starts_with(CHECKPOINT_LOG_FILE)
+    });
+    for entry in entries {
+        let name = entry.file_name();
+        if !copied(&name) {
+            continue;
+        }
+        let source = entry.path();
+        let kind = entry.file_type().map_err(|e| failed(&source, e))?;
+        if kind.is_dir() {
+            copy_store_dir(&source, &to.join(&name))?;
+        } else if kind.is_file() {
+            std::fs::copy(&source, to.join(&name)).map_err(|e| failed(&source, e))?;
+        }
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for SledStore {
@@ -305,6 +358,70 @@ impl SledStore {
     /// store is [`Error::Missing`].
     pub fn open_existing(dir: impl AsRef<Path>, config: SledConfig) -> Result<Self, Error> {
         let dir = dir.as_ref();
+        SledStore::check_exists(dir)?;
+        SledStore::open_inner(dir, config, false)
+    }
+
+    /// Opens the store in `dir` for reading without changing a byte of it. sled has no
+    /// read-only mode (opening runs its recovery, which may rewrite a damaged file), so
+    /// this copies the directory — without the signing key — to a temporary directory and
+    /// opens the copy; the copy is removed when the handle drops. The copy is checked
+    /// against the last checkpoint like any open. Writes are refused ([`Error::Closed`]).
+    ///
+    /// The copy is taken while holding sled's file lock on `db`, so a store that another
+    /// process has open is refused ([`Error::Io`]) instead of copied mid-write.
+    pub fn open_for_inspection(dir: impl AsRef<Path>) -> Result<Self, Error> {
+        let dir = dir.as_ref();
+        SledStore::check_exists(dir)?;
+        let db = dir.join("db");
+        let lock =
+            std::fs::File::open(&db).map_err(|e| io(&format!("opening {}", db.display()), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Io(format!(
+                    "{}: the store is open in another process (file lock held); stop it, or \
+                     inspect a live store through that process",
+                    dir.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io(&format!("locking {}", db.display()), e))
+            }
+        }
+        static COPIES: AtomicU64 = AtomicU64::new(0);
+        let copy_dir = std::env::temp_dir().join(format!(
+            "ledgerflow-inspect-{}-{}",
+            std::process::id(),
+            COPIES.fetch_add(1, Ordering::SeqCst)
+        ));
+        let copy = InspectionCopy {
+            dir: copy_dir.clone(),
+            source: dir.to_owned(),
+        };
+        copy_store_dir(dir, &copy_dir)?;
+        drop(lock);
+        let config = SledConfig {
+            durability: Durability::None,
+            checkpoints: CheckpointConfig {
+                signing: Signing::Unsigned,
+                ..CheckpointConfig::default()
+            },
+            ..SledConfig::default()
+        };
+        let mut store = SledStore::open_inner(&copy_dir, config, false)?;
+        store.closed.store(true, Ordering::SeqCst);
+        store.copy = Some(copy);
+        Ok(store)
+    }
+
+    /// The directory this handle inspects a copy of, when opened with
+    /// [`SledStore::open_for_inspection`].
+    pub fn inspected_dir(&self) -> Option<&Path> {
+        self.copy.as_ref().map(|c| c.source.as_path())
+    }
+
+    fn check_exists(dir: &Path) -> Result<(), Error> {
         if !dir.is_dir() {
             return Err(Error::Missing(format!(
                 "{}: no such store directory",
@@ -317,7 +434,7 @@ impl SledStore {
                 dir.display()
             )));
         }
-        SledStore::open_inner(dir, config, false)
+        Ok(())
     }
 
     /// Creates or opens the store in `dir` with `config`.
@@ -472,6 +589,7 @@ impl SledStore {
             pending: Mutex::new(Vec::new()),
             store_id: *store_id.as_bytes(),
             flusher: Mutex::new(None),
+            copy: None,
         };
         if let Durability::Batched { max_delay_ms } = store.config.durability {
             store.start_flusher(max_delay_ms);

@@ -1,0 +1,337 @@
+//! `ledgerflow log …` and the proof file of `ledger export`: signed checkpoints of the
+//! global Merkle log, inclusion and consistency proofs, and checking an export against
+//! its proof file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use ledgerflow_kernel::{log_root, prove_consistency, prove_record, Record, RunId, Store};
+use ledgerflow_ledger::bundle::{LeafProof, ProofBundle, PROOF_FILE_BYTES_MAX};
+use ledgerflow_ledger::checkpoint::{CheckpointKey, SignedCheckpoint};
+use ledgerflow_ledger::merkle::{self, tree_hash_hex};
+use ledgerflow_sled::{latest_checkpoint, SledStore, PUBLIC_KEY_FILE};
+use serde_json::{json, Value};
+
+use crate::errors::InputError;
+use crate::output::print_json;
+use crate::{Cli, LogCommand, VerifyArgs};
+
+/// Where `ledger export --out OUT` writes its proof file: `OUT.proof.json`.
+pub fn proof_path(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".proof.json");
+    PathBuf::from(name)
+}
+
+/// The store's latest signed checkpoint, read from its directory.
+fn checkpoint(cli: &Cli) -> Result<SignedCheckpoint> {
+    latest_checkpoint(&cli.db())?.with_context(|| {
+        format!(
+            "{} has no checkpoint yet; a store writes one after every durable commit and on \
+             close, so open it once with this version of ledgerflow",
+            cli.db().display()
+        )
+    })
+}
+
+/// The store's public key (`checkpoint.pub`), if it signs its checkpoints.
+fn store_key(cli: &Cli) -> Result<Option<CheckpointKey>> {
+    let path = cli.db().join(PUBLIC_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            CheckpointKey::parse(&text).with_context(|| format!("reading {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn hexes(path: &[merkle::TreeHash]) -> Vec<String> {
+    path.iter().map(tree_hash_hex).collect()
+}
+
+/// Runs a `log` subcommand on a store opened for reading.
+pub fn run(cli: &Cli, store: &SledStore, command: &LogCommand) -> Result<ExitCode> {
+    match command {
+        LogCommand::Checkpoint => {
+            let latest = checkpoint(cli)?;
+            let key = store_key(cli)?;
+            let verified = key.as_ref().map(|k| latest.verify(k).is_ok());
+            if cli.json {
+                print_json(&json!({
+                    "origin": latest.head.origin,
+                    "tree_size": latest.head.size,
+                    "root": tree_hash_hex(&latest.head.root),
+                    "signed": latest.signed,
+                    "verified_with_store_key": verified,
+                    "note": latest.note,
+                }));
+            } else {
+                crate::out!("{}", latest.note.trim_end_matches('\n'));
+            }
+        }
+        LogCommand::Key => match store_key(cli)? {
+            Some(key) => {
+                if cli.json {
+                    print_json(&json!({ "public_key": key.as_str() }));
+                } else {
+                    crate::out!("{}", key.as_str());
+                }
+            }
+            None => bail!(
+                "{} has no {PUBLIC_KEY_FILE}: its checkpoints are unsigned",
+                cli.db().display()
+            ),
+        },
+        LogCommand::Prove { run, seq } => {
+            let latest = checkpoint(cli)?;
+            let run = crate::commands::run_id(store, run)?;
+            let seqs: Vec<u64> = match seq {
+                Some(seq) => vec![*seq],
+                None => (1..=store.load(run)?.map_or(0, |s| s.head.seq)).collect(),
+            };
+            let mut proofs = Vec::new();
+            let mut uncovered = Vec::new();
+            for seq in seqs {
+                let leaf = store.leaf_index(run, seq)?;
+                if leaf.is_some_and(|leaf| leaf >= latest.head.size) {
+                    uncovered.push(seq);
+                    continue;
+                }
+                let proof = prove_record(store, run, seq, Some(latest.head.size))?;
+                // Check before printing: a proof that does not verify is a bug or damage.
+                proof
+                    .verify(latest.head.root)
+                    .map_err(|e| anyhow::anyhow!("the proof of seq {seq} does not verify: {e}"))?;
+                proofs.push(proof);
+            }
+            if cli.json {
+                print_json(&json!({
+                    "checkpoint": latest.note,
+                    "tree_size": latest.head.size,
+                    "root": tree_hash_hex(&latest.head.root),
+                    "proofs": proofs.iter().map(|p| json!({
+                        "run_id": p.run_id,
+                        "seq": p.seq,
+                        "record_hash": p.record_hash,
+                        "leaf_index": p.leaf_index,
+                        "path": hexes(&p.path),
+                    })).collect::<Vec<_>>(),
+                    "not_yet_covered": uncovered,
+                }));
+            } else {
+                crate::out!(
+                    "tree size {}, root {}",
+                    latest.head.size,
+                    tree_hash_hex(&latest.head.root)
+                );
+                for p in &proofs {
+                    crate::out!(
+                        "seq {} (record {}) is leaf {}: path {}",
+                        p.seq,
+                        p.record_hash.to_hex(),
+                        p.leaf_index,
+                        hexes(&p.path).join(",")
+                    );
+                }
+                if !uncovered.is_empty() {
+                    crate::out!("not yet covered by a checkpoint: seq {uncovered:?}");
+                }
+            }
+        }
+        LogCommand::Consistency { old_size } => {
+            let latest = checkpoint(cli)?;
+            if *old_size > latest.head.size {
+                return Err(InputError(format!(
+                    "old size {old_size} is beyond the latest checkpoint's tree size {}",
+                    latest.head.size
+                ))
+                .into());
+            }
+            let old_root = log_root(store, *old_size)?;
+            let proof = prove_consistency(store, *old_size, latest.head.size)?;
+            merkle::verify_consistency(
+                &proof,
+                *old_size,
+                old_root,
+                latest.head.size,
+                latest.head.root,
+            )
+            .map_err(|e| anyhow::anyhow!("the consistency proof does not verify: {e}"))?;
+            if cli.json {
+                print_json(&json!({
+                    "old_size": old_size,
+                    "old_root": tree_hash_hex(&old_root),
+                    "tree_size": latest.head.size,
+                    "root": tree_hash_hex(&latest.head.root),
+                    "proof": hexes(&proof),
+                    "checkpoint": latest.note,
+                }));
+            } else {
+                crate::out!("old size {old_size}, root {}", tree_hash_hex(&old_root));
+                crate::out!(
+                    "new size {}, root {}",
+                    latest.head.size,
+                    tree_hash_hex(&latest.head.root)
+                );
+                crate::out!("proof {}", hexes(&proof).join(","));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The proof file of an export of `exported` records: every leaf's record when the export
+/// holds all runs, else one inclusion proof per record.
+pub fn export_proof(
+    cli: &Cli,
+    store: &SledStore,
+    complete: bool,
+    exported: &[(RunId, u64)],
+) -> Result<ProofBundle> {
+    let latest = checkpoint(cli)?;
+    let key = store_key(cli)?;
+    if complete {
+        let mut leaves = Vec::with_capacity(latest.head.size as usize);
+        let page = store.limits().read_items_max;
+        while (leaves.len() as u64) < latest.head.size {
+            let entries = store.read_feed(leaves.len() as u64, page)?;
+            if entries.is_empty() {
+                bail!("the feed ends before the checkpoint's tree size");
+            }
+            for entry in entries {
+                if (leaves.len() as u64) < latest.head.size {
+                    leaves.push((entry.run_id, entry.seq));
+                }
+            }
+        }
+        return Ok(ProofBundle::complete(&latest, key.as_ref(), leaves));
+    }
+    let mut proofs = Vec::new();
+    for (run, seq) in exported {
+        if store
+            .leaf_index(*run, *seq)?
+            .is_some_and(|leaf| leaf < latest.head.size)
+        {
+            let proof = prove_record(store, *run, *seq, Some(latest.head.size))?;
+            proofs.push(LeafProof {
+                run_id: *run,
+                seq: *seq,
+                leaf_index: proof.leaf_index,
+                path: hexes(&proof.path),
+            });
+        }
+    }
+    Ok(ProofBundle::partial(&latest, key.as_ref(), proofs))
+}
+
+/// What checking an export against its proof file found.
+pub struct ExportCheck {
+    /// The export does not match its proof file.
+    pub failed: bool,
+    /// For `--json`.
+    pub json: Value,
+    /// For people.
+    pub lines: Vec<String>,
+}
+
+/// A public key argument: the key's text, or `@PATH`.
+fn key_arg(text: &str) -> Result<CheckpointKey> {
+    let text = match text.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading the key {path}"))?
+        }
+        None => text.to_owned(),
+    };
+    CheckpointKey::parse(&text).map_err(|e| InputError(format!("--public-key: {e}")).into())
+}
+
+/// Checks an export's records against its proof file (`--proof`, or FILE.proof.json).
+pub fn verify_export_proof(
+    file: &Path,
+    args: &VerifyArgs,
+    records: &[Record],
+) -> Result<ExportCheck> {
+    let key = args.public_key.as_deref().map(key_arg).transpose()?;
+    let path = match &args.proof {
+        Some(path) => path.clone(),
+        None => proof_path(file),
+    };
+    if args.proof.is_none() && !path.exists() {
+        if key.is_some() {
+            return Err(InputError(format!(
+                "--public-key needs the export's proof file, and {} does not exist",
+                path.display()
+            ))
+            .into());
+        }
+        return Ok(ExportCheck {
+            failed: false,
+            json: json!({ "proof": null }),
+            lines: vec![format!(
+                "note: no proof file ({}): each chain verifies on its own, but a cut tail, a \
+                 deleted run or a re-hashed history cannot be detected",
+                path.display()
+            )],
+        });
+    }
+    let size = std::fs::metadata(&path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if size > PROOF_FILE_BYTES_MAX {
+        bail!(
+            "{} is {size} bytes, over {PROOF_FILE_BYTES_MAX}",
+            path.display()
+        );
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let bundle = ProofBundle::from_json(&text).with_context(|| format!("{}", path.display()))?;
+    Ok(match bundle.verify(records, key.as_ref()) {
+        Ok(coverage) => {
+            let signer = match (&coverage.key, coverage.key_pinned) {
+                (Some(key), true) => format!("signature verified with the given key {key}"),
+                (Some(key), false) => format!(
+                    "signature verified with the key in the proof file {key} (give --public-key to check who signed)"
+                ),
+                (None, _) => "unsigned checkpoint".to_owned(),
+            };
+            let mut lines = vec![format!(
+                "ok: checkpoint of tree size {}: {signer}; {} records proven in the signed log{}",
+                coverage.tree_size,
+                coverage.covered,
+                if bundle.complete {
+                    " (every leaf is in the export: nothing cut or deleted)"
+                } else {
+                    ""
+                }
+            )];
+            if coverage.uncovered > 0 {
+                lines.push(format!(
+                    "warning: {} exported records are not covered by the checkpoint",
+                    coverage.uncovered
+                ));
+            }
+            ExportCheck {
+                failed: false,
+                json: json!({
+                    "proof": path,
+                    "ok": true,
+                    "tree_size": coverage.tree_size,
+                    "complete": bundle.complete,
+                    "covered": coverage.covered,
+                    "uncovered": coverage.uncovered,
+                    "key": coverage.key,
+                    "key_pinned": coverage.key_pinned,
+                }),
+                lines,
+            }
+        }
+        Err(e) => ExportCheck {
+            failed: true,
+            json: json!({ "proof": path, "ok": false, "reason": e.to_string() }),
+            lines: vec![format!("FAIL  against {}: {e}", path.display())],
+        },
+    })
+}

@@ -1,0 +1,377 @@
+//! The global log from the command line: read-only commands never change a byte of the
+//! store (intact or damaged), and an export's proof file catches a cut tail, a deleted
+//! run, a re-hashed history, a changed checkpoint and a foreign key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use ledgerflow_kernel::{
+    Effect, Engine, ManualClock, RunId, StepContext, StepPlan, Store, WorkflowSpec,
+};
+use ledgerflow_ledger::{export_jsonl, import_jsonl, Hash, Record, RecordDraft};
+use ledgerflow_sled::SledStore;
+use serde_json::{json, Value};
+
+/// A store of `runs` completed runs (5 records each) and one waiting run.
+fn store(runs: usize) -> (tempfile::TempDir, PathBuf, Vec<RunId>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db");
+    let store = Arc::new(SledStore::open(&db).expect("create"));
+    let engine = Engine::new(
+        Arc::clone(&store) as Arc<dyn Store>,
+        Arc::new(ManualClock::new(1_700_000_000_000)),
+    );
+    engine.register(
+        WorkflowSpec::builder("steps", 1)
+            .node("a", |ctx: &mut StepContext<'_>| {
+                ctx.set("a", json!(1));
+                StepPlan::next("b")
+            })
+            .node("b", |ctx: &mut StepContext<'_>| {
+                ctx.set("b", json!(2));
+                StepPlan::next("c")
+            })
+            .node("c", |ctx: &mut StepContext<'_>| {
+                ctx.set("c", json!(3));
+                StepPlan::next("d")
+            })
+            .node("d", |_: &mut StepContext<'_>| {
+                StepPlan::complete(json!("done"))
+            })
+            .entry("a")
+            .build()
+            .expect("spec"),
+    );
+    engine.register(
+        WorkflowSpec::builder("wait", 1)
+            .node("w", |_: &mut StepContext<'_>| {
+                StepPlan::effect(Effect::wait_event("log-test").result_key("e")).then_next("w")
+            })
+            .entry("w")
+            .build()
+            .expect("spec"),
+    );
+    let mut ids = Vec::new();
+    for _ in 0..runs {
+        let run = engine.start(("steps", 1), json!({})).expect("start");
+        engine.tick(run).expect("tick");
+        ids.push(run);
+    }
+    let waiting = engine.start(("wait", 1), json!({})).expect("start");
+    engine.tick(waiting).expect("tick");
+    ids.push(waiting);
+    drop(engine);
+    store.close().expect("close");
+    drop(store);
+    (dir, db, ids)
+}
+
+fn ledgerflow(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ledgerflow"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .expect("run the binary")
+}
+
+fn ok_json(db: &Path, args: &[&str]) -> Value {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let out = ledgerflow(db, &full);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: stdout is not one JSON document: {e}"))
+}
+
+/// Every file of a directory, by path, with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).expect("read dir") {
+            let entry = entry.expect("entry");
+            if entry.file_type().expect("type").is_dir() {
+                stack.push(entry.path());
+            } else {
+                files.insert(entry.path(), std::fs::read(entry.path()).expect("read"));
+            }
+        }
+    }
+    files
+}
+
+fn read_only_commands(run: &str, export: &str) -> Vec<Vec<String>> {
+    let commands: [&[&str]; 14] = [
+        &["runs", "list"],
+        &["runs", "show", run],
+        &["ledger", "show", run],
+        &["ledger", "verify", "--all"],
+        &["ledger", "verify", run],
+        &["ledger", "export", "--all", "--out", export],
+        &["events", "tail", "--from-start"],
+        &["check"],
+        &["stats"],
+        &["snapshot", "list"],
+        &["log", "checkpoint"],
+        &["log", "key"],
+        &["log", "prove", run],
+        &["log", "consistency", "1"],
+    ];
+    commands
+        .iter()
+        .map(|c| c.iter().map(|s| (*s).to_owned()).collect())
+        .collect()
+}
+
+#[test]
+fn read_only_commands_never_change_the_store_intact_or_damaged() {
+    let (dir, db, runs) = store(30);
+    let export = dir.path().join("out.jsonl");
+    let run = runs[0].to_string();
+    let before = snapshot(&db);
+    for command in read_only_commands(&run, export.to_str().expect("utf-8")) {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        let out = ledgerflow(&db, &args);
+        assert!(
+            out.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            snapshot(&db) == before,
+            "{command:?} changed the store's files"
+        );
+    }
+    // Damage sled's log where its data is; the commands fail or not, but change nothing.
+    let db_file = db.join("db");
+    let mut bytes = std::fs::read(&db_file).expect("db");
+    let used = bytes.iter().rposition(|b| *b != 0).expect("data");
+    for at in [used / 3, used / 2] {
+        bytes[at] ^= 0x5a;
+    }
+    std::fs::write(&db_file, &bytes).expect("write");
+    let damaged = snapshot(&db);
+    let mut refused = 0;
+    for command in read_only_commands(&run, export.to_str().expect("utf-8")) {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        let out = ledgerflow(&db, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{command:?}: {stderr}");
+        if !out.status.success() {
+            refused += 1;
+        }
+        assert!(
+            snapshot(&db) == damaged,
+            "{command:?} changed a damaged store's files"
+        );
+    }
+    let check = ledgerflow(&db, &["check"]);
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "check must not pass a damaged store"
+    );
+    assert!(
+        String::from_utf8_lossy(&check.stderr).contains("store corrupt"),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(refused > 0);
+}
+
+#[test]
+fn a_store_open_in_another_process_is_not_copied_mid_write() {
+    let (_dir, db, _) = store(1);
+    let store = SledStore::open(&db).expect("open");
+    let out = ledgerflow(&db, &["runs", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("open in another process"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(store);
+}
+
+fn records_of(path: &Path) -> Vec<Record> {
+    import_jsonl(std::io::BufReader::new(
+        std::fs::File::open(path).expect("open"),
+    ))
+    .expect("import")
+}
+
+fn write_records(path: &Path, records: &[Record]) {
+    let mut out = Vec::new();
+    export_jsonl(records, &mut out).expect("export");
+    std::fs::write(path, out).expect("write");
+}
+
+/// Verifies `jsonl` against the original proof file with the store's key.
+fn verify_tampered(db: &Path, dir: &Path, name: &str, records: &[Record]) -> Output {
+    let path = dir.join(name);
+    write_records(&path, records);
+    let proof = dir.join("all.jsonl.proof.json");
+    let key = format!("@{}", db.join("checkpoint.pub").display());
+    ledgerflow(
+        db,
+        &[
+            "ledger",
+            "verify",
+            "--file",
+            path.to_str().expect("utf-8"),
+            "--proof",
+            proof.to_str().expect("utf-8"),
+            "--public-key",
+            &key,
+        ],
+    )
+}
+
+fn assert_fails(out: &Output, expect: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains(expect), "{stdout} lacks {expect:?}");
+}
+
+#[test]
+fn an_export_with_its_proof_file_detects_cuts_deletions_and_rewrites() {
+    let (dir, db, runs) = store(3);
+    let all = dir.path().join("all.jsonl");
+    let all_arg = all.to_str().expect("utf-8");
+    let exported = ok_json(&db, &["ledger", "export", "--all", "--out", all_arg]);
+    assert_eq!(exported["tree_size"], json!(3 * 5 + 2));
+    let key = format!("@{}", db.join("checkpoint.pub").display());
+    let verified = ok_json(
+        &db,
+        &["ledger", "verify", "--file", all_arg, "--public-key", &key],
+    );
+    assert_eq!(verified["ok"], json!(true));
+    assert_eq!(verified["log"]["covered"], json!(17));
+    assert_eq!(verified["log"]["key_pinned"], json!(true));
+    let records = records_of(&all);
+
+    // A cut tail: the completed run loses its `completed` record; its chain still verifies.
+    let victim = runs[1];
+    let cut: Vec<Record> = records
+        .iter()
+        .filter(|r| !(r.run_id() == victim && r.seq() == 5))
+        .cloned()
+        .collect();
+    assert_fails(
+        &verify_tampered(&db, dir.path(), "cut.jsonl", &cut),
+        &format!("record 5 of run {victim} is missing"),
+    );
+    // A deleted run.
+    let deleted: Vec<Record> = records
+        .iter()
+        .filter(|r| r.run_id() != victim)
+        .cloned()
+        .collect();
+    assert_fails(
+        &verify_tampered(&db, dir.path(), "deleted.jsonl", &deleted),
+        &format!("of run {victim} is missing"),
+    );
+    // A re-hashed history: a body changed and every later hash of the run recomputed.
+    let mut rewritten = Vec::new();
+    let mut prev = Hash::GENESIS;
+    for r in &records {
+        if r.run_id() != victim {
+            rewritten.push(r.clone());
+            continue;
+        }
+        let mut body = r.body().clone();
+        if r.seq() == 2 {
+            body["vars"] = json!({"set": {"a": 1000}});
+        }
+        let sealed = RecordDraft {
+            run_id: r.run_id(),
+            seq: r.seq(),
+            at_ms: r.at_ms(),
+            kind: r.kind().to_owned(),
+            body,
+            state_hash: r.state_hash(),
+        }
+        .seal(prev);
+        prev = sealed.hash();
+        rewritten.push(sealed);
+    }
+    let out = verify_tampered(&db, dir.path(), "rehashed.jsonl", &rewritten);
+    assert_fails(&out, "do not hash to the checkpoint's root");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&format!("FAIL  run {victim}")),
+        "the re-hashed chain itself verifies: only the log catches it"
+    );
+
+    // Another key, a changed checkpoint.
+    let other = tempfile::tempdir().expect("other");
+    let other_db = other.path().join("db");
+    drop(SledStore::open(&other_db).expect("other store"));
+    let other_key = format!("@{}", other_db.join("checkpoint.pub").display());
+    let out = ledgerflow(
+        &db,
+        &[
+            "ledger",
+            "verify",
+            "--file",
+            all_arg,
+            "--public-key",
+            &other_key,
+        ],
+    );
+    assert_fails(&out, "does not verify with key");
+    let proof_path = dir.path().join("all.jsonl.proof.json");
+    let proof = std::fs::read_to_string(&proof_path).expect("proof");
+    let mut bundle: Value = serde_json::from_str(&proof).expect("json");
+    let note = bundle["checkpoint"].as_str().expect("note").to_owned();
+    bundle["checkpoint"] = json!(note.replacen("\n17\n", "\n16\n", 1));
+    bundle["tree_size"] = json!(16);
+    bundle["leaves"].as_array_mut().expect("leaves").pop();
+    std::fs::write(&proof_path, bundle.to_string()).expect("write");
+    let out = ledgerflow(
+        &db,
+        &["ledger", "verify", "--file", all_arg, "--public-key", &key],
+    );
+    assert_fails(&out, "does not verify with key");
+}
+
+#[test]
+fn a_single_run_export_carries_an_inclusion_proof_per_record() {
+    let (dir, db, runs) = store(2);
+    let one = dir.path().join("one.jsonl");
+    let one_arg = one.to_str().expect("utf-8");
+    let run = runs[0].to_string();
+    ok_json(&db, &["ledger", "export", &run, "--out", one_arg]);
+    let verified = ok_json(&db, &["ledger", "verify", "--file", one_arg]);
+    assert_eq!(verified["log"]["covered"], json!(5));
+    assert_eq!(verified["log"]["complete"], json!(false));
+    assert_eq!(verified["log"]["key_pinned"], json!(false));
+    // A record changed and re-hashed is no longer the leaf the proof names.
+    let mut records = records_of(&one);
+    let last = records.pop().expect("record");
+    let resealed = RecordDraft {
+        run_id: last.run_id(),
+        seq: last.seq(),
+        at_ms: last.at_ms() + 1,
+        kind: last.kind().to_owned(),
+        body: last.body().clone(),
+        state_hash: last.state_hash(),
+    }
+    .seal(last.prev_hash());
+    records.push(resealed);
+    write_records(&one, &records);
+    let out = ledgerflow(&db, &["ledger", "verify", "--file", one_arg]);
+    assert_fails(&out, "is not leaf");
+    let proved = ok_json(&db, &["log", "prove", &run, "--seq", "2"]);
+    assert_eq!(proved["proofs"].as_array().map(Vec::len), Some(1));
+    let consistency = ok_json(&db, &["log", "consistency", "3"]);
+    assert_eq!(consistency["old_size"], json!(3));
+    assert_eq!(consistency["tree_size"], json!(2 * 5 + 2));
+}
