@@ -1,8 +1,12 @@
 //! Runs the real `ledgerflow` binary against a store made by the libraries: listings,
 //! operator commands, verification (including a tampered export), and bad input.
 
+mod common;
+
+use common::{ledgerflow, ok_json};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 
 use ledgerflow_kernel::{
@@ -75,28 +79,6 @@ fn fixture() -> Fixture {
         done,
         waiting_event,
     }
-}
-
-fn ledgerflow(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ledgerflow"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("run the binary")
-}
-
-fn ok_json(db: &Path, args: &[&str]) -> Value {
-    let mut full = vec!["--json"];
-    full.extend_from_slice(args);
-    let out = ledgerflow(db, &full);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: stdout is not one JSON document: {e}"))
 }
 
 /// A failing command: exit code 1, one line on stderr saying what was wrong, no panic.

@@ -2,9 +2,13 @@
 //! store (intact or damaged), and an export's proof file catches a cut tail, a deleted
 //! run, a re-hashed history, a changed checkpoint and a foreign key.
 
+mod common;
+
+use common::{ledgerflow, ok_json};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
 use ledgerflow_kernel::{
@@ -66,29 +70,6 @@ fn store(runs: usize) -> (tempfile::TempDir, PathBuf, Vec<RunId>) {
     store.close().expect("close");
     drop(store);
     (dir, db, ids)
-}
-
-fn ledgerflow(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ledgerflow"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("run the binary")
-}
-
-fn ok_json(db: &Path, args: &[&str]) -> Value {
-    let mut full = vec!["--json"];
-    full.extend_from_slice(args);
-    let out = ledgerflow(db, &full);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {} {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: stdout is not one JSON document: {e}"))
 }
 
 /// Every file of a directory, by path, with its bytes.

@@ -124,16 +124,7 @@ impl ProofBundle {
         public_key: Option<&CheckpointKey>,
         leaves: Vec<(RunId, u64)>,
     ) -> Self {
-        ProofBundle {
-            format: PROOF_FORMAT.into(),
-            checkpoint: checkpoint.note.clone(),
-            public_key: public_key.map(|k| k.as_str().to_owned()),
-            tree_size: checkpoint.head.size,
-            root: tree_hash_hex(&checkpoint.head.root),
-            complete: true,
-            leaves,
-            proofs: Vec::new(),
-        }
+        ProofBundle::new(checkpoint, public_key, true, leaves, Vec::new())
     }
 
     /// Makes the proof file of a partial export.
@@ -142,14 +133,24 @@ impl ProofBundle {
         public_key: Option<&CheckpointKey>,
         proofs: Vec<LeafProof>,
     ) -> Self {
+        ProofBundle::new(checkpoint, public_key, false, Vec::new(), proofs)
+    }
+
+    fn new(
+        checkpoint: &SignedCheckpoint,
+        public_key: Option<&CheckpointKey>,
+        complete: bool,
+        leaves: Vec<(RunId, u64)>,
+        proofs: Vec<LeafProof>,
+    ) -> Self {
         ProofBundle {
             format: PROOF_FORMAT.into(),
             checkpoint: checkpoint.note.clone(),
             public_key: public_key.map(|k| k.as_str().to_owned()),
             tree_size: checkpoint.head.size,
             root: tree_hash_hex(&checkpoint.head.root),
-            complete: false,
-            leaves: Vec::new(),
+            complete,
+            leaves,
             proofs,
         }
     }
