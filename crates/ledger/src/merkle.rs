@@ -17,7 +17,9 @@ use tlog_tiles::{HashReader, HASH_SIZE};
 
 use crate::{Hash, RunId};
 
-pub use tlog_tiles::{stored_hash_index, Hash as TreeHash, EMPTY_HASH};
+pub use tlog_tiles::{
+    node_hash, split_stored_hash_index, stored_hash_index, Hash as TreeHash, EMPTY_HASH,
+};
 
 /// The bytes every leaf's data starts with: the leaf format and its version.
 pub const LEAF_DOMAIN: &[u8] = b"ledgerflow.leaf.v1\0";

@@ -12,8 +12,11 @@ use ledgerflow_ledger::RecordFields;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Envelope version written by this code.
+/// Envelope version of every value but records and feed entries.
 pub(crate) const ENVELOPE_V1: u8 = 1;
+/// Envelope version of records and feed entries from store format 2 on (they carry the
+/// global log's leaf index and leaf hash).
+pub(crate) const ENVELOPE_V2: u8 = 2;
 
 /// Largest value this store writes or decodes (192 KiB). Keeping every value well under
 /// sled's blob threshold (a quarter of the 16 MiB segment) keeps all data in sled's log
@@ -33,6 +36,10 @@ fn corrupt(what: &str, reason: impl std::fmt::Display) -> Error {
 }
 
 fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, Error> {
+    encode_version(ENVELOPE_V1, what, value)
+}
+
+fn encode_version<T: Serialize>(version: u8, what: &str, value: &T) -> Result<Vec<u8>, Error> {
     let body = options().serialize(value).map_err(|e| match *e {
         bincode::ErrorKind::SizeLimit => Error::ValueTooLarge {
             what: what.to_owned(),
@@ -42,7 +49,7 @@ fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, Error> {
         other => Error::Corrupt(format!("{what} cannot be encoded: {other}")),
     })?;
     let mut out = Vec::with_capacity(body.len() + 1);
-    out.push(ENVELOPE_V1);
+    out.push(version);
     out.extend_from_slice(&body);
     if out.len() > VALUE_BYTES_MAX {
         return Err(Error::ValueTooLarge {
@@ -60,6 +67,30 @@ fn decode<'a, T: Deserialize<'a>>(what: &str, bytes: &'a [u8]) -> Result<T, Erro
         Some((&ENVELOPE_V1, body)) => options().deserialize(body).map_err(|e| corrupt(what, e)),
         Some((version, _)) => Err(corrupt(what, format!("unknown envelope version {version}"))),
     }
+}
+
+/// Decodes a value written as version 1 (`V1`) or 2 (`V2`).
+fn decode_either<'a, V1: Deserialize<'a>, V2: Deserialize<'a>>(
+    what: &str,
+    bytes: &'a [u8],
+) -> Result<Either<V1, V2>, Error> {
+    match bytes.split_first() {
+        None => Err(corrupt(what, "empty value")),
+        Some((&ENVELOPE_V1, body)) => options()
+            .deserialize(body)
+            .map(Either::V1)
+            .map_err(|e| corrupt(what, e)),
+        Some((&ENVELOPE_V2, body)) => options()
+            .deserialize(body)
+            .map(Either::V2)
+            .map_err(|e| corrupt(what, e)),
+        Some((version, _)) => Err(corrupt(what, format!("unknown envelope version {version}"))),
+    }
+}
+
+enum Either<V1, V2> {
+    V1(V1),
+    V2(V2),
 }
 
 /// The `runs` value: the head (read for version checks without decoding the state) and
@@ -81,6 +112,21 @@ pub(crate) struct RecordEnvelopeV1 {
     pub prev_hash: [u8; 32],
     pub state_hash: [u8; 32],
     pub hash: [u8; 32],
+}
+
+/// The `records` value from store format 2 on: V1's fields, then the record's leaf index
+/// in the global log. The index is the last field, so its 8 bytes (little-endian) end
+/// the value and the store fills them in when the commit gets its place in the log.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RecordEnvelopeV2 {
+    pub seq: u64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub body_json: Vec<u8>,
+    pub prev_hash: [u8; 32],
+    pub state_hash: [u8; 32],
+    pub hash: [u8; 32],
+    pub leaf_index: u64,
 }
 
 /// The `inbox` value.
@@ -119,22 +165,48 @@ pub(crate) struct FeedEnvelopeV1 {
     pub at_ms: i64,
 }
 
-pub(crate) fn encode_feed(entry: &FeedEnvelopeV1) -> Result<Vec<u8>, Error> {
-    encode("feed entry", entry)
+/// The `feed` value from store format 2 on: V1's fields and the record's leaf hash in the
+/// global log (the feed seq minus one is the leaf index).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct FeedEnvelopeV2 {
+    pub run_id: [u8; 16],
+    pub seq: u64,
+    pub kind: String,
+    pub at_ms: i64,
+    pub leaf_hash: [u8; 32],
+}
+
+pub(crate) fn encode_feed(entry: &FeedEnvelopeV2) -> Result<Vec<u8>, Error> {
+    encode_version(ENVELOPE_V2, "feed entry", entry)
+}
+
+/// A feed entry and, from format 2 on, its leaf hash.
+pub(crate) fn decode_feed_leaf(
+    feed_seq: u64,
+    bytes: &[u8],
+) -> Result<(ledgerflow_kernel::store::FeedEntry, Option<[u8; 32]>), Error> {
+    let (run_id, seq, kind, at_ms, leaf) =
+        match decode_either::<FeedEnvelopeV1, FeedEnvelopeV2>("feed entry", bytes)? {
+            Either::V1(e) => (e.run_id, e.seq, e.kind, e.at_ms, None),
+            Either::V2(e) => (e.run_id, e.seq, e.kind, e.at_ms, Some(e.leaf_hash)),
+        };
+    Ok((
+        ledgerflow_kernel::store::FeedEntry {
+            feed_seq,
+            run_id: RunId::from_bytes(run_id),
+            seq,
+            kind,
+            at_ms,
+        },
+        leaf,
+    ))
 }
 
 pub(crate) fn decode_feed(
     feed_seq: u64,
     bytes: &[u8],
 ) -> Result<ledgerflow_kernel::store::FeedEntry, Error> {
-    let env: FeedEnvelopeV1 = decode("feed entry", bytes)?;
-    Ok(ledgerflow_kernel::store::FeedEntry {
-        feed_seq,
-        run_id: RunId::from_bytes(env.run_id),
-        seq: env.seq,
-        kind: env.kind,
-        at_ms: env.at_ms,
-    })
+    decode_feed_leaf(feed_seq, bytes).map(|(entry, _)| entry)
 }
 
 /// The `snapshots` value.
@@ -185,11 +257,13 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<RunState, Error> {
     Ok(state)
 }
 
-pub(crate) fn encode_record(record: &Record) -> Result<Vec<u8>, Error> {
+/// Encodes a record with leaf index `leaf_index` (see [`set_record_leaf`]).
+pub(crate) fn encode_record(record: &Record, leaf_index: u64) -> Result<Vec<u8>, Error> {
     let body_json = serde_json::to_vec(record.body()).map_err(|e| corrupt("record body", e))?;
-    encode(
+    encode_version(
+        ENVELOPE_V2,
         "record",
-        &RecordEnvelopeV1 {
+        &RecordEnvelopeV2 {
             seq: record.seq(),
             at_ms: record.at_ms(),
             kind: record.kind().to_owned(),
@@ -197,13 +271,40 @@ pub(crate) fn encode_record(record: &Record) -> Result<Vec<u8>, Error> {
             prev_hash: *record.prev_hash().as_bytes(),
             state_hash: *record.state_hash().as_bytes(),
             hash: *record.hash().as_bytes(),
+            leaf_index,
         },
     )
 }
 
+/// Sets the leaf index of an encoded version-2 record: its last 8 bytes.
+pub(crate) fn set_record_leaf(bytes: &mut [u8], leaf_index: u64) {
+    if let Some(start) = bytes.len().checked_sub(8) {
+        bytes[start..].copy_from_slice(&leaf_index.to_le_bytes());
+    }
+}
+
+/// The leaf index an encoded record carries (none before store format 2).
+pub(crate) fn decode_record_leaf(bytes: &[u8]) -> Result<Option<u64>, Error> {
+    match decode_either::<RecordEnvelopeV1, RecordEnvelopeV2>("record", bytes)? {
+        Either::V1(_) => Ok(None),
+        Either::V2(env) => Ok(Some(env.leaf_index)),
+    }
+}
+
 /// Decodes a record and checks that its fields still hash to its stored hash.
 pub(crate) fn decode_record(run_id: RunId, bytes: &[u8]) -> Result<Record, Error> {
-    let env: RecordEnvelopeV1 = decode("record", bytes)?;
+    let env = match decode_either::<RecordEnvelopeV1, RecordEnvelopeV2>("record", bytes)? {
+        Either::V1(env) => env,
+        Either::V2(env) => RecordEnvelopeV1 {
+            seq: env.seq,
+            at_ms: env.at_ms,
+            kind: env.kind,
+            body_json: env.body_json,
+            prev_hash: env.prev_hash,
+            state_hash: env.state_hash,
+            hash: env.hash,
+        },
+    };
     let body: Value =
         serde_json::from_slice(&env.body_json).map_err(|e| corrupt("record body JSON", e))?;
     let record = Record::from_fields(RecordFields {
@@ -436,8 +537,9 @@ pub(crate) mod keys {
     }
 }
 
-/// Golden files: one file per envelope of format version 1, written once and decoded by
-/// this test forever after, so a change that breaks reading existing stores fails here.
+/// Golden files: one file per envelope of each format version (`v1/`, and `v2/` for the
+/// envelopes store format 2 changed), written once and decoded by this test forever
+/// after, so a change that breaks reading existing stores fails here.
 /// Regenerate only for a new version: `LEDGERFLOW_WRITE_GOLDEN=1 cargo test -p ledgerflow-sled golden`.
 #[cfg(test)]
 mod golden {
@@ -447,6 +549,7 @@ mod golden {
     use serde_json::json;
 
     const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/v1");
+    const DIR_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/v2");
     const RUN: RunId = RunId::from_bytes([0x11; 16]);
 
     fn record() -> Record {
@@ -516,10 +619,86 @@ mod golden {
         }
     }
 
+    /// The record as store format 1 wrote it (no leaf index).
+    fn record_v1() -> RecordEnvelopeV1 {
+        let r = record();
+        RecordEnvelopeV1 {
+            seq: r.seq(),
+            at_ms: r.at_ms(),
+            kind: r.kind().to_owned(),
+            body_json: serde_json::to_vec(r.body()).unwrap_or_default(),
+            prev_hash: *r.prev_hash().as_bytes(),
+            state_hash: *r.state_hash().as_bytes(),
+            hash: *r.hash().as_bytes(),
+        }
+    }
+
+    fn feed_v2() -> FeedEnvelopeV2 {
+        FeedEnvelopeV2 {
+            run_id: [0x11; 16],
+            seq: 3,
+            kind: "resumed".into(),
+            at_ms: 1_700_000_000_123,
+            leaf_hash: [0x5c; 32],
+        }
+    }
+
+    /// Envelopes whose version 2 store format 2 introduced.
+    fn files_v2() -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
+        Ok(vec![
+            ("record.bin", encode_record(&record(), 41)?),
+            ("feed.bin", encode_feed(&feed_v2())?),
+        ])
+    }
+
+    fn read_v2(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{DIR_V2}/{name}"))
+            .unwrap_or_else(|e| panic!("golden file v2/{name}: {e}"))
+    }
+
+    #[test]
+    fn golden_v2_envelopes_decode() -> Result<(), Error> {
+        if std::env::var_os("LEDGERFLOW_WRITE_GOLDEN").is_some() {
+            std::fs::create_dir_all(DIR_V2).map_err(|e| Error::Io(e.to_string()))?;
+            for (name, bytes) in files_v2()? {
+                std::fs::write(format!("{DIR_V2}/{name}"), bytes)
+                    .map_err(|e| Error::Io(e.to_string()))?;
+            }
+        }
+        assert_eq!(decode_record(RUN, &read_v2("record.bin"))?, record());
+        assert_eq!(decode_record_leaf(&read_v2("record.bin"))?, Some(41));
+        let (entry, leaf) = decode_feed_leaf(12, &read_v2("feed.bin"))?;
+        assert_eq!(
+            (
+                entry.feed_seq,
+                entry.run_id,
+                entry.seq,
+                entry.kind.as_str(),
+                leaf
+            ),
+            (12, RUN, 3, "resumed", Some([0x5c; 32]))
+        );
+        let mut patched = encode_record(&record(), 0)?;
+        set_record_leaf(&mut patched, 41);
+        assert_eq!(
+            patched,
+            read_v2("record.bin"),
+            "the leaf index is the last 8 bytes"
+        );
+        for (name, bytes) in files_v2()? {
+            assert_eq!(
+                bytes,
+                read_v2(name),
+                "{name} encodes differently from its golden file"
+            );
+        }
+        Ok(())
+    }
+
     fn files() -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
         Ok(vec![
             ("state.bin", encode_state(&state())?),
-            ("record.bin", encode_record(&record())?),
+            ("record.bin", encode("record", &record_v1())?),
             (
                 "inbox.bin",
                 encode_inbox(&json!({"answer": "yes"}), 1_700_000_000_200)?,
@@ -530,7 +709,7 @@ mod golden {
             ),
             ("snapshot.bin", encode_snapshot(&snapshot())?),
             ("artifact.bin", encode_artifact(&artifact())?),
-            ("feed.bin", encode_feed(&feed())?),
+            ("feed.bin", encode("feed entry", &feed())?),
         ])
     }
 
@@ -553,6 +732,7 @@ mod golden {
             (3, Hash::of(b"head"))
         );
         assert_eq!(decode_record(RUN, &read("record.bin"))?, record());
+        assert_eq!(decode_record_leaf(&read("record.bin"))?, None);
         let inbox = decode_inbox(7, &read("inbox.bin"))?;
         assert_eq!(
             (inbox.seq, inbox.payload, inbox.at_ms),

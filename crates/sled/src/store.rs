@@ -19,7 +19,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use ledgerflow_ledger::checkpoint::CheckpointKey;
-use ledgerflow_ledger::merkle::{self, stored_hash_index, Frontier, NodeReader, TreeHash};
+use ledgerflow_ledger::merkle::{
+    self, split_stored_hash_index, stored_hash_index, Frontier, NodeReader, TreeHash,
+};
 
 use crate::checkpoint::{
     self, CheckpointConfig, Checkpointer, Signing, CHECKPOINT_LOG_FILE, KEY_FILE, PUBLIC_KEY_FILE,
@@ -28,7 +30,9 @@ use crate::codec::{self, keys, InboxMetaV1};
 use crate::sync::{sync_dir, Durability, GroupSync};
 
 /// The text stored under `meta/format`: the layout version of `docs/storage.md`.
-pub(crate) const STORE_FORMAT: &[u8] = b"ledgerflow-sled/1";
+pub(crate) const STORE_FORMAT: &[u8] = b"ledgerflow-sled/2";
+/// The format before the global log; opening such a store builds its log once.
+const STORE_FORMAT_1: &[u8] = b"ledgerflow-sled/1";
 
 /// The file, beside sled's, that records that a store was created in a directory and
 /// its id: `ledgerflow-sled/1\n<store id, 32 hex digits>\n`. Written (and fsynced) once
@@ -51,7 +55,8 @@ fn read_marker(dir: &Path) -> Result<Option<[u8; 16]>, Error> {
     let corrupt = || Error::Corrupt(format!("{}: not a ledgerflow store marker", path.display()));
     let text = std::str::from_utf8(&text).map_err(|_| corrupt())?;
     let mut lines = text.lines();
-    if lines.next() != Some(std::str::from_utf8(STORE_FORMAT).unwrap_or_default()) {
+    let format = lines.next().map(str::as_bytes);
+    if format != Some(STORE_FORMAT) && format != Some(STORE_FORMAT_1) {
         return Err(corrupt());
     }
     let id = lines
@@ -127,10 +132,10 @@ pub(crate) struct Trees {
     pub inbox_meta: sled::Tree,
     pub children: sled::Tree,
     pub feed: sled::Tree,
-    /// The global Merkle log: stored hash index (u64 big-endian) → 32-byte hash.
+    /// The global Merkle log's complete subtrees at levels 4, 8, 12, …: stored hash index
+    /// (u64 big-endian) → 32-byte hash. Leaf hashes are in the feed values, each record
+    /// value holds its leaf index, and the levels between are recomputed when read.
     pub log: sled::Tree,
-    /// Record key (run id, seq) → its leaf index in the global log (u64 big-endian).
-    pub leaves: sled::Tree,
     pub by_workflow: sled::Tree,
     pub by_created: sled::Tree,
     pub by_updated: sled::Tree,
@@ -464,7 +469,6 @@ impl SledStore {
             children: tree("children")?,
             feed: tree("feed")?,
             log: tree("log")?,
-            leaves: tree("leaves")?,
             by_workflow: tree("by_workflow")?,
             by_created: tree("by_created")?,
             by_updated: tree("by_updated")?,
@@ -478,7 +482,9 @@ impl SledStore {
         let marker = read_marker(dir)?;
         let format = trees.meta.get("format").map_err(sled_err)?;
         let store_id = match (format, marker) {
-            (Some(found), marker) if found.as_ref() == STORE_FORMAT => {
+            (Some(found), marker)
+                if found.as_ref() == STORE_FORMAT || found.as_ref() == STORE_FORMAT_1 =>
+            {
                 let id = trees.meta.get("store_id").map_err(sled_err)?;
                 let id = keys::decode_run_id(id.as_deref().unwrap_or_default()).map_err(|_| {
                     Error::Corrupt(format!("{}: store_id is damaged", dir.display()))
@@ -542,7 +548,12 @@ impl SledStore {
             Some((key, _)) => keys::seq_suffix(&key)?,
             None => 0,
         };
-        let frontier = load_log(dir, &trees, last_feed_seq, &sync)?;
+        let format_1 =
+            trees.meta.get("format").map_err(sled_err)?.as_deref() == Some(STORE_FORMAT_1);
+        let frontier = load_log(dir, &trees, last_feed_seq, format_1, &sync)?;
+        if format_1 {
+            write_marker(dir, store_id.as_bytes())?;
+        }
         applied_size.store(last_feed_seq, Ordering::SeqCst);
         sync.set_durable_size(last_feed_seq);
         let origin = checkpoint::origin(store_id.as_bytes());
@@ -559,7 +570,7 @@ impl SledStore {
             }
         }
         let keys = checkpoint::trusted_keys(dir, signer.as_ref().map(|s| s.public_key()))?;
-        let reader = NodeTree(trees.log.clone());
+        let reader = NodeTree::of(&trees);
         let latest = checkpoint::check_against_latest(dir, &origin, last_feed_seq, &reader, &keys)?;
         let checkpointer = Checkpointer::start(
             dir,
@@ -755,7 +766,6 @@ impl SledStore {
             &t.by_created,
             &t.by_updated,
             &t.log,
-            &t.leaves,
         );
         let result = trees.transaction(
             |(
@@ -772,7 +782,6 @@ impl SledStore {
                 by_created,
                 by_updated,
                 log,
-                leaves,
             )| {
                 f(&StepTrees {
                     runs,
@@ -788,7 +797,6 @@ impl SledStore {
                     by_created,
                     by_updated,
                     log,
-                    leaves,
                 })
             },
         );
@@ -950,7 +958,6 @@ struct StepTrees<'a> {
     by_created: Tx<'a>,
     by_updated: Tx<'a>,
     log: Tx<'a>,
-    leaves: Tx<'a>,
 }
 
 fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
@@ -978,6 +985,8 @@ struct Prepared {
     commit: Commit,
     encoded: Encoded,
     feed_values: Vec<Vec<u8>>,
+    /// Each record's leaf hash in the global log.
+    leaf_hashes: Vec<TreeHash>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -993,7 +1002,7 @@ fn prepare(commit: Commit) -> Result<Prepared, Error> {
             .map(|r| {
                 Ok((
                     keys::record(commit.run_id, r.seq()),
-                    codec::encode_record(r)?,
+                    codec::encode_record(r, 0)?,
                 ))
             })
             .collect::<Result<_, Error>>()?,
@@ -1008,15 +1017,22 @@ fn prepare(commit: Commit) -> Result<Prepared, Error> {
             })
             .collect::<Result<_, Error>>()?,
     };
+    let leaf_hashes: Vec<TreeHash> = commit
+        .records
+        .iter()
+        .map(|r| merkle::leaf_hash(commit.run_id, r.seq(), &r.hash()))
+        .collect();
     let feed_values = commit
         .records
         .iter()
-        .map(|r| {
-            codec::encode_feed(&codec::FeedEnvelopeV1 {
+        .zip(&leaf_hashes)
+        .map(|(r, leaf)| {
+            codec::encode_feed(&codec::FeedEnvelopeV2 {
                 run_id: *commit.run_id.as_bytes(),
                 seq: r.seq(),
                 kind: r.kind().to_owned(),
                 at_ms: r.at_ms(),
+                leaf_hash: leaf.0,
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
@@ -1024,6 +1040,7 @@ fn prepare(commit: Commit) -> Result<Prepared, Error> {
         commit,
         encoded,
         feed_values,
+        leaf_hashes,
     })
 }
 
@@ -1137,8 +1154,10 @@ fn apply_prepared(
             }
         }
     }
-    for (key, value) in &p.encoded.records {
-        t.records.insert(&key[..], value.as_slice())?;
+    for (i, (key, value)) in p.encoded.records.iter().enumerate() {
+        let mut value = value.clone();
+        codec::set_record_leaf(&mut value, first_feed_seq - 1 + i as u64);
+        t.records.insert(&key[..], value)?;
     }
     for (i, value) in p.feed_values.iter().enumerate() {
         let key = (first_feed_seq + i as u64).to_be_bytes();
@@ -1148,30 +1167,44 @@ fn apply_prepared(
     Ok(())
 }
 
-/// What one commit adds to the global log: its leaves' indexes and the hashes to store.
+/// What one commit adds to the global log: its first and last leaf, and the subtree
+/// hashes to store (levels 4, 8, 12, …).
 struct LogPlan {
-    leaves: Vec<([u8; 24], u64)>,
+    first_leaf: u64,
+    end_leaf: u64,
     nodes: Vec<(u64, TreeHash)>,
 }
 
 /// Appends a commit's records to `frontier` (a copy until the transaction commits).
 fn plan_log(frontier: &mut Frontier, p: &Prepared) -> LogPlan {
-    let mut plan = LogPlan {
-        leaves: Vec::with_capacity(p.commit.records.len()),
-        nodes: Vec::with_capacity(2 * p.commit.records.len()),
-    };
-    for (record, (key, _)) in p.commit.records.iter().zip(&p.encoded.records) {
-        plan.leaves.push((*key, frontier.size()));
-        let leaf = merkle::leaf_hash(p.commit.run_id, record.seq(), &record.hash());
-        plan.nodes.extend(frontier.append(leaf));
+    let first_leaf = frontier.size();
+    let mut nodes = Vec::new();
+    for leaf in &p.leaf_hashes {
+        nodes.extend(
+            frontier
+                .append(*leaf)
+                .into_iter()
+                .filter(|(index, _)| stored_level(*index)),
+        );
     }
-    plan
+    LogPlan {
+        first_leaf,
+        end_leaf: frontier.size(),
+        nodes,
+    }
 }
 
+/// Whether the `log` tree keeps the subtree hash at this stored index: levels 4, 8, 12, …
+fn stored_level(index: u64) -> bool {
+    let (level, _) = split_stored_hash_index(index);
+    level > 0 && level % LOG_LEVEL_STRIDE == 0
+}
+
+/// The `log` tree keeps every fourth level of subtrees; a level between is recomputed
+/// from at most 2^3 hashes below it when read.
+const LOG_LEVEL_STRIDE: u8 = 4;
+
 fn write_log(t: &StepTrees<'_>, plan: &LogPlan) -> Result<(), ConflictableTransactionError<Error>> {
-    for (key, leaf) in &plan.leaves {
-        t.leaves.insert(&key[..], &leaf.to_be_bytes()[..])?;
-    }
     for (index, hash) in &plan.nodes {
         t.log.insert(&index.to_be_bytes()[..], &hash.0[..])?;
     }
@@ -1191,16 +1224,14 @@ impl SledStore {
                 .collect();
             let combined = self.transact(|t| {
                 for (slot, plan) in batch.iter().zip(&plans) {
-                    let first = plan.leaves.first().map_or(0, |(_, leaf)| *leaf) + 1;
-                    apply_prepared(t, &slot.prepared, first, inbox_max)?;
+                    apply_prepared(t, &slot.prepared, plan.first_leaf + 1, inbox_max)?;
                     write_log(t, plan)?;
                 }
                 Ok(())
             });
             if combined.is_ok() {
                 for (slot, plan) in batch.iter().zip(&plans) {
-                    let last = plan.leaves.last().map_or(0, |(_, leaf)| *leaf) + 1;
-                    *lock(&slot.outcome) = Some(Ok(last));
+                    *lock(&slot.outcome) = Some(Ok(plan.end_leaf));
                 }
                 *log = after;
                 self.applied_size.store(log.size(), Ordering::SeqCst);
@@ -1603,7 +1634,7 @@ impl Store for SledStore {
     }
 
     fn log_nodes(&self, indexes: &[u64]) -> Result<Vec<TreeHash>, Error> {
-        NodeTree(self.trees.log.clone())
+        NodeTree::of(&self.trees)
             .read_nodes(indexes)
             .map_err(Error::Corrupt)
     }
@@ -1611,11 +1642,11 @@ impl Store for SledStore {
     fn leaf_index(&self, run_id: RunId, seq: u64) -> Result<Option<u64>, Error> {
         match self
             .trees
-            .leaves
+            .records
             .get(keys::record(run_id, seq))
             .map_err(sled_err)?
         {
-            Some(bytes) => Ok(Some(keys::seq_suffix(&bytes)?)),
+            Some(bytes) => codec::decode_record_leaf(&bytes),
             None => Ok(None),
         }
     }
@@ -1657,55 +1688,93 @@ fn push_inbox(
     Ok(meta.tail)
 }
 
-/// The `log` tree read as the global log's stored hashes.
+/// The global log's stored hashes, read from the feed (leaves), the `log` tree (levels 4,
+/// 8, 12, …) and recomputed between.
 #[derive(Clone)]
-struct NodeTree(sled::Tree);
+struct NodeTree {
+    feed: sled::Tree,
+    log: sled::Tree,
+}
 
-impl NodeReader for NodeTree {
-    fn read_nodes(&self, indexes: &[u64]) -> Result<Vec<TreeHash>, String> {
-        indexes
-            .iter()
-            .map(|index| match self.0.get(index.to_be_bytes()) {
+impl NodeTree {
+    fn of(trees: &Trees) -> Self {
+        NodeTree {
+            feed: trees.feed.clone(),
+            log: trees.log.clone(),
+        }
+    }
+
+    /// The hash of the complete subtree `n` at `level`.
+    fn node(&self, level: u8, n: u64) -> Result<TreeHash, String> {
+        if level == 0 {
+            let feed_seq = n + 1;
+            return match self.feed.get(feed_seq.to_be_bytes()) {
+                Ok(Some(bytes)) => match codec::decode_feed_leaf(feed_seq, &bytes) {
+                    Ok((_, Some(leaf))) => Ok(TreeHash(leaf)),
+                    Ok((_, None)) => Err(format!("feed entry {feed_seq} has no leaf hash")),
+                    Err(e) => Err(e.to_string()),
+                },
+                Ok(None) => Err(format!(
+                    "global log leaf {n} (feed entry {feed_seq}) is missing"
+                )),
+                Err(e) => Err(format!("reading feed entry {feed_seq}: {e}")),
+            };
+        }
+        if level % LOG_LEVEL_STRIDE == 0 {
+            let index = stored_hash_index(level, n);
+            return match self.log.get(index.to_be_bytes()) {
                 Ok(Some(bytes)) => <[u8; 32]>::try_from(bytes.as_ref())
                     .map(TreeHash)
                     .map_err(|_| format!("global log hash {index} is damaged")),
                 Ok(None) => Err(format!("global log hash {index} is missing")),
                 Err(e) => Err(format!("reading global log hash {index}: {e}")),
+            };
+        }
+        Ok(merkle::node_hash(
+            self.node(level - 1, 2 * n)?,
+            self.node(level - 1, 2 * n + 1)?,
+        ))
+    }
+}
+
+impl NodeReader for NodeTree {
+    fn read_nodes(&self, indexes: &[u64]) -> Result<Vec<TreeHash>, String> {
+        indexes
+            .iter()
+            .map(|index| {
+                let (level, n) = split_stored_hash_index(*index);
+                self.node(level, n)
             })
             .collect()
     }
 }
 
-/// Loads the global log's right edge for a store whose feed ends at `size`, after
-/// checking that the log has exactly that many leaves. A store written before the log
-/// existed (leaves but no log) gets its log built from the feed, once.
-fn load_log(dir: &Path, trees: &Trees, size: u64, sync: &GroupSync) -> Result<Frontier, Error> {
-    let nodes = NodeTree(trees.log.clone());
-    let has_leaf = |leaf: u64| -> Result<bool, Error> {
-        trees
-            .log
-            .contains_key(stored_hash_index(0, leaf).to_be_bytes())
-            .map_err(sled_err)
-    };
-    if has_leaf(size)? {
-        return Err(Error::Corrupt(format!(
-            "{}: the global log has more leaves than the feed has entries ({size}): the \
-             feed lost entries",
-            dir.display()
-        )));
+/// Loads the global log's right edge for a store whose feed ends at `size`. A store of
+/// format 1 (before the global log) gets its log built from its feed and records, once:
+/// feed entries and records are rewritten with their leaf hash and index.
+fn load_log(
+    dir: &Path,
+    trees: &Trees,
+    size: u64,
+    format_1: bool,
+    sync: &GroupSync,
+) -> Result<Frontier, Error> {
+    let nodes = NodeTree::of(trees);
+    if let Some((key, _)) = trees.log.last().map_err(sled_err)? {
+        let index = keys::seq_suffix(&key)?;
+        let (level, n) = split_stored_hash_index(index);
+        if (n + 1) << level > size {
+            return Err(Error::Corrupt(format!(
+                "{}: the global log has a subtree past the feed's last entry ({size}): the \
+                 feed lost entries",
+                dir.display()
+            )));
+        }
     }
-    if size == 0 || has_leaf(size - 1)? {
+    if !format_1 {
         return Frontier::load(size, &nodes)
             .map_err(|e| Error::Corrupt(format!("{}: the global log: {e}", dir.display())));
     }
-    if !trees.log.is_empty() {
-        return Err(Error::Corrupt(format!(
-            "{}: the global log stops before the feed's last entry ({size}): the log lost \
-             leaves",
-            dir.display()
-        )));
-    }
-    // A store from before the global log: build it from the feed, in feed order.
     let mut frontier = Frontier::new();
     for item in trees.feed.iter() {
         let (key, value) = item.map_err(sled_err)?;
@@ -1733,16 +1802,34 @@ fn load_log(dir: &Path, trees: &Trees, size: u64, sync: &GroupSync) -> Result<Fr
                 ))
             })?;
         let record = codec::decode_record(entry.run_id, &bytes)?;
-        trees
-            .leaves
-            .insert(&record_key[..], &frontier.size().to_be_bytes()[..])
-            .map_err(sled_err)?;
         let leaf = merkle::leaf_hash(entry.run_id, entry.seq, &record.hash());
+        trees
+            .records
+            .insert(
+                &record_key[..],
+                codec::encode_record(&record, frontier.size())?,
+            )
+            .map_err(sled_err)?;
+        trees
+            .feed
+            .insert(
+                &key,
+                codec::encode_feed(&codec::FeedEnvelopeV2 {
+                    run_id: *entry.run_id.as_bytes(),
+                    seq: entry.seq,
+                    kind: entry.kind,
+                    at_ms: entry.at_ms,
+                    leaf_hash: leaf.0,
+                })?,
+            )
+            .map_err(sled_err)?;
         for (index, hash) in frontier.append(leaf) {
-            trees
-                .log
-                .insert(&index.to_be_bytes()[..], &hash.0[..])
-                .map_err(sled_err)?;
+            if stored_level(index) {
+                trees
+                    .log
+                    .insert(&index.to_be_bytes()[..], &hash.0[..])
+                    .map_err(sled_err)?;
+            }
         }
     }
     if frontier.size() != size {
@@ -1752,6 +1839,10 @@ fn load_log(dir: &Path, trees: &Trees, size: u64, sync: &GroupSync) -> Result<Fr
             frontier.size()
         )));
     }
+    trees
+        .meta
+        .insert("format", STORE_FORMAT)
+        .map_err(sled_err)?;
     sync.sync()?;
     Ok(frontier)
 }

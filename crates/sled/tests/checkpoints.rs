@@ -263,3 +263,35 @@ fn every_acknowledged_commit_is_checkpointed_at_most_one_group_later() {
     store.sync().expect("sync");
     assert_eq!(store.checkpointed_size(), head);
 }
+
+/// A store written by ledgerflow before the global log (store format 1, kept in
+/// `tests/golden/store-v1`) opens: its log is built from its feed once, the format is
+/// upgraded, and everything still checks.
+#[test]
+fn a_format_1_store_gets_its_log_built_on_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/store-v1"),
+        &path,
+    );
+    let store = SledStore::open_existing(&path, SledConfig::default()).expect("open format 1");
+    let report = store.check().expect("check");
+    assert!(report.runs > 0 && report.records > 0);
+    let head = log_head(&store).expect("head");
+    assert_eq!(head.size, report.records);
+    let first = store.read_feed(0, 1).expect("feed")[0].clone();
+    let proof = ledgerflow_kernel::prove_record(&store, first.run_id, first.seq, None)
+        .expect("a record of the old store has a proof");
+    proof.verify(head.root).expect("verifies");
+    store.close().expect("close");
+    drop(store);
+    assert_eq!(
+        latest_checkpoint(&path).expect("read").map(|c| c.head.size),
+        Some(head.size)
+    );
+    let marker = std::fs::read_to_string(path.join("ledgerflow.store")).expect("marker");
+    assert!(marker.starts_with("ledgerflow-sled/2\n"), "{marker}");
+    let again = SledStore::open_existing(&path, SledConfig::default()).expect("reopen");
+    assert_eq!(log_head(&again).expect("head"), head);
+}
