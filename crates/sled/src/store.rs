@@ -1197,7 +1197,7 @@ fn plan_log(frontier: &mut Frontier, p: &Prepared) -> LogPlan {
 /// Whether the `log` tree keeps the subtree hash at this stored index: levels 4, 8, 12, …
 fn stored_level(index: u64) -> bool {
     let (level, _) = split_stored_hash_index(index);
-    level > 0 && level % LOG_LEVEL_STRIDE == 0
+    level > 0 && level.is_multiple_of(LOG_LEVEL_STRIDE)
 }
 
 /// The `log` tree keeps every fourth level of subtrees; a level between is recomputed
@@ -1720,7 +1720,7 @@ impl NodeTree {
                 Err(e) => Err(format!("reading feed entry {feed_seq}: {e}")),
             };
         }
-        if level % LOG_LEVEL_STRIDE == 0 {
+        if level.is_multiple_of(LOG_LEVEL_STRIDE) {
             let index = stored_hash_index(level, n);
             return match self.log.get(index.to_be_bytes()) {
                 Ok(Some(bytes)) => <[u8; 32]>::try_from(bytes.as_ref())
