@@ -4,10 +4,14 @@
 It shares no code with the Rust implementation, so agreement between the two is evidence
 that the published format is complete. Needs Python 3.8+ and the `blake3` package.
 
-    python3 tools/ledger_verify.py verify EXPORT.jsonl     # exit 0 iff every chain verifies
+    python3 tools/ledger_verify.py verify EXPORT.jsonl [--public-key KEY|@FILE] [--proof PATH]
+        # exit 0 iff every chain verifies and, when EXPORT.jsonl.proof.json (or --proof)
+        # exists, the signed checkpoint and the global log's leaves or proofs match
     python3 tools/ledger_verify.py vectors VECTORS.json    # check the published test vectors
     python3 tools/ledger_verify.py gen-vectors INPUT.json  # print vectors for the given fields
 """
+import base64
+import hashlib
 import json
 import math
 import struct
@@ -153,19 +157,252 @@ def verify_lines(lines):
     return failures
 
 
+# --- The global log (docs/ledger-format.md, "The global log") ---------------------------
+
+LEAF_DOMAIN = b"ledgerflow.leaf.v1\x00"
+PROOF_FORMAT = "ledgerflow.proof.v1"
+
+
+def sha256(data):
+    return hashlib.sha256(data).digest()
+
+
+def leaf_hash(rec):
+    data = (LEAF_DOMAIN + uuid.UUID(rec["run_id"]).bytes + struct.pack(">Q", rec["seq"])
+            + bytes.fromhex(rec["hash"]))
+    return sha256(b"\x00" + data)
+
+
+def node_hash(left, right):
+    return sha256(b"\x01" + left + right)
+
+
+def mth(leaves):
+    """RFC 6962 Merkle tree hash of a list of leaf hashes."""
+    if not leaves:
+        return sha256(b"")
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return node_hash(mth(leaves[:k]), mth(leaves[k:]))
+
+
+def inclusion_ok(leaf_index, tree_size, leaf, path, root):
+    """RFC 9162 section 2.1.3.2."""
+    if leaf_index >= tree_size:
+        return False
+    fn, sn, r = leaf_index, tree_size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return False
+        if fn % 2 == 1 or fn == sn:
+            r = node_hash(p, r)
+            if fn % 2 == 0:
+                while fn % 2 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+# Ed25519 signature verification, from RFC 8032 section 5.1 (verification only).
+ED_P = 2 ** 255 - 19
+ED_L = 2 ** 252 + 27742317777372353535851937790883648493
+ED_D = -121665 * pow(121666, ED_P - 2, ED_P) % ED_P
+ED_I = pow(2, (ED_P - 1) // 4, ED_P)
+
+
+def ed_add(a, b):
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    aa = (y1 - x1) * (y2 - x2) % ED_P
+    bb = (y1 + x1) * (y2 + x2) % ED_P
+    cc = 2 * t1 * t2 * ED_D % ED_P
+    dd = 2 * z1 * z2 % ED_P
+    e, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
+    return (e * f % ED_P, g * h % ED_P, f * g % ED_P, e * h % ED_P)
+
+
+def ed_mul(s, point):
+    q = (0, 1, 1, 0)
+    while s > 0:
+        if s & 1:
+            q = ed_add(q, point)
+        point = ed_add(point, point)
+        s >>= 1
+    return q
+
+
+def ed_equal(a, b):
+    return ((a[0] * b[2] - b[0] * a[2]) % ED_P == 0
+            and (a[1] * b[2] - b[1] * a[2]) % ED_P == 0)
+
+
+def ed_recover_x(y, sign):
+    if y >= ED_P:
+        return None
+    x2 = (y * y - 1) * pow(ED_D * y * y + 1, ED_P - 2, ED_P)
+    if x2 == 0:
+        return None if sign else 0
+    x = pow(x2, (ED_P + 3) // 8, ED_P)
+    if (x * x - x2) % ED_P != 0:
+        x = x * ED_I % ED_P
+    if (x * x - x2) % ED_P != 0:
+        return None
+    if (x & 1) != sign:
+        x = ED_P - x
+    return x
+
+
+def ed_decompress(data):
+    if len(data) != 32:
+        return None
+    y = int.from_bytes(data, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    x = ed_recover_x(y, sign)
+    if x is None:
+        return None
+    return (x, y, 1, x * y % ED_P)
+
+
+ED_GY = 4 * pow(5, ED_P - 2, ED_P) % ED_P
+ED_G = (ed_recover_x(ED_GY, 0), ED_GY, 1, ed_recover_x(ED_GY, 0) * ED_GY % ED_P)
+
+
+def ed25519_verify(public, msg, sig):
+    if len(public) != 32 or len(sig) != 64:
+        return False
+    a = ed_decompress(public)
+    r = ed_decompress(sig[:32])
+    if a is None or r is None:
+        return False
+    s = int.from_bytes(sig[32:], "little")
+    if s >= ED_L:
+        return False
+    h = int.from_bytes(hashlib.sha512(sig[:32] + public + msg).digest(), "little") % ED_L
+    return ed_equal(ed_mul(s, ED_G), ed_add(r, ed_mul(h, a)))
+
+
+def parse_key(text):
+    """A signed-note verifier key: name+<8 hex key id>+<base64 of 0x01 || public key>."""
+    name, key_id, key = text.strip().split("+")
+    raw = base64.b64decode(key, validate=True)
+    if len(key_id) != 8 or len(raw) != 33 or raw[0] != 1:
+        raise ValueError("not an Ed25519 signed-note verifier key")
+    if sha256(name.encode() + b"\n" + raw)[:4] != bytes.fromhex(key_id):
+        raise ValueError("the key id does not match the key")
+    return name, bytes.fromhex(key_id), raw[1:]
+
+
+def check_checkpoint(note, key):
+    """Returns (size, root bytes) of a checkpoint whose signature by key verifies."""
+    body, sep, signatures = note.partition("\n\n")
+    if not sep:
+        raise ValueError("checkpoint: no blank line after the body")
+    lines = body.split("\n")
+    if len(lines) != 3 or not lines[1].isdigit():
+        raise ValueError("checkpoint: the body is not origin, size, root")
+    size, root = int(lines[1]), base64.b64decode(lines[2], validate=True)
+    name, key_id, public = key
+    signed = (body + "\n").encode()
+    for line in signatures.split("\n"):
+        if not line.startswith("\u2014 "):
+            continue
+        sig_name, _, sig = line[2:].partition(" ")
+        raw = base64.b64decode(sig, validate=True)
+        if sig_name == name and raw[:4] == key_id:
+            if ed25519_verify(public, signed, raw[4:]):
+                return size, root
+            raise ValueError("checkpoint: the signature by %s does not verify" % name)
+    raise ValueError("checkpoint: no signature by key %s" % name)
+
+
+def verify_proof(records, proof, key_text):
+    """Checks an export against its proof file; returns a list of failure strings."""
+    if proof.get("format") != PROOF_FORMAT:
+        return ["proof file: unknown format %r" % proof.get("format")]
+    try:
+        key = parse_key(key_text if key_text else (proof.get("public_key") or ""))
+        size, root = check_checkpoint(proof["checkpoint"], key)
+    except ValueError as e:
+        return [str(e)]
+    if size != proof["tree_size"] or root.hex() != proof["root"]:
+        return ["proof file: tree_size or root differ from the checkpoint's"]
+    by_key = {(r["run_id"], r["seq"]): r for r in records}
+    if proof["complete"]:
+        if len(proof["leaves"]) != size:
+            return ["proof file: %d leaves for a tree of %d" % (len(proof["leaves"]), size)]
+        leaves = []
+        for i, (run_id, seq) in enumerate(proof["leaves"]):
+            rec = by_key.get((run_id, seq))
+            if rec is None:
+                return ["leaf %d: record %d of run %s is missing from the export" % (i, seq, run_id)]
+            leaves.append(leaf_hash(rec))
+        if mth(leaves) != root:
+            return ["the exported records do not hash to the checkpoint's root"]
+        covered = size
+    else:
+        for p in proof["proofs"]:
+            rec = by_key.get((p["run_id"], p["seq"]))
+            if rec is None:
+                return ["record %d of run %s is missing from the export" % (p["seq"], p["run_id"])]
+            path = [bytes.fromhex(h) for h in p["path"]]
+            if not inclusion_ok(p["leaf_index"], size, leaf_hash(rec), path, root):
+                return ["record %d of run %s is not leaf %d of the signed log"
+                        % (p["seq"], p["run_id"], p["leaf_index"])]
+        covered = len(proof["proofs"])
+    print("checkpoint of tree size %d verified; %d records proven in the signed log%s"
+          % (size, covered, "" if len(records) == covered
+             else "; %d records not covered" % (len(records) - covered)))
+    return []
+
+
+def option(argv, name):
+    if name in argv:
+        i = argv.index(name)
+        value = argv[i + 1]
+        del argv[i:i + 2]
+        return value
+    return None
+
+
 def main(argv):
+    argv = list(argv)
+    key_text = option(argv, "--public-key")
+    proof_path = option(argv, "--proof")
+    if key_text and key_text.startswith("@"):
+        with open(key_text[1:], encoding="utf-8") as f:
+            key_text = f.read()
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
     command, path = argv[1], argv[2]
     with open(path, encoding="utf-8") as f:
         if command == "verify":
-            failures = verify_lines(f.readlines())
+            lines = f.readlines()
+            failures = verify_lines(lines)
             for run_id, seq, reason in failures:
                 print("FAIL run %s seq %s: %s" % (run_id, seq, reason))
             if not failures:
                 print("all chains verified")
-            return 1 if failures else 0
+            proof_path = proof_path or path + ".proof.json"
+            try:
+                with open(proof_path, encoding="utf-8") as pf:
+                    proof = json.load(pf)
+            except FileNotFoundError:
+                print("no proof file %s: a cut tail or a deleted run cannot be detected" % proof_path)
+                return 1 if failures else 0
+            records = [json.loads(l) for l in lines if l.strip()]
+            problems = verify_proof(records, proof, key_text)
+            for problem in problems:
+                print("FAIL " + problem)
+            return 1 if failures or problems else 0
         data = json.load(f)
     if command == "gen-vectors":
         for v in data:
