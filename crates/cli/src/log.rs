@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use ledgerflow_kernel::{log_root, prove_consistency, prove_record, Record, RunId, Store};
+use ledgerflow_kernel::{
+    log_leaves, log_root, prove_consistency, prove_record, Record, RunId, Store,
+};
 use ledgerflow_ledger::bundle::{LeafProof, ProofBundle, PROOF_FILE_BYTES_MAX};
 use ledgerflow_ledger::checkpoint::{CheckpointKey, SignedCheckpoint};
 use ledgerflow_ledger::merkle::{self, tree_hash_hex};
@@ -193,19 +195,7 @@ pub fn export_proof(
     let latest = checkpoint(cli)?;
     let key = store_key(cli)?;
     if complete {
-        let mut leaves = Vec::with_capacity(latest.head.size as usize);
-        let page = store.limits().read_items_max;
-        while (leaves.len() as u64) < latest.head.size {
-            let entries = store.read_feed(leaves.len() as u64, page)?;
-            if entries.is_empty() {
-                bail!("the feed ends before the checkpoint's tree size");
-            }
-            for entry in entries {
-                if (leaves.len() as u64) < latest.head.size {
-                    leaves.push((entry.run_id, entry.seq));
-                }
-            }
-        }
+        let leaves = log_leaves(store, latest.head.size)?;
         return Ok(ProofBundle::complete(&latest, key.as_ref(), leaves));
     }
     let mut proofs = Vec::new();

@@ -48,5 +48,7 @@ pub use state::{
     SubworkflowMode, WaitReason, WaitState,
 };
 pub use store::{InboxEntry, Store, StoreLimits, TimerEntry};
-pub use tlog::{log_head, log_root, prove_consistency, prove_record, LogHead, RecordProof};
+pub use tlog::{
+    log_head, log_leaves, log_root, prove_consistency, prove_record, LogHead, RecordProof,
+};
 pub use wait_keys::{is_engine_made as is_engine_made_wait_key, orphaned_inboxes};

@@ -134,3 +134,27 @@ pub fn prove_consistency<S: Store + ?Sized>(
     check_size(store, size)?;
     merkle::prove_consistency(old_size, size, &nodes(store)).map_err(log_error)
 }
+
+/// `(run id, seq)` of each of the first `size` leaves of the store's log, in leaf order
+/// (what a complete export's proof file lists), read from the feed a page at a time.
+pub fn log_leaves<S: Store + ?Sized>(store: &S, size: u64) -> Result<Vec<(RunId, u64)>, Error> {
+    check_size(store, size)?;
+    let mut leaves = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let page = store.limits().read_items_max;
+    while (leaves.len() as u64) < size {
+        let entries = store.read_feed(leaves.len() as u64, page)?;
+        if entries.is_empty() {
+            return Err(Error::Corrupt(format!(
+                "the feed ends at {} before the log's size {size}",
+                leaves.len()
+            )));
+        }
+        leaves.extend(
+            entries
+                .into_iter()
+                .take((size - leaves.len() as u64) as usize)
+                .map(|e| (e.run_id, e.seq)),
+        );
+    }
+    Ok(leaves)
+}
