@@ -8,12 +8,14 @@ that the published format is complete. Needs Python 3.8+ and the `blake3` packag
         # exit 0 iff every chain verifies and, when EXPORT.jsonl.proof.json (or --proof)
         # exists, the signed checkpoint and the global log's leaves or proofs match
     python3 tools/ledger_verify.py vectors VECTORS.json    # check the published test vectors
+    python3 tools/ledger_verify.py invalid INVALID.json    # every line there must be refused
     python3 tools/ledger_verify.py gen-vectors INPUT.json  # print vectors for the given fields
 """
 import base64
 import hashlib
 import json
 import math
+import re
 import struct
 import sys
 import uuid
@@ -129,15 +131,62 @@ def record_hash(rec):
     return blake3(hash_input(rec)).hexdigest()
 
 
+BODY_DEPTH_MAX = 100
+MEMBERS = {"format", "run_id", "seq", "at_ms", "kind", "body", "prev_hash", "state_hash", "hash"}
+RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def no_duplicates(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError("duplicate key %r" % key)
+        out[key] = value
+    return out
+
+
+def depth(value):
+    if isinstance(value, list):
+        return 1 + max((depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((depth(v) for v in value.values()), default=0)
+    return 0
+
+
+def parse_line(line):
+    """One exported line, as the format section of docs/ledger-format.md requires."""
+    try:
+        rec = json.loads(line, object_pairs_hook=no_duplicates)
+    except RecursionError:
+        raise ValueError("nested too deeply")
+    if not isinstance(rec, dict) or set(rec) != MEMBERS:
+        raise ValueError("members must be exactly %s" % sorted(MEMBERS))
+    if rec["format"] != LINE_FORMAT:
+        raise ValueError("unknown format %r" % rec["format"])
+    if not isinstance(rec["run_id"], str) or not RUN_ID.match(rec["run_id"]):
+        raise ValueError("run_id must be the lowercase hyphenated UUID")
+    for field in ("prev_hash", "state_hash", "hash"):
+        if not isinstance(rec[field], str) or not HEX64.match(rec[field]):
+            raise ValueError("%s must be 64 lowercase hex digits" % field)
+    for field in ("seq", "at_ms"):
+        if not isinstance(rec[field], int) or isinstance(rec[field], bool):
+            raise ValueError("%s must be an integer" % field)
+    if depth(rec["body"]) > BODY_DEPTH_MAX:
+        raise ValueError("the body nests deeper than %d levels" % BODY_DEPTH_MAX)
+    return rec
+
+
 def verify_lines(lines):
     """Returns a list of (run_id, seq, reason) for the first bad record of each bad run."""
     chains = OrderedDict()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        rec = json.loads(line)
-        if rec.get("format") != LINE_FORMAT:
-            return [(None, None, "line %d: unknown format %r" % (number, rec.get("format")))]
+        try:
+            rec = parse_line(line)
+        except ValueError as e:
+            return [(None, None, "line %d: %s" % (number, e))]
         chains.setdefault(rec["run_id"], []).append(rec)
     failures = []
     for run_id, recs in chains.items():
@@ -398,7 +447,7 @@ def main(argv):
             except FileNotFoundError:
                 print("no proof file %s: a cut tail or a deleted run cannot be detected" % proof_path)
                 return 1 if failures else 0
-            records = [json.loads(l) for l in lines if l.strip()]
+            records = [parse_line(l) for l in lines if l.strip()]
             problems = verify_proof(records, proof, key_text)
             for problem in problems:
                 print("FAIL " + problem)
@@ -411,6 +460,18 @@ def main(argv):
             v["hash"] = record_hash(v)
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
+    if command == "invalid":
+        bad = 0
+        for v in data:
+            try:
+                parse_line(v["line"])
+                bad += 1
+                print("invalid vector %r: ACCEPTED" % v["name"])
+            except ValueError:
+                pass
+        parse_line(data[0]["valid_line"])
+        print("%d refused, %d accepted" % (len(data) - bad, bad))
+        return 1 if bad else 0
     if command == "vectors":
         bad = 0
         for v in data:

@@ -28,18 +28,45 @@ struct LineOut<'a> {
     hash: Hash,
 }
 
+/// A line as read: members other than these, a member twice, or a duplicate key or too
+/// deep a nesting inside the body are refused; ids and hashes are checked to be in their
+/// one lowercase form by [`parse_jsonl_line`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LineIn {
     format: String,
-    run_id: RunId,
+    run_id: String,
     seq: u64,
     at_ms: i64,
     kind: String,
+    #[serde(deserialize_with = "crate::strict::body")]
     body: Value,
-    prev_hash: Hash,
-    state_hash: Hash,
-    hash: Hash,
+    prev_hash: String,
+    state_hash: String,
+    hash: String,
+}
+
+/// A run id in its one textual form: the lowercase hyphenated UUID.
+fn exact_run_id(text: &str) -> Result<RunId, String> {
+    let id: RunId = text
+        .parse()
+        .map_err(|_| format!("run_id {text:?} is not a UUID"))?;
+    if id.to_string() != text {
+        return Err(format!(
+            "run_id {text:?} must be the lowercase hyphenated UUID ({id})"
+        ));
+    }
+    Ok(id)
+}
+
+/// A hash in its one textual form: 64 lowercase hex digits.
+fn exact_hash(field: &str, text: &str) -> Result<Hash, String> {
+    let refused = || format!("{field} {text:?} must be 64 lowercase hex digits");
+    let hash: Hash = text.parse().map_err(|_| refused())?;
+    if hash.to_hex() != text {
+        return Err(refused());
+    }
+    Ok(hash)
 }
 
 /// A line of an export that could not be read.
@@ -98,14 +125,14 @@ pub fn parse_jsonl_line(text: &str) -> Result<Record, String> {
         ));
     }
     Ok(Record::from_fields(RecordFields {
-        run_id: line.run_id,
+        run_id: exact_run_id(&line.run_id)?,
         seq: line.seq,
         at_ms: line.at_ms,
         kind: line.kind,
         body: line.body,
-        prev_hash: line.prev_hash,
-        state_hash: line.state_hash,
-        hash: line.hash,
+        prev_hash: exact_hash("prev_hash", &line.prev_hash)?,
+        state_hash: exact_hash("state_hash", &line.state_hash)?,
+        hash: exact_hash("hash", &line.hash)?,
     }))
 }
 
@@ -195,6 +222,30 @@ mod tests {
             Err(ImportError::Malformed { line, .. }) => assert_eq!(line, 3),
             other => panic!("expected a malformed line 3, got {other:?}"),
         }
+    }
+
+    /// Every line of `tests/vectors/invalid-lines-v1.json` is refused, for the reason
+    /// given (the independent Python verifier checks the same file).
+    #[test]
+    fn invalid_line_vectors_are_refused() {
+        let text = include_str!("../tests/vectors/invalid-lines-v1.json");
+        let vectors: Vec<Value> = serde_json::from_str(text).expect("vectors");
+        assert!(vectors.len() >= 6);
+        for v in &vectors {
+            let line = v["line"].as_str().expect("line");
+            let err = parse_jsonl_line(line).expect_err(v["name"].as_str().unwrap_or("?"));
+            let expect = v["rust_error_contains"].as_str().expect("expected error");
+            assert!(err.contains(expect), "{}: {err}", v["name"]);
+        }
+        // The valid line they are made from parses.
+        let good = vectors[0]["valid_line"].as_str().expect("valid line");
+        parse_jsonl_line(good).expect("the valid line parses");
+    }
+
+    #[test]
+    fn depth_is_counted_by_containers() {
+        assert_eq!(crate::strict::depth(&json!(1)), 0);
+        assert_eq!(crate::strict::depth(&json!({"a": [1, {"b": []}]})), 4);
     }
 
     #[test]

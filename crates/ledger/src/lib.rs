@@ -34,6 +34,7 @@ mod jsonl;
 pub mod merkle;
 mod record;
 mod run_id;
+mod strict;
 
 pub use canonical::{canonical_json, write_canonical_json};
 pub use chain::{verify_chain, ChainError, ChainFault, ChainHead, ChainVerifier};
@@ -41,3 +42,4 @@ pub use hash::{Hash, ParseHashError};
 pub use jsonl::{export_jsonl, import_jsonl, parse_jsonl_line, ImportError, JSONL_LINE_BYTES_MAX};
 pub use record::{hash_input, Record, RecordDraft, RecordFields, FORMAT_VERSION, RECORD_DOMAIN};
 pub use run_id::{ParseRunIdError, RunId};
+pub use strict::{depth as json_depth, BODY_DEPTH_MAX};
