@@ -189,7 +189,27 @@ def verify_lines(lines):
             return [(None, None, "line %d: %s" % (number, e))]
         chains.setdefault(rec["run_id"], []).append(rec)
     failures = []
+    by_key = {(r["run_id"], r["seq"]): r for recs in chains.values() for r in recs}
     for run_id, recs in chains.items():
+        # Lineage: a fork or a subworkflow cites a record of its parent; check it when the
+        # parent is in the export.
+        first = recs[0]
+        cited = None
+        if first["kind"] == "forked" and first["seq"] == 1:
+            b = first["body"]
+            cited = (b.get("from_run_id"), b.get("from_seq"), b.get("from_record_hash"))
+        elif first["kind"] == "started" and first["seq"] == 1:
+            parent = first["body"].get("parent") or {}
+            after = parent.get("after")
+            if after:
+                cited = (parent.get("run_id"), after.get("seq"), after.get("hash"))
+        if cited and cited[0] in chains:
+            target = by_key.get((cited[0], cited[1]))
+            if target is None or target["hash"] != cited[2]:
+                failures.append((run_id, 1, "lineage: cites record %s of run %s, which %s"
+                                 % (cited[1], cited[0], "is not in its ledger" if target is None
+                                    else "has another hash")))
+                continue
         prev, expected_seq = GENESIS, 1
         for rec in recs:
             if rec["seq"] != expected_seq:
@@ -340,7 +360,7 @@ def ed25519_verify(public, msg, sig):
 
 def parse_key(text):
     """A signed-note verifier key: name+<8 hex key id>+<base64 of 0x01 || public key>."""
-    name, key_id, key = text.strip().split("+")
+    name, key_id, key = text.strip().split("+", 2)
     raw = base64.b64decode(key, validate=True)
     if len(key_id) != 8 or len(raw) != 33 or raw[0] != 1:
         raise ValueError("not an Ed25519 signed-note verifier key")

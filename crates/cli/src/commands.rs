@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use ledgerflow_kernel::{
     Clock, Delivered, Engine, EngineConfig, Record, RunId, RunQuery, RunStatus, Store,
 };
-use ledgerflow_ledger::{export_jsonl, import_jsonl, verify_chain};
+use ledgerflow_ledger::{export_jsonl, import_jsonl, verify_chain, verify_lineage};
 use ledgerflow_sled::{SledConfig, SledStore, SnapshotFilter};
 use serde_json::{json, Value};
 
@@ -585,15 +585,18 @@ fn verify_file(cli: &Cli, path: &std::path::Path, args: &VerifyArgs) -> Result<E
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let records = import_jsonl(BufReader::new(file))
         .with_context(|| format!("reading {}", path.display()))?;
+    // Runs in the order they first appear, each with its records.
     let mut runs: Vec<(RunId, Vec<Record>)> = Vec::new();
+    let mut index: std::collections::HashMap<RunId, usize> = std::collections::HashMap::new();
     for record in records {
-        match runs.iter_mut().find(|(id, _)| *id == record.run_id()) {
-            Some((_, list)) => list.push(record),
-            None => runs.push((record.run_id(), vec![record])),
-        }
+        let slot = *index.entry(record.run_id()).or_insert_with(|| {
+            runs.push((record.run_id(), Vec::new()));
+            runs.len() - 1
+        });
+        runs[slot].1.push(record);
     }
     let mut failed = false;
-    let results: Vec<Value> = runs
+    let mut results: Vec<Value> = runs
         .iter()
         .map(|(run, records)| match verify_chain(records) {
             Ok(head) => json!({ "run_id": run, "ok": true, "records": records.len(), "head": head.map(|h| h.hash) }),
@@ -607,6 +610,17 @@ fn verify_file(cli: &Cli, path: &std::path::Path, args: &VerifyArgs) -> Result<E
         bail!("{} holds no records", path.display());
     }
     let all: Vec<Record> = runs.into_iter().flat_map(|(_, records)| records).collect();
+    // Forks and subworkflows cite a record of their parent: check it when the parent is here.
+    let lineage = verify_lineage(&all);
+    for fault in &lineage.faults {
+        failed = true;
+        if let Some(result) = results
+            .iter_mut()
+            .find(|r| r["run_id"] == json!(fault.run_id))
+        {
+            *result = json!({ "run_id": fault.run_id, "ok": false, "seq": 1, "reason": format!("lineage: {}", fault.reason) });
+        }
+    }
     let coverage = crate::log::verify_export_proof(path, args, &all)?;
     failed |= coverage.failed;
     print_verification(cli, &results, verbose, Some(&coverage));

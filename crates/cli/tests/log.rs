@@ -356,3 +356,125 @@ fn a_single_run_export_carries_an_inclusion_proof_per_record() {
     assert_eq!(consistency["old_size"], json!(3));
     assert_eq!(consistency["tree_size"], json!(2 * 5 + 2));
 }
+
+/// A fork's and a subworkflow's first records cite a record of their parent; `verify
+/// --file` checks the citation when the parent is in the export.
+#[test]
+fn verify_file_checks_fork_and_subworkflow_lineage() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db");
+    let store = Arc::new(SledStore::open(&db).expect("create"));
+    let engine = Engine::new(
+        Arc::clone(&store) as Arc<dyn Store>,
+        Arc::new(ManualClock::new(1_700_000_000_000)),
+    );
+    engine.register(
+        WorkflowSpec::builder("child", 1)
+            .node("c", |_: &mut StepContext<'_>| {
+                StepPlan::complete(json!("child done"))
+            })
+            .entry("c")
+            .build()
+            .expect("spec"),
+    );
+    engine.register(
+        WorkflowSpec::builder("parent", 1)
+            .node("a", |ctx: &mut StepContext<'_>| {
+                ctx.set("a", json!(1));
+                StepPlan::effect(
+                    Effect::start_subworkflow(
+                        "child",
+                        1,
+                        json!({}),
+                        ledgerflow_kernel::SubworkflowMode::Async,
+                    )
+                    .result_key("child"),
+                )
+                .then_next("b")
+            })
+            .node("b", |_: &mut StepContext<'_>| {
+                StepPlan::complete(json!("parent done"))
+            })
+            .entry("a")
+            .build()
+            .expect("spec"),
+    );
+    let parent = engine.start(("parent", 1), json!({})).expect("start");
+    engine.tick(parent).expect("tick");
+    let fork = engine.fork(parent, 2).expect("fork");
+    drop(engine);
+    store.close().expect("close");
+    drop(store);
+    let all = dir.path().join("lineage.jsonl");
+    ok_json(
+        &db,
+        &[
+            "ledger",
+            "export",
+            "--all",
+            "--out",
+            all.to_str().expect("utf-8"),
+        ],
+    );
+    let records = records_of(&all);
+    let child_first = records
+        .iter()
+        .find(|r| r.seq() == 1 && r.body()["parent"]["run_id"] == json!(parent.to_string()))
+        .expect("the child's started record");
+    assert_eq!(
+        child_first.body()["parent"]["after"]["hash"],
+        json!(records
+            .iter()
+            .find(|r| r.run_id() == parent && r.seq() == 1)
+            .expect("parent record 1")
+            .hash()
+            .to_hex()),
+        "the child cites the parent's last record when it was created"
+    );
+    // The whole export checks, lineage included.
+    let no_proof = dir.path().join("plain.jsonl");
+    write_records(&no_proof, &records);
+    let plain = no_proof.to_str().expect("utf-8");
+    assert_eq!(
+        ok_json(&db, &["ledger", "verify", "--file", plain])["ok"],
+        json!(true)
+    );
+    // Re-seal a run's chain with a wrong citation: the chain verifies, the lineage does not.
+    for (victim, field) in [(fork, "from_record_hash"), (child_first.run_id(), "parent")] {
+        let mut prev = Hash::GENESIS;
+        let forged: Vec<Record> = records
+            .iter()
+            .map(|r| {
+                if r.run_id() != victim {
+                    return r.clone();
+                }
+                let mut body = r.body().clone();
+                if r.seq() == 1 {
+                    let wrong = json!(Hash::of(b"another history").to_hex());
+                    if field == "parent" {
+                        body["parent"]["after"]["hash"] = wrong;
+                    } else {
+                        body[field] = wrong;
+                    }
+                }
+                let sealed = RecordDraft {
+                    run_id: r.run_id(),
+                    seq: r.seq(),
+                    at_ms: r.at_ms(),
+                    kind: r.kind().to_owned(),
+                    body,
+                    state_hash: r.state_hash(),
+                }
+                .seal(prev);
+                prev = sealed.hash();
+                sealed
+            })
+            .collect();
+        write_records(&no_proof, &forged);
+        let out = ledgerflow(&db, &["ledger", "verify", "--file", plain]);
+        assert_fails(
+            &out,
+            &format!("FAIL  run {victim} seq 1: lineage: cites record"),
+        );
+    }
+}

@@ -528,6 +528,7 @@ pub fn children_index(store: &dyn Store) {
                     seq: 1,
                     wait_key: None,
                     depth: 1,
+                    after: None,
                 }),
             };
             commit_ok(store, step(None, child, vec![event]));

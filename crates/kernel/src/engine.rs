@@ -647,6 +647,7 @@ impl Engine {
             seq: parent_state.head.seq,
             wait_key: None,
             depth,
+            after: Some(parent_state.head),
         };
         self.start_inner(workflow.into(), input, Some(link))
     }
@@ -1132,6 +1133,7 @@ impl Engine {
             seq,
             wait_key: (mode == SubworkflowMode::Sync).then(|| wait_keys::child(child)),
             depth,
+            after: Some(state.head),
         };
         let input = payload.get("input").cloned().unwrap_or(Value::Null);
         match self.start_with_id(child, key, input, Some(link)) {

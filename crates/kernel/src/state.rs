@@ -168,6 +168,11 @@ pub struct ParentLink {
     pub wait_key: Option<String>,
     /// How deep the child is: 1 for a child of a top-level run.
     pub depth: u32,
+    /// The parent's last record (seq and hash) when the child was created: the child's
+    /// first record cites it, so a verifier with both ledgers checks the lineage. Absent
+    /// in runs started before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<LedgerHead>,
 }
 
 /// How a parent relates to a subworkflow it starts.
