@@ -432,6 +432,44 @@ def verify_proof(records, proof, key_text):
     return []
 
 
+def artifact_cites(value, out):
+    """Every {"$artifact": {"digest", "size", ...}} reference in a body."""
+    if isinstance(value, dict):
+        ref = value.get("$artifact") if len(value) == 1 else None
+        if isinstance(ref, dict) and isinstance(ref.get("digest"), str) and isinstance(ref.get("size"), int):
+            out.add((ref["digest"], ref["size"]))
+            return
+        for v in value.values():
+            artifact_cites(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            artifact_cites(v, out)
+
+
+def verify_artifacts(records, directory):
+    """Checks EXPORT.artifacts/<digest> files against the digests the records cite."""
+    import os
+    if not os.path.isdir(directory):
+        return []
+    cites = set()
+    for rec in records:
+        artifact_cites(rec["body"], cites)
+    problems, ok = [], 0
+    for digest, size in sorted(cites):
+        path = os.path.join(directory, digest)
+        if not os.path.exists(path):
+            continue
+        with open(path, "rb") as f:
+            data = f.read()
+        if len(data) != size or blake3(data).hexdigest() != digest:
+            problems.append("artifact %s: its bytes do not match the digest or size cited" % digest)
+        else:
+            ok += 1
+    if not problems:
+        print("%d artifacts match their digests" % ok)
+    return problems
+
+
 def option(argv, name):
     if name in argv:
         i = argv.index(name)
@@ -460,6 +498,11 @@ def main(argv):
                 print("FAIL run %s seq %s: %s" % (run_id, seq, reason))
             if not failures:
                 print("all chains verified")
+            records = [parse_line(l) for l in lines if l.strip()] if not failures else []
+            artifact_problems = verify_artifacts(records, path + ".artifacts")
+            for problem in artifact_problems:
+                print("FAIL " + problem)
+            failures = failures + [(None, None, p) for p in artifact_problems]
             proof_path = proof_path or path + ".proof.json"
             try:
                 with open(proof_path, encoding="utf-8") as pf:
@@ -467,7 +510,6 @@ def main(argv):
             except FileNotFoundError:
                 print("no proof file %s: a cut tail or a deleted run cannot be detected" % proof_path)
                 return 1 if failures else 0
-            records = [parse_line(l) for l in lines if l.strip()]
             problems = verify_proof(records, proof, key_text)
             for problem in problems:
                 print("FAIL " + problem)

@@ -267,23 +267,47 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             let mut out = BufWriter::new(file);
             let mut count = 0usize;
             let mut exported = Vec::new();
+            let mut exported_records = Vec::new();
             for run in &runs {
                 let records = all_records(&engine, *run)?;
                 count += records.len();
                 export_jsonl(&records, &mut out).with_context(|| format!("writing {}", args.out.display()))?;
                 exported.extend(records.iter().map(|r| (r.run_id(), r.seq())));
+                if args.with_artifacts {
+                    exported_records.extend(records);
+                }
             }
             out.into_inner().map_err(|e| anyhow!("writing {}: {e}", args.out.display()))?.sync_all()?;
+            let artifacts = if args.with_artifacts {
+                Some(crate::log::export_artifacts(store.as_ref(), &args.out, &exported_records)?)
+            } else {
+                None
+            };
             let proof_path = crate::log::proof_path(&args.out);
             let proof = crate::log::export_proof(cli, store.as_ref(), args.all, &exported)?;
             std::fs::write(&proof_path, proof.to_json()).with_context(|| format!("writing {}", proof_path.display()))?;
+            let artifacts_note = match &artifacts {
+                Some(a) => format!("; {} artifacts in {}{}", a.written, a.dir.display(), if a.purged > 0 { format!(" ({} cited artifacts are no longer stored)", a.purged) } else { String::new() }),
+                None => String::new(),
+            };
             report(
                 cli,
-                json!({ "runs": runs.len(), "records": count, "out": args.out, "proof": proof_path, "tree_size": proof.tree_size }),
-                &format!("exported {count} records of {} runs to {}; checkpoint (tree size {}) and proofs in {}", runs.len(), args.out.display(), proof.tree_size, proof_path.display()),
+                json!({ "runs": runs.len(), "records": count, "out": args.out, "proof": proof_path, "tree_size": proof.tree_size, "artifacts": artifacts.as_ref().map(|a| json!({ "dir": a.dir, "written": a.written, "not_stored": a.purged })) }),
+                &format!("exported {count} records of {} runs to {}; checkpoint (tree size {}) and proofs in {}{artifacts_note}", runs.len(), args.out.display(), proof.tree_size, proof_path.display()),
             );
         }
         Command::Log(command) => return crate::log::run(cli, store.as_ref(), command),
+        Command::Artifact(crate::ArtifactCommand::Get { digest, out }) => {
+            let hash: ledgerflow_kernel::Hash = digest.parse().map_err(|_| InputError(format!("{digest:?} is not a digest (64 hex digits)")))?;
+            let bytes = store.get_artifact(&hash)?.ok_or_else(|| InputError(format!("no artifact {digest} in the store (never stored, or purged)")))?;
+            match out {
+                Some(path) => {
+                    std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+                    report(cli, json!({ "digest": digest, "size": bytes.len(), "out": path }), &format!("wrote {} bytes of artifact {digest} to {}", bytes.len(), path.display()));
+                }
+                None => crate::output::bytes(&bytes),
+            }
+        }
         Command::Events(EventsCommand::Tail { from_start, follow, limit }) => {
             check_limit(*limit, store.as_ref())?;
             let mut cursor = if *from_start { engine.cursor_from_start() } else { engine.cursor_tail(*limit as u64)? };
@@ -621,7 +645,8 @@ fn verify_file(cli: &Cli, path: &std::path::Path, args: &VerifyArgs) -> Result<E
             *result = json!({ "run_id": fault.run_id, "ok": false, "seq": 1, "reason": format!("lineage: {}", fault.reason) });
         }
     }
-    let coverage = crate::log::verify_export_proof(path, args, &all)?;
+    let mut coverage = crate::log::verify_export_proof(path, args, &all)?;
+    crate::log::verify_export_artifacts(path, &all, &mut coverage)?;
     failed |= coverage.failed;
     print_verification(cli, &results, verbose, Some(&coverage));
     Ok(if failed {

@@ -12,6 +12,7 @@ use ledgerflow_kernel::{
 use ledgerflow_ledger::bundle::{LeafProof, ProofBundle, PROOF_FILE_BYTES_MAX};
 use ledgerflow_ledger::checkpoint::{CheckpointKey, SignedCheckpoint};
 use ledgerflow_ledger::merkle::{self, tree_hash_hex};
+use ledgerflow_ledger::{artifact_cites, artifact_matches, ArtifactCite};
 use ledgerflow_sled::{latest_checkpoint, SledStore, PUBLIC_KEY_FILE};
 use serde_json::{json, Value};
 
@@ -324,4 +325,98 @@ pub fn verify_export_proof(
             lines: vec![format!("FAIL  against {}: {e}", path.display())],
         },
     })
+}
+
+/// What `export --with-artifacts` wrote.
+pub struct ExportedArtifacts {
+    /// `OUT.artifacts`.
+    pub dir: PathBuf,
+    /// Artifacts written.
+    pub written: u64,
+    /// Cited artifacts the store no longer holds.
+    pub purged: u64,
+}
+
+/// Where an export's artifacts go: `OUT.artifacts/`.
+pub fn artifacts_dir(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".artifacts");
+    PathBuf::from(name)
+}
+
+/// Writes every artifact `records` cite to `OUT.artifacts/<digest>`.
+pub fn export_artifacts(
+    store: &SledStore,
+    out: &Path,
+    records: &[Record],
+) -> Result<ExportedArtifacts> {
+    let dir = artifacts_dir(out);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cites: std::collections::BTreeSet<ArtifactCite> = records
+        .iter()
+        .flat_map(|r| artifact_cites(r.body()))
+        .collect();
+    let (mut written, mut purged) = (0, 0);
+    for cite in cites {
+        match store.get_artifact(&cite.digest)? {
+            Some(bytes) => {
+                let path = dir.join(cite.digest.to_hex());
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                written += 1;
+            }
+            None => purged += 1,
+        }
+    }
+    Ok(ExportedArtifacts {
+        dir,
+        written,
+        purged,
+    })
+}
+
+/// Checks the artifacts an export carries (`FILE.artifacts/`, if present) against the
+/// digests and sizes its records cite.
+pub fn verify_export_artifacts(
+    file: &Path,
+    records: &[Record],
+    check: &mut ExportCheck,
+) -> Result<()> {
+    let dir = artifacts_dir(file);
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let cites: std::collections::BTreeSet<ArtifactCite> = records
+        .iter()
+        .flat_map(|r| artifact_cites(r.body()))
+        .collect();
+    let (mut ok, mut absent, mut bad) = (0u64, 0u64, Vec::new());
+    for cite in &cites {
+        let path = dir.join(cite.digest.to_hex());
+        match std::fs::read(&path) {
+            Ok(bytes) if artifact_matches(cite, &bytes) => ok += 1,
+            Ok(_) => bad.push(cite.digest.to_hex()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => absent += 1,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+    if bad.is_empty() {
+        check.lines.push(format!(
+            "ok: {ok} artifacts match their digests{}",
+            if absent > 0 {
+                format!(" ({absent} cited artifacts are not in {})", dir.display())
+            } else {
+                String::new()
+            }
+        ));
+    } else {
+        check.failed = true;
+        for digest in &bad {
+            check
+                .lines
+                .push(format!("FAIL  artifact {digest}: its bytes do not match the digest or size the ledger cites"));
+        }
+    }
+    check.json["artifacts"] = json!({ "ok": ok, "absent": absent, "mismatched": bad });
+    Ok(())
 }

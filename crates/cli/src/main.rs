@@ -80,6 +80,9 @@ enum Command {
     /// The global Merkle log: signed checkpoints and proofs for auditors.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Large values stored apart from the ledger by their BLAKE3 digest.
+    #[command(subcommand)]
+    Artifact(ArtifactCommand),
     /// Counts by status and the feed's length.
     Stats,
     /// Measure throughput and latency on this machine, on a fresh store each time.
@@ -155,6 +158,18 @@ enum LedgerCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum ArtifactCommand {
+    /// Write an artifact's bytes (checked against their digest) to stdout or a file.
+    Get {
+        /// The digest, 64 hex digits.
+        digest: String,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum LogCommand {
     /// Print the latest signed checkpoint (C2SP tlog-checkpoint note).
     Checkpoint,
@@ -212,6 +227,10 @@ struct ExportArgs {
     /// OUT.proof.json.
     #[arg(long)]
     out: PathBuf,
+    /// Also write every artifact the exported records cite to OUT.artifacts/<digest>,
+    /// so an auditor can check them against the digests the chains cover.
+    #[arg(long)]
+    with_artifacts: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -286,6 +305,7 @@ impl Command {
             | Command::Check
             | Command::Stats
             | Command::Log(_)
+            | Command::Artifact(_)
             | Command::Snapshot(SnapshotCommand::List { .. })
             | Command::Bench(_) => true,
             Command::Emit { .. }

@@ -13,9 +13,14 @@ pub const EXIT_STDOUT_CLOSED: i32 = 141;
 /// ends at once, quietly, with [`EXIT_STDOUT_CLOSED`], as other Unix tools do; any other
 /// write error ends it with a one-line message and status 1.
 pub fn line(text: std::fmt::Arguments<'_>) {
+    bytes(format!("{text}\n").as_bytes());
+}
+
+/// Writes raw bytes to stdout, ending the process as [`line`] does when that fails.
+pub fn bytes(data: &[u8]) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+    if let Err(e) = stdout.write_all(data).and_then(|()| stdout.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(EXIT_STDOUT_CLOSED);
         }

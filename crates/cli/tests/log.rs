@@ -18,15 +18,27 @@ use ledgerflow_ledger::{export_jsonl, import_jsonl, Hash, Record, RecordDraft};
 use ledgerflow_sled::SledStore;
 use serde_json::{json, Value};
 
-/// A store of `runs` completed runs (5 records each) and one waiting run.
-fn store(runs: usize) -> (tempfile::TempDir, PathBuf, Vec<RunId>) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("db");
-    let store = Arc::new(SledStore::open(&db).expect("create"));
+/// A new sled store at `db` and an engine on it (a manual clock).
+fn open_engine(db: &Path) -> (Arc<SledStore>, Engine) {
+    let store = Arc::new(SledStore::open(db).expect("create"));
     let engine = Engine::new(
         Arc::clone(&store) as Arc<dyn Store>,
         Arc::new(ManualClock::new(1_700_000_000_000)),
     );
+    (store, engine)
+}
+
+/// Closes the store (making it durable and checkpointed) and lets go of it.
+fn close(store: Arc<SledStore>, engine: Engine) {
+    drop(engine);
+    store.close().expect("close");
+}
+
+/// A store of `runs` completed runs (5 records each) and one waiting run.
+fn store(runs: usize) -> (tempfile::TempDir, PathBuf, Vec<RunId>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db");
+    let (store, engine) = open_engine(&db);
     engine.register(
         WorkflowSpec::builder("steps", 1)
             .node("a", |ctx: &mut StepContext<'_>| {
@@ -66,9 +78,7 @@ fn store(runs: usize) -> (tempfile::TempDir, PathBuf, Vec<RunId>) {
     let waiting = engine.start(("wait", 1), json!({})).expect("start");
     engine.tick(waiting).expect("tick");
     ids.push(waiting);
-    drop(engine);
-    store.close().expect("close");
-    drop(store);
+    close(store, engine);
     (dir, db, ids)
 }
 
@@ -363,11 +373,7 @@ fn a_single_run_export_carries_an_inclusion_proof_per_record() {
 fn verify_file_checks_fork_and_subworkflow_lineage() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("db");
-    let store = Arc::new(SledStore::open(&db).expect("create"));
-    let engine = Engine::new(
-        Arc::clone(&store) as Arc<dyn Store>,
-        Arc::new(ManualClock::new(1_700_000_000_000)),
-    );
+    let (store, engine) = open_engine(&db);
     engine.register(
         WorkflowSpec::builder("child", 1)
             .node("c", |_: &mut StepContext<'_>| {
@@ -402,9 +408,7 @@ fn verify_file_checks_fork_and_subworkflow_lineage() {
     let parent = engine.start(("parent", 1), json!({})).expect("start");
     engine.tick(parent).expect("tick");
     let fork = engine.fork(parent, 2).expect("fork");
-    drop(engine);
-    store.close().expect("close");
-    drop(store);
+    close(store, engine);
     let all = dir.path().join("lineage.jsonl");
     ok_json(
         &db,
@@ -477,4 +481,70 @@ fn verify_file_checks_fork_and_subworkflow_lineage() {
             &format!("FAIL  run {victim} seq 1: lineage: cites record"),
         );
     }
+}
+
+/// A value over the artifact threshold is stored apart; `artifact get` returns its bytes
+/// (its canonical JSON, which hash to the cited digest), and an export with
+/// `--with-artifacts` carries them so `verify --file` checks them.
+#[test]
+fn artifacts_are_exported_and_checked_against_their_digests() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db");
+    let (store, engine) = open_engine(&db);
+    engine.register(
+        WorkflowSpec::builder("big", 1)
+            .node("a", |_: &mut StepContext<'_>| {
+                StepPlan::complete(json!("ok"))
+            })
+            .entry("a")
+            .build()
+            .expect("spec"),
+    );
+    let big: Vec<Value> = (0..2_000)
+        .map(|i| json!({ "i": i, "text": "a line of a long document" }))
+        .collect();
+    let run = engine
+        .start(("big", 1), json!({ "doc": big }))
+        .expect("start");
+    engine.tick(run).expect("tick");
+    close(store, engine);
+
+    let out = dir.path().join("with.jsonl");
+    let out_arg = out.to_str().expect("utf-8");
+    let exported = ok_json(
+        &db,
+        &[
+            "ledger",
+            "export",
+            "--all",
+            "--with-artifacts",
+            "--out",
+            out_arg,
+        ],
+    );
+    assert_eq!(exported["artifacts"]["written"], json!(1));
+    let cites: Vec<_> = records_of(&out)
+        .iter()
+        .flat_map(|r| ledgerflow_ledger::artifact_cites(r.body()))
+        .collect();
+    assert!(!cites.is_empty());
+    let digest = cites[0].digest.to_hex();
+    // `artifact get` gives the bytes: the value's canonical JSON.
+    let got = ledgerflow(&db, &["artifact", "get", &digest]);
+    assert!(got.status.success());
+    assert_eq!(Hash::of(&got.stdout), cites[0].digest);
+    assert_eq!(got.stdout, ledgerflow_ledger::canonical_json(&json!(big)));
+    let verified = ok_json(&db, &["ledger", "verify", "--file", out_arg]);
+    assert_eq!(verified["log"]["artifacts"]["ok"], json!(1));
+    // A changed artifact fails verification.
+    let artifact = dir.path().join("with.jsonl.artifacts").join(&digest);
+    let mut bytes = std::fs::read(&artifact).expect("artifact");
+    bytes[10] ^= 1;
+    std::fs::write(&artifact, bytes).expect("write");
+    let out = ledgerflow(&db, &["ledger", "verify", "--file", out_arg]);
+    assert_fails(&out, &format!("FAIL  artifact {digest}"));
+    // An unknown digest is a clear error.
+    let missing = ledgerflow(&db, &["artifact", "get", &"0".repeat(64)]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no artifact"));
 }

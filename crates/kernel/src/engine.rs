@@ -947,7 +947,9 @@ impl Engine {
             return Ok(value);
         }
         self.check_depth(&value, what)?;
-        let bytes = serde_json::to_vec(&value).map_err(|e| Error::Internal(e.to_string()))?;
+        // The artifact's bytes are the value's canonical JSON (docs/ledger-format.md), so
+        // anyone holding the value can recompute its digest.
+        let bytes = ledgerflow_ledger::canonical_json(&value);
         if bytes.len() > self.config.value_bytes_max {
             return Err(Error::ValueTooLarge {
                 what: what.to_owned(),

@@ -25,6 +25,7 @@
 //! assert_eq!(head.map(|h| h.seq), Some(1));
 //! ```
 
+mod artifacts;
 pub mod bundle;
 mod canonical;
 mod chain;
@@ -37,6 +38,7 @@ mod record;
 mod run_id;
 mod strict;
 
+pub use artifacts::{artifact_cites, artifact_matches, ArtifactCite, ARTIFACT_MEMBER};
 pub use canonical::{canonical_json, write_canonical_json};
 pub use chain::{verify_chain, ChainError, ChainFault, ChainHead, ChainVerifier};
 pub use hash::{Hash, ParseHashError};
