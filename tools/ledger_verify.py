@@ -223,7 +223,155 @@ def verify_lines(lines):
                 failures.append((run_id, rec["seq"], "prev_hash mismatch"))
                 break
             prev, expected_seq = rec["hash"], expected_seq + 1
+        else:
+            bad_state = replay(recs)
+            if bad_state:
+                failures.append((run_id, bad_state[0], bad_state[1]))
     return failures
+
+
+# --- Run state (docs/ledger-format.md, "Run state") ------------------------------------
+
+STATE_DOMAIN = b"ledgerflow.state.v1\x00"
+
+
+def state_hash(state):
+    without_head = {k: v for k, v in state.items() if k != "head"}
+    return blake3(STATE_DOMAIN + canonical(without_head).encode("utf-8")).hexdigest()
+
+
+def merge_patch(old, patch):
+    out = dict(old)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict):
+            base = out.get(key)
+            out[key] = merge_patch(base if isinstance(base, dict) else {}, value)
+        else:
+            out[key] = value
+    return out
+
+
+def apply_record(state, rec):
+    """The state after `rec`, from the state before it (None before the first record)."""
+    kind, b, at, seq = rec["kind"], rec["body"], rec["at_ms"], rec["seq"]
+
+    def fresh(**members):
+        base = {"run_id": rec["run_id"], "workflow_id": b["workflow_id"],
+                "workflow_version": b["workflow_version"], "status": "running",
+                "paused": False, "node": None, "vars": {}, "waiting": None,
+                "pending_effect": None, "output": None, "failure": None,
+                "cancel_reason": None, "ended_seq": None, "parent": None,
+                "created_at_ms": at, "updated_at_ms": at}
+        base.update(members)
+        return base
+
+    if kind == "started":
+        return fresh(node=b["node"], vars=b["vars"], parent=b.get("parent"))
+    if kind == "forked":
+        return fresh(status=b["status"], node=b["node"], vars=b["vars"],
+                     waiting=b["waiting"], pending_effect=b["pending_effect"])
+    s = json.loads(json.dumps(state))
+    s["updated_at_ms"] = at
+
+    def step():
+        change = b.get("vars")
+        if change and "patch" in change:
+            s["vars"] = merge_patch(s["vars"], change["patch"])
+        elif change and "set" in change:
+            s["vars"] = change["set"]
+
+    def end(status):
+        s["status"], s["ended_seq"] = status, seq
+
+    def carry_on(result_key, result, then):
+        if result_key is not None:
+            s["vars"][result_key] = result
+        if "next" in then:
+            s["status"], s["node"] = "running", then["next"]
+        else:
+            end("completed")
+            s["output"] = then["complete"]
+
+    def wait(key, reason, until, result_key, then):
+        s["status"] = "waiting"
+        s["waiting"] = {"wait_key": key, "reason": reason, "until_ms": until, "prompt": None,
+                        "choices": [], "result_key": result_key, "then": then}
+
+    if kind == "advanced":
+        step()
+        s["node"] = b["next"]
+    elif kind == "waiting":
+        step()
+        s["status"], s["waiting"] = "waiting", b["wait"]
+    elif kind == "effect_requested":
+        step()
+        s["pending_effect"] = {"effect": b["effect"], "idempotency_key": b["idempotency_key"],
+                               "then": b["then"], "attempt": 1}
+    elif kind == "effect_completed":
+        pending, s["pending_effect"] = s["pending_effect"], None
+        carry_on(pending["effect"]["result_key"], b["result"], pending["then"])
+    elif kind == "effect_waiting":
+        pending, s["pending_effect"] = s["pending_effect"], None
+        wait(b["wait_key"], "job", None, pending["effect"]["result_key"], pending["then"])
+    elif kind == "effect_retry_scheduled":
+        s["pending_effect"]["attempt"] += 1
+        wait(None, "retry", b["retry_at_ms"], None, {"next": s["node"] or ""})
+    elif kind == "effect_failed":
+        s["pending_effect"] = None
+        end("failed")
+        s["failure"] = {"code": "effect_failed", "message": b["error"]}
+    elif kind == "event_emitted":
+        step()
+        carry_on(None, None, b["then"])
+    elif kind == "subworkflow_started":
+        step()
+        if b["mode"] == "async":
+            carry_on(b["result_key"], b["child_run_id"], b["then"])
+        else:
+            wait("child:" + b["child_run_id"], "subworkflow", None, b["result_key"], b["then"])
+    elif kind == "resumed":
+        w, s["waiting"] = s["waiting"], None
+        carry_on(w["result_key"], b["payload"], w["then"])
+    elif kind == "timer_fired":
+        w, s["waiting"] = s["waiting"], None
+        carry_on(w["result_key"], b["due_at_ms"], w["then"])
+    elif kind == "completed":
+        step()
+        end("completed")
+        s["output"] = b["output"]
+    elif kind == "failed":
+        if b.get("node") is not None:
+            step()
+        s["waiting"] = s["pending_effect"] = None
+        end("failed")
+        s["failure"] = b["failure"]
+    elif kind == "paused":
+        s["paused"] = True
+    elif kind == "unpaused":
+        s["paused"] = False
+    elif kind == "cancelled":
+        s["waiting"] = s["pending_effect"] = None
+        end("cancelled")
+        s["cancel_reason"] = b["reason"]
+    else:
+        raise ValueError("unknown record kind %r" % kind)
+    return s
+
+
+def replay(recs):
+    """Replays one run's records; returns (seq, reason) of the first record whose
+    state_hash is not the hash of the state it produces, or None."""
+    state = None
+    for rec in recs:
+        try:
+            state = apply_record(state, rec)
+        except (KeyError, TypeError, ValueError) as e:
+            return rec["seq"], "cannot apply: %r" % (e,)
+        if state_hash(state) != rec["state_hash"]:
+            return rec["seq"], "state_hash is not the hash of the state this record produces"
+    return None
 
 
 # --- The global log (docs/ledger-format.md, "The global log") ---------------------------
@@ -497,7 +645,7 @@ def main(argv):
             for run_id, seq, reason in failures:
                 print("FAIL run %s seq %s: %s" % (run_id, seq, reason))
             if not failures:
-                print("all chains verified")
+                print("all chains verified; every state_hash matches the replayed state")
             records = [parse_line(l) for l in lines if l.strip()] if not failures else []
             artifact_problems = verify_artifacts(records, path + ".artifacts")
             for problem in artifact_problems:

@@ -623,7 +623,14 @@ fn verify_file(cli: &Cli, path: &std::path::Path, args: &VerifyArgs) -> Result<E
     let mut results: Vec<Value> = runs
         .iter()
         .map(|(run, records)| match verify_chain(records) {
-            Ok(head) => json!({ "run_id": run, "ok": true, "records": records.len(), "head": head.map(|h| h.hash) }),
+            // The chain holds: replay it, which recomputes every record's state_hash.
+            Ok(head) => match ledgerflow_kernel::replay(records) {
+                Ok(_) => json!({ "run_id": run, "ok": true, "records": records.len(), "head": head.map(|h| h.hash) }),
+                Err(e) => {
+                    failed = true;
+                    json!({ "run_id": run, "ok": false, "seq": e.seq(), "reason": format!("replay: {e}") })
+                }
+            },
             Err(e) => {
                 failed = true;
                 json!({ "run_id": run, "ok": false, "seq": e.seq, "reason": e.fault.to_string() })

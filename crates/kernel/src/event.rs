@@ -255,6 +255,19 @@ pub enum ReplayError {
     Empty,
 }
 
+impl ReplayError {
+    /// The seq of the record that failed, if one did.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            ReplayError::Chain(e) => Some(e.seq),
+            ReplayError::Undecodable { seq, .. }
+            | ReplayError::Invalid { seq, .. }
+            | ReplayError::StateMismatch { seq, .. } => Some(*seq),
+            ReplayError::Empty => None,
+        }
+    }
+}
+
 impl Event {
     /// The record kind and body of this event.
     pub fn to_kind_body(&self) -> (String, Value) {
