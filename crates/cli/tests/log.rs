@@ -296,10 +296,8 @@ fn an_export_with_its_proof_file_detects_cuts_deletions_and_rewrites() {
     }
     let out = verify_tampered(&db, dir.path(), "rehashed.jsonl", &rewritten);
     assert_fails(&out, "do not hash to the checkpoint's root");
-    assert!(
-        !String::from_utf8_lossy(&out.stdout).contains(&format!("FAIL  run {victim}")),
-        "the re-hashed chain itself verifies: only the log catches it"
-    );
+    // (Replay catches it too, since the forger did not recompute state hashes; one who
+    // did would still not match the signed root.)
 
     // Another key, a changed checkpoint.
     let other = tempfile::tempdir().expect("other");
