@@ -366,6 +366,44 @@ mod tests {
             .is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any tree head signs and verifies; a changed size, root or signature byte fails.
+        #[test]
+        fn any_altered_size_root_or_signature_fails(
+            size in 0u64..u64::MAX,
+            root in proptest::prelude::any::<[u8; 32]>(),
+            flip in 0usize..64,
+        ) {
+            let signer = signer();
+            let head = TreeHead { origin: origin_of_store(&[1; 16]), size, root: TreeHash(root) };
+            let good = signer.sign(&head).expect("sign");
+            proptest::prop_assert!(SignedCheckpoint::parse(&good.note).expect("parse").verify(signer.public_key()).is_ok());
+            let other_size = if size == 0 { 1 } else { size - 1 };
+            let resized = signer.sign(&TreeHead { size: other_size, ..head.clone() }).expect("sign");
+            // The other size's body with this signature.
+            let (_, sig) = good.note.split_once("\n\n").expect("note");
+            let (body, _) = resized.note.split_once("\n\n").expect("note");
+            let forged = format!("{body}\n\n{sig}");
+            proptest::prop_assert!(SignedCheckpoint::parse(&forged).and_then(|c| c.verify(signer.public_key())).is_err());
+            let mut other_root = root;
+            other_root[flip % 32] ^= 1;
+            let rerooted = signer.sign(&TreeHead { root: TreeHash(other_root), ..head.clone() }).expect("sign");
+            let (body, _) = rerooted.note.split_once("\n\n").expect("note");
+            let forged = format!("{body}\n\n{sig}");
+            proptest::prop_assert!(SignedCheckpoint::parse(&forged).and_then(|c| c.verify(signer.public_key())).is_err());
+            // One byte of the signature itself.
+            let line = sig.trim_end();
+            let (prefix, b64) = line.rsplit_once(' ').expect("signature line");
+            let mut raw = BASE64_STANDARD.decode(b64).expect("base64");
+            let at = 4 + flip % (raw.len() - 4);
+            raw[at] ^= 0x01;
+            let forged = format!("{}\n\n{prefix} {}\n", good.note.split_once("\n\n").expect("note").0, BASE64_STANDARD.encode(raw));
+            proptest::prop_assert!(SignedCheckpoint::parse(&forged).and_then(|c| c.verify(signer.public_key())).is_err());
+        }
+    }
+
     #[test]
     fn mismatched_key_texts_are_refused() {
         let (private, _) = CheckpointSigner::generate("a", [1; 32]).expect("keys");
