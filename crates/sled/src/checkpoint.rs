@@ -170,7 +170,8 @@ pub fn read_checkpoints(dir: &Path) -> Result<Vec<SignedCheckpoint>, Error> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io(format!("reading {}", path.display()), e)),
         };
-        let (notes, _torn) = checkpoint::split_log(&text)
+        // The log is preallocated: its entries are followed by zeros.
+        let (notes, _torn) = checkpoint::split_log(text.trim_end_matches('\0'))
             .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
         all.extend(notes);
     }
@@ -239,48 +240,94 @@ pub(crate) fn check_against_latest(
     Ok(Some(latest))
 }
 
+/// How much the checkpoint log grows at a time. The space is written (with zeros) and
+/// fsynced when it is added, so appending a checkpoint changes no file metadata and its
+/// `fdatasync` is a plain data flush.
+const PREALLOCATE_BYTES: u64 = 1 << 20;
+
 /// Appends checkpoints to the log and fsyncs them.
 struct LogWriter {
     dir: PathBuf,
     file: File,
-    len: u64,
+    /// Where the next entry goes: the end of the last complete entry.
+    position: u64,
+    /// The file's length (entries, then zeros).
+    allocated: u64,
     bytes_max: u64,
 }
 
 impl LogWriter {
+    /// Opens the log, finds the end of its last complete entry, and zeroes a torn entry
+    /// after it (a crash while appending; it was never acknowledged), so the next entry
+    /// follows the complete ones.
     fn open(dir: &Path, bytes_max: u64) -> Result<Self, Error> {
         let path = dir.join(CHECKPOINT_LOG_FILE);
         let existed = path.exists();
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
-            .append(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
             .open(&path)
             .map_err(|e| io(format!("opening {}", path.display()), e))?;
         if !existed {
             sync_dir(dir).map_err(|e| io(format!("fsync of {}", dir.display()), e))?;
         }
-        let len = file
-            .metadata()
-            .map_err(|e| io(format!("reading {}", path.display()), e))?
-            .len();
-        Ok(LogWriter {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes)
+            .map_err(|e| io(format!("reading {}", path.display()), e))?;
+        let allocated = bytes.len() as u64;
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            Error::Corrupt(format!(
+                "{}: the checkpoint log is not UTF-8",
+                path.display()
+            ))
+        })?;
+        let written = text.trim_end_matches('\0');
+        let (_, torn) = checkpoint::split_log(written)
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+        let position = (written.len() - torn.as_ref().map_or(0, String::len)) as u64;
+        let mut writer = LogWriter {
             dir: dir.to_owned(),
             file,
-            len,
+            position,
+            allocated,
             bytes_max,
-        })
+        };
+        if position < written.len() as u64 {
+            let zeros = vec![0u8; written.len() - position as usize];
+            writer
+                .write_at(position, &zeros)
+                .and_then(|()| writer.file.sync_data())
+                .map_err(|e| io(format!("clearing a torn entry of {}", path.display()), e))?;
+        }
+        Ok(writer)
+    }
+
+    fn write_at(&mut self, at: u64, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        self.file.seek(SeekFrom::Start(at))?;
+        self.file.write_all(bytes)
     }
 
     fn append(&mut self, checkpoint: &SignedCheckpoint) -> Result<(), String> {
         let entry = checkpoint::log_entry(checkpoint);
-        if self.len > 0 && self.len + entry.len() as u64 > self.bytes_max {
+        let len = entry.len() as u64;
+        if self.position > 0 && self.position + len > self.bytes_max {
             self.rotate()?;
         }
-        self.file
-            .write_all(entry.as_bytes())
+        if self.position + len > self.allocated {
+            let grown = (self.position + len).max(self.allocated + PREALLOCATE_BYTES);
+            let zeros = vec![0u8; (grown - self.allocated) as usize];
+            self.write_at(self.allocated, &zeros)
+                .and_then(|()| self.file.sync_all())
+                .map_err(|e| format!("growing {CHECKPOINT_LOG_FILE}: {e}"))?;
+            self.allocated = grown;
+        }
+        self.write_at(self.position, entry.as_bytes())
             .and_then(|()| self.file.sync_data())
             .map_err(|e| format!("appending to {CHECKPOINT_LOG_FILE}: {e}"))?;
-        self.len += entry.len() as u64;
+        self.position += len;
         Ok(())
     }
 
@@ -290,28 +337,29 @@ impl LogWriter {
         std::fs::rename(&current, &old).map_err(|e| format!("rotating the checkpoint log: {e}"))?;
         self.file = OpenOptions::new()
             .create(true)
-            .append(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
             .open(&current)
             .map_err(|e| format!("opening {}: {e}", current.display()))?;
         sync_dir(&self.dir).map_err(|e| format!("fsync of {}: {e}", self.dir.display()))?;
-        self.len = 0;
+        self.position = 0;
+        self.allocated = 0;
         Ok(())
     }
 }
 
 #[derive(Default)]
 struct State {
-    /// The largest durable tree size asked to be checkpointed.
+    /// The largest durable tree size asked to be checkpointed, and its root.
     wanted: u64,
+    wanted_root: TreeHash,
     /// The size of the last checkpoint written and fsynced.
     done: u64,
     /// The first failure; later waits report it.
     failed: Option<String>,
     stop: bool,
 }
-
-/// Computes roots for the checkpointer from the store's stored hashes.
-pub(crate) type RootFn = Box<dyn Fn(u64) -> Result<TreeHash, String> + Send>;
 
 /// The background thread that signs and appends a checkpoint for each durable tree size
 /// it is told about, newest first (sizes asked for while it works are folded into one).
@@ -329,7 +377,6 @@ impl Checkpointer {
         signer: Option<CheckpointSigner>,
         log_bytes_max: u64,
         done: u64,
-        root_at: RootFn,
     ) -> Result<Self, Error> {
         let mut writer = LogWriter::open(dir, log_bytes_max)?;
         let public_key = signer.as_ref().map(|s| s.public_key().clone());
@@ -347,7 +394,7 @@ impl Checkpointer {
             .spawn(move || {
                 let (lock, wake) = &*thread_shared;
                 loop {
-                    let size = {
+                    let (size, root) = {
                         let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
                         while state.wanted <= state.done && !state.stop {
                             state = wake.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -355,21 +402,19 @@ impl Checkpointer {
                         if state.wanted <= state.done || state.failed.is_some() {
                             return;
                         }
-                        state.wanted
+                        (state.wanted, state.wanted_root)
                     };
-                    let result = root_at(size).and_then(|root| {
-                        let head = TreeHead {
-                            origin: origin.clone(),
-                            size,
-                            root,
-                        };
-                        let signed = match &signer {
-                            Some(signer) => signer.sign(&head),
-                            None => checkpoint::unsigned(&head),
-                        }
-                        .map_err(|e| e.to_string())?;
-                        writer.append(&signed)
-                    });
+                    let head = TreeHead {
+                        origin: origin.clone(),
+                        size,
+                        root,
+                    };
+                    let result = match &signer {
+                        Some(signer) => signer.sign(&head),
+                        None => checkpoint::unsigned(&head),
+                    }
+                    .map_err(|e| e.to_string())
+                    .and_then(|signed| writer.append(&signed));
                     let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
                     match result {
                         Ok(()) => state.done = state.done.max(size),
@@ -398,9 +443,9 @@ impl Checkpointer {
         self.public_key.as_ref()
     }
 
-    /// Asks for a checkpoint of the durable tree of `size` leaves.
-    pub(crate) fn request(&self, size: u64) {
-        self.requester().request(size);
+    /// Asks for a checkpoint of the durable tree of `size` leaves whose root is `root`.
+    pub(crate) fn request(&self, size: u64, root: TreeHash) {
+        self.requester().request(size, root);
     }
 
     /// Waits until a checkpoint of at least `size` leaves is durable.
@@ -419,10 +464,8 @@ impl Checkpointer {
             if state.stop {
                 return Err(Error::Closed);
             }
-            if state.wanted < size {
-                state.wanted = size;
-                wake.notify_all();
-            }
+            // (When `wanted` is still below `size`, the committer of the round that made
+            // `size` durable is about to ask for it.)
             state = wake.wait(state).unwrap_or_else(|p| p.into_inner());
         }
     }
@@ -460,12 +503,13 @@ impl Checkpointer {
 pub(crate) struct Requester(Arc<(Mutex<State>, Condvar)>);
 
 impl Requester {
-    /// Asks for a checkpoint of the durable tree of `size` leaves.
-    pub(crate) fn request(&self, size: u64) {
+    /// Asks for a checkpoint of the durable tree of `size` leaves whose root is `root`.
+    pub(crate) fn request(&self, size: u64, root: TreeHash) {
         let (lock, wake) = &*self.0;
         let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
         if size > state.wanted {
             state.wanted = size;
+            state.wanted_root = root;
             wake.notify_all();
         }
     }

@@ -175,8 +175,9 @@ pub struct SledStore {
     /// transactions apply in) and spares sled's optimistic transactions from conflicting
     /// with each other; the fsync happens after, outside it.
     log: Mutex<Frontier>,
-    /// The log's size as applied (durable or not), for the group sync to read.
-    applied_size: Arc<AtomicU64>,
+    /// A copy of the log's right edge as applied (durable or not), for the group sync to
+    /// read when a round begins: what the round makes durable, and its root.
+    applied: Arc<Mutex<Frontier>>,
     /// Signs each durable tree head into `checkpoints.log`.
     checkpointer: Checkpointer,
     /// The last feed seq whose commit was acknowledged (after its fsync, in `Sync` mode):
@@ -477,8 +478,8 @@ impl SledStore {
             artifact_chunks: tree("artifact_chunks")?,
             artifact_runs: tree("artifact_runs")?,
         };
-        let applied_size = Arc::new(AtomicU64::new(0));
-        let sync = Arc::new(GroupSync::new(db.clone(), dir, Arc::clone(&applied_size))?);
+        let applied = Arc::new(Mutex::new(Frontier::new()));
+        let sync = Arc::new(GroupSync::new(db.clone(), dir, Arc::clone(&applied))?);
         let marker = read_marker(dir)?;
         let format = trees.meta.get("format").map_err(sled_err)?;
         let store_id = match (format, marker) {
@@ -554,8 +555,8 @@ impl SledStore {
         if format_1 {
             write_marker(dir, store_id.as_bytes())?;
         }
-        applied_size.store(last_feed_seq, Ordering::SeqCst);
-        sync.set_durable_size(last_feed_seq);
+        *lock(&applied) = frontier.clone();
+        sync.set_durable(last_feed_seq, frontier.root());
         let origin = checkpoint::origin(store_id.as_bytes());
         let signer = match &config.checkpoints.signing {
             Signing::StoreKey => Some(checkpoint::load_or_make_key(&dir.join(KEY_FILE), &origin)?),
@@ -578,7 +579,6 @@ impl SledStore {
             signer,
             config.checkpoints.log_bytes_max,
             latest.map_or(0, |c| c.head.size),
-            Box::new(move |size| merkle::tree_root(size, &reader).map_err(|e| e.to_string())),
         )?;
         if creating {
             sync.sync()?;
@@ -594,7 +594,7 @@ impl SledStore {
             sync,
             closed: AtomicBool::new(false),
             log: Mutex::new(frontier),
-            applied_size,
+            applied,
             checkpointer,
             acked_feed_seq: AtomicU64::new(last_feed_seq),
             pending: Mutex::new(Vec::new()),
@@ -607,7 +607,8 @@ impl SledStore {
         }
         // Everything found on open is durable: checkpoint it now (a no-op when the last
         // checkpoint already covers it).
-        store.checkpointer.request(last_feed_seq);
+        let found = lock(&store.log).clone();
+        store.checkpointer.request(found.size(), found.root());
         Ok(store)
     }
 
@@ -627,7 +628,7 @@ impl SledStore {
                     stopped = guard;
                     // A failure poisons the store; commits report it.
                     if let Ok(Some(round)) = sync.sync_if_dirty() {
-                        checkpoints.request(round.durable_size);
+                        checkpoints.request(round.durable_size, round.durable_root);
                     }
                 }
             })
@@ -666,7 +667,8 @@ impl SledStore {
     /// and waits until a signed checkpoint covers it.
     pub fn sync(&self) -> Result<(), Error> {
         let round = self.sync.sync()?;
-        self.checkpointer.request(round.durable_size);
+        self.checkpointer
+            .request(round.durable_size, round.durable_root);
         self.checkpointer.wait_for(round.durable_size)
     }
 
@@ -735,7 +737,8 @@ impl SledStore {
         match self.config.durability {
             Durability::Sync => {
                 let round = self.sync.sync()?;
-                self.checkpointer.request(round.durable_size);
+                self.checkpointer
+                    .request(round.durable_size, round.durable_root);
                 self.checkpointer.wait_for(round.previous_durable_size)
             }
             Durability::Batched { .. } => {
@@ -933,7 +936,8 @@ impl Drop for SledStore {
         self.stop_flusher();
         if self.config.durability != Durability::None {
             if let Ok(Some(round)) = self.sync.sync_if_dirty() {
-                self.checkpointer.request(round.durable_size);
+                self.checkpointer
+                    .request(round.durable_size, round.durable_root);
             }
         }
         // Writes the checkpoint asked for last, and lets go of sled (the thread holds a
@@ -1234,7 +1238,7 @@ impl SledStore {
                     *lock(&slot.outcome) = Some(Ok(plan.end_leaf));
                 }
                 *log = after;
-                self.applied_size.store(log.size(), Ordering::SeqCst);
+                *lock(&self.applied) = log.clone();
                 return;
             }
         }
@@ -1248,7 +1252,7 @@ impl SledStore {
             });
             if outcome.is_ok() {
                 *log = after;
-                self.applied_size.store(log.size(), Ordering::SeqCst);
+                *lock(&self.applied) = log.clone();
             }
             *lock(&slot.outcome) = Some(outcome.map(|()| log.size()));
         }

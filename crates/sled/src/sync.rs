@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use ledgerflow_kernel::store::Error;
+use ledgerflow_ledger::merkle::{Frontier, TreeHash};
 
 /// When a commit counts as durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,23 +41,26 @@ struct SyncState {
     /// The first fsync failure. After it the store refuses writes: the kernel may have
     /// dropped dirty pages, so nothing written since can be trusted to be on disk.
     failed: Option<String>,
-    /// The global log size made durable by the last round, and by the round before it.
+    /// The global log size (and root) made durable by the last round, and the size made
+    /// durable by the round before it.
     durable_size: u64,
+    durable_root: TreeHash,
     previous_durable_size: u64,
 }
 
 /// What a round of flush + fsync made durable: the global log's size as it was when the
 /// round began, and the size the round before it made durable.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Round {
     pub durable_size: u64,
+    pub durable_root: TreeHash,
     pub previous_durable_size: u64,
 }
 
 pub(crate) struct GroupSync {
     db: sled::Db,
-    /// The global log's size as applied so far (durable or not).
-    applied_size: Arc<AtomicU64>,
+    /// The global log's right edge as applied so far (durable or not).
+    applied: Arc<Mutex<Frontier>>,
     dir: PathBuf,
     log_file: File,
     state: Mutex<SyncState>,
@@ -66,13 +70,13 @@ pub(crate) struct GroupSync {
 }
 
 impl GroupSync {
-    pub fn new(db: sled::Db, dir: &Path, applied_size: Arc<AtomicU64>) -> Result<Self, Error> {
+    pub fn new(db: sled::Db, dir: &Path, applied: Arc<Mutex<Frontier>>) -> Result<Self, Error> {
         let log_path = dir.join("db");
         let log_file = File::open(&log_path)
             .map_err(|e| Error::Missing(format!("{}: {e}", log_path.display())))?;
         Ok(GroupSync {
             db,
-            applied_size,
+            applied,
             dir: dir.to_owned(),
             log_file,
             state: Mutex::default(),
@@ -108,6 +112,7 @@ impl GroupSync {
             if state.synced >= ticket {
                 return Ok(Round {
                     durable_size: state.durable_size,
+                    durable_root: state.durable_root,
                     previous_durable_size: state.previous_durable_size,
                 });
             }
@@ -119,9 +124,15 @@ impl GroupSync {
             let target = state.requested;
             // Every commit with a ticket up to `target` has applied, so the log size read
             // now covers them all (and perhaps more, which this round makes durable too).
-            let size = self.applied_size.load(Ordering::SeqCst);
+            let frontier = self
+                .applied
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             drop(state);
             let result = self.flush_and_fsync();
+            // Once per round, by the thread that ran it: the root the checkpoint signs.
+            let (size, root) = (frontier.size(), frontier.root());
             state = self.lock();
             state.syncing = false;
             match result {
@@ -130,6 +141,7 @@ impl GroupSync {
                     if size > state.durable_size {
                         state.previous_durable_size = state.durable_size;
                         state.durable_size = size;
+                        state.durable_root = root;
                     }
                 }
                 Err(e) => {
@@ -153,10 +165,11 @@ impl GroupSync {
         }
     }
 
-    /// Sets the durable size found on open.
-    pub fn set_durable_size(&self, size: u64) {
+    /// Sets the durable size and root found on open.
+    pub fn set_durable(&self, size: u64, root: TreeHash) {
         let mut state = self.lock();
         state.durable_size = size;
+        state.durable_root = root;
         state.previous_durable_size = size;
     }
 

@@ -295,3 +295,66 @@ fn a_format_1_store_gets_its_log_built_on_open() {
     let again = SledStore::open_existing(&path, SledConfig::default()).expect("reopen");
     assert_eq!(log_head(&again).expect("head"), head);
 }
+
+/// A crash while appending leaves part of an entry after the last complete one; the next
+/// open clears it and the log stays readable, with later checkpoints after it.
+#[test]
+fn a_torn_checkpoint_entry_is_cleared_on_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store");
+    let size = add_runs(&path, 1, json!({}));
+    let log = path.join(CHECKPOINT_LOG_FILE);
+    let mut bytes = std::fs::read(&log).expect("log");
+    let end = bytes.iter().rposition(|b| *b != 0).expect("entries") + 1;
+    let fragment = format!("ledgerflow/{}\n{}\nAAAA", "ab".repeat(16), size + 3);
+    bytes[end..end + fragment.len()].copy_from_slice(fragment.as_bytes());
+    std::fs::write(&log, &bytes).expect("write");
+    assert_eq!(
+        latest_checkpoint(&path)
+            .expect("a torn tail is no error")
+            .map(|c| c.head.size),
+        Some(size)
+    );
+    let more = add_runs(&path, 1, json!({}));
+    assert!(more > size);
+    let all = read_checkpoints(&path).expect("readable after the torn entry");
+    assert_eq!(all.last().map(|c| c.head.size), Some(more));
+    SledStore::open_existing(&path, SledConfig::default()).expect("reopens");
+}
+
+/// The checkpoint log is rotated when it would pass its bound; the latest checkpoint is
+/// always found, and the store reopens.
+#[test]
+fn the_checkpoint_log_rotates_at_its_bound() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store");
+    let config = SledConfig {
+        checkpoints: CheckpointConfig {
+            log_bytes_max: 1_000,
+            ..CheckpointConfig::default()
+        },
+        ..SledConfig::default()
+    };
+    let store = Arc::new(SledStore::open_with(&path, config.clone()).expect("open"));
+    let engine = engine(Arc::clone(&store));
+    for _ in 0..10 {
+        let run = engine.start(("count", 1), json!({"to": 2})).expect("start");
+        engine.tick(run).expect("tick");
+    }
+    let head = store.feed_head().expect("head");
+    drop(engine);
+    store.close().expect("close");
+    drop(store);
+    assert!(path.join(format!("{CHECKPOINT_LOG_FILE}.1")).exists());
+    assert!(
+        std::fs::metadata(path.join(CHECKPOINT_LOG_FILE))
+            .expect("log")
+            .len()
+            < 1 << 21
+    );
+    assert_eq!(
+        latest_checkpoint(&path).expect("read").map(|c| c.head.size),
+        Some(head)
+    );
+    SledStore::open_existing(&path, config).expect("reopens");
+}
