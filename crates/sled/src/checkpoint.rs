@@ -220,9 +220,12 @@ pub(crate) fn check_against_latest(
     if size < latest.head.size {
         return Err(Error::Corrupt(format!(
             "{}: the store holds {size} records in its global log, but the last checkpoint \
-             signed {} of them: records at leaves {size}..{} are missing (lost by the \
-             storage engine or removed). {recovery}",
+             in {} (tree size {}, root {}) signed {} of them: records at leaves {size}..{} \
+             are missing (lost by the storage engine or removed). {recovery}",
             dir.display(),
+            log.display(),
+            latest.head.size,
+            merkle::tree_hash_hex(&latest.head.root),
             latest.head.size,
             latest.head.size - 1
         )));
@@ -232,9 +235,12 @@ pub(crate) fn check_against_latest(
     if root != latest.head.root {
         return Err(Error::Corrupt(format!(
             "{}: the first {} records of the global log do not hash to the root the last \
-             checkpoint signed: acknowledged records were changed or replaced. {recovery}",
+             checkpoint in {} signed ({}): acknowledged records were changed or replaced. \
+             {recovery}",
             dir.display(),
-            latest.head.size
+            latest.head.size,
+            log.display(),
+            merkle::tree_hash_hex(&latest.head.root)
         )));
     }
     Ok(Some(latest))
