@@ -1429,7 +1429,7 @@ impl Engine {
                     payload: result.clone(),
                 });
             }
-            let mut commit = Commit::between(old, new.clone(), records, now_ms);
+            let mut commit = Commit::between(old, new.clone(), records, now_ms).sealed_by_fold();
             commit.index.extend(index);
             match self.store.commit(commit) {
                 Ok(()) => {

@@ -200,6 +200,10 @@ pub struct Commit {
     pub index: Vec<IndexChange>,
     /// When the commit was made (ms since the Unix epoch), stamped on inbox entries.
     pub at_ms: i64,
+    /// Made by the engine from its own fold: every record sealed from its fields and the
+    /// state the fold's result, so the shape check need not hash them again (debug builds
+    /// still do). Only the kernel can set it.
+    sealed: bool,
 }
 
 impl Commit {
@@ -259,11 +263,22 @@ impl Commit {
             records,
             index,
             at_ms,
+            sealed: false,
         }
     }
 
+    /// Marks a commit whose records and state the kernel's fold (`event::append`) just
+    /// produced: their hashes are right by construction.
+    pub(crate) fn sealed_by_fold(mut self) -> Self {
+        self.sealed = true;
+        self
+    }
+
     /// Checks what every store must check before writing: the records continue the run's
-    /// chain from `expected_seq` and the state is the one the last record produced.
+    /// chain from `expected_seq` (seqs, links, run ids) and the state is the one the last
+    /// record produced. Each record's hash and the state's hash are recomputed too, except
+    /// for a commit the engine sealed from its own fold in a release build (the engine
+    /// computed them a moment ago; hashing once is most of a step's CPU).
     pub fn check_shape(&self, current_head_hash: ledgerflow_ledger::Hash) -> Result<(), Error> {
         let invalid = |reason: String| Error::InvalidCommit {
             run_id: self.run_id,
@@ -276,18 +291,36 @@ impl Commit {
         if self.state.run_id != self.run_id {
             return Err(invalid(format!("state is of run {}", self.state.run_id)));
         }
-        let mut verifier = ledgerflow_ledger::ChainVerifier::after(ledgerflow_ledger::ChainHead {
-            run_id: self.run_id,
-            seq: self.expected_seq,
-            hash: current_head_hash,
-        });
+        // Seqs, links and run ids: cheap, always.
+        let (mut seq, mut prev) = (self.expected_seq, current_head_hash);
         for record in &self.records {
-            verifier.push(record).map_err(|e| invalid(e.to_string()))?;
+            if record.run_id() != self.run_id
+                || record.seq() != seq + 1
+                || record.prev_hash() != prev
+            {
+                return Err(invalid(format!(
+                    "record {} does not continue the chain at seq {seq}",
+                    record.seq()
+                )));
+            }
+            (seq, prev) = (record.seq(), record.hash());
+        }
+        let rehash = !self.sealed || cfg!(debug_assertions);
+        if rehash {
+            let mut verifier =
+                ledgerflow_ledger::ChainVerifier::after(ledgerflow_ledger::ChainHead {
+                    run_id: self.run_id,
+                    seq: self.expected_seq,
+                    hash: current_head_hash,
+                });
+            for record in &self.records {
+                verifier.push(record).map_err(|e| invalid(e.to_string()))?;
+            }
         }
         if self.state.head.seq != last.seq() || self.state.head.hash != last.hash() {
             return Err(invalid("state head is not the last record".into()));
         }
-        if self.state.state_hash() != last.state_hash() {
+        if rehash && self.state.state_hash() != last.state_hash() {
             return Err(invalid(
                 "state does not hash to the last record's state_hash".into(),
             ));
@@ -530,5 +563,56 @@ pub trait Store: Send + Sync {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{append, Event};
+    use serde_json::Map;
+
+    fn sealed_start(run_id: RunId) -> Commit {
+        let events = vec![
+            Event::Started {
+                workflow_id: "w".into(),
+                workflow_version: 1,
+                node: "a".into(),
+                vars: Map::new(),
+                parent: None,
+            },
+            Event::Advanced {
+                node: "a".into(),
+                vars: None,
+                next: "b".into(),
+            },
+        ];
+        let (state, records) = append(None, run_id, &events, 1_000).expect("applies");
+        Commit::between(None, state, records, 1_000).sealed_by_fold()
+    }
+
+    /// A sealed commit skips re-hashing in release builds, but its seqs, links and run ids
+    /// are always checked.
+    #[test]
+    fn a_sealed_commit_still_has_its_links_checked() {
+        let run_id = RunId::new_v4();
+        assert!(sealed_start(run_id).check_shape(Hash::GENESIS).is_ok());
+        let mut gap = sealed_start(run_id);
+        gap.records.remove(0);
+        assert!(matches!(
+            gap.check_shape(Hash::GENESIS),
+            Err(Error::InvalidCommit { .. })
+        ));
+        let other = sealed_start(run_id);
+        assert!(matches!(
+            other.check_shape(Hash::of(b"another head")),
+            Err(Error::InvalidCommit { .. })
+        ));
+        let mut foreign = sealed_start(run_id);
+        foreign.records = sealed_start(RunId::new_v4()).records;
+        assert!(matches!(
+            foreign.check_shape(Hash::GENESIS),
+            Err(Error::InvalidCommit { .. })
+        ));
     }
 }
