@@ -334,6 +334,7 @@ fn steps(a: &StepsArgs) -> Result<Value> {
         None => None,
     };
     let fsyncs_before = sled.as_ref().map_or(0, |s| s.fsyncs());
+    let disk_before = sled.as_ref().map(|_| dir_allocated(&dir.path));
     let threads = a.concurrency.min(a.runs);
     let chunks: Vec<Vec<RunId>> = (0..threads)
         .map(|t| runs.iter().skip(t).step_by(threads).copied().collect())
@@ -379,8 +380,40 @@ fn steps(a: &StepsArgs) -> Result<Value> {
         "commit_p50_us": percentile(&latencies, 50.0),
         "commit_p99_us": percentile(&latencies, 99.0),
         "fsyncs": sled.as_ref().map_or(0, |s| s.fsyncs()) - fsyncs_before,
+        // Space the steps took on disk (blocks allocated to the store's files), per step.
+        "disk_bytes_per_step": disk_before.map(|before| {
+            (dir_allocated(&dir.path).saturating_sub(before) as f64 / steps.max(1.0)).round()
+        }),
         "rss_max_mb": rss_max_mb(),
     }))
+}
+
+/// Bytes allocated on disk to the files under `path` (blocks, not lengths: sled's log
+/// and the checkpoint log are preallocated or sparse).
+fn dir_allocated(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_allocated(&e.path()),
+                    Ok(m) => allocated(&m),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(unix)]
+fn allocated(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.blocks() * 512
+}
+
+#[cfg(not(unix))]
+fn allocated(meta: &std::fs::Metadata) -> u64 {
+    meta.len()
 }
 
 fn hitl(a: &HitlArgs) -> Result<Value> {
