@@ -110,6 +110,9 @@ struct TimersArgs {
     /// The due time, this many ms after the runs are created.
     #[arg(long = "due-in-ms", default_value_t = 10_000)]
     due_in_ms: i64,
+    /// Spread the due times evenly over this many ms from the due time (0: all at once).
+    #[arg(long = "spread-ms", default_value_t = 0)]
+    spread_ms: i64,
     #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
     store: StoreKind,
     #[arg(long, default_value_t = 2)]
@@ -489,19 +492,26 @@ fn timers(a: &TimersArgs) -> Result<Value> {
     let (store, _) = make_store(a.store, &dir.path, Durability::Sync)?;
     let engine = Arc::new(Engine::new(store, Arc::new(WallClock)));
     let due_at_ms = WallClock.now_ms() + a.due_in_ms.max(0);
+    let spread_ms = a.spread_ms.max(0);
     engine.register(
         WorkflowSpec::builder("bench-timers", 1)
-            .node("sleep", move |_: &mut StepContext<'_>| {
-                StepPlan::effect(Effect::wait_until(due_at_ms)).then_complete(Value::Null)
+            .node("sleep", move |ctx: &mut StepContext<'_>| {
+                let due = ctx.var("due").and_then(Value::as_i64).unwrap_or(due_at_ms);
+                StepPlan::effect(Effect::wait_until(due)).then_complete(Value::Null)
             })
             .entry("sleep")
             .build()?,
     );
+    // Run i is due at due_at_ms + i * spread / runs.
+    let runs_total = i64::try_from(a.runs).unwrap_or(i64::MAX);
+    let due_of = move |i: usize| due_at_ms + i64::try_from(i).unwrap_or(0) * spread_ms / runs_total;
     // Create the waiting runs from many threads, so group commit batches their fsyncs.
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let created = on_threads(split(a.runs, 64), |count| -> Result<Vec<RunId>> {
         (0..count)
             .map(|_| {
-                let run = engine.start(("bench-timers", 1), json!({}))?;
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let run = engine.start(("bench-timers", 1), json!({ "due": due_of(i) }))?;
                 engine.tick(run)?;
                 Ok(run)
             })
@@ -509,6 +519,7 @@ fn timers(a: &TimersArgs) -> Result<Value> {
     })?;
     let runs: Vec<RunId> = created.into_iter().flatten().collect();
     let created_by_ms = WallClock.now_ms();
+    let create_s = (created_by_ms - (due_at_ms - a.due_in_ms.max(0))) as f64 / 1e3;
     if created_by_ms > due_at_ms {
         bail!(
             "creating {} runs took past the due time; raise --due-in-ms above {}",
@@ -538,13 +549,16 @@ fn timers(a: &TimersArgs) -> Result<Value> {
             .iter()
             .find(|r| r.kind() == "timer_fired")
             .context("every run's timer fires")?;
-        lags.push(u64::try_from(fired.at_ms() - due_at_ms).unwrap_or(0));
+        let due = fired.body()["due_at_ms"].as_i64().unwrap_or(due_at_ms);
+        lags.push(u64::try_from(fired.at_ms() - due).unwrap_or(0));
     }
     lags.sort_unstable();
     Ok(json!({
         "workload": "timers",
         "store": format!("{:?}", a.store).to_lowercase(),
         "fired": lags.len(),
+        "spread_ms": spread_ms,
+        "create_s": create_s,
         "workers": a.workers.max(1),
         "lag_p50_ms": percentile(&lags, 50.0),
         "lag_p99_ms": percentile(&lags, 99.0),
