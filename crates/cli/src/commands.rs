@@ -422,7 +422,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
                     }
                     return Ok(ExitCode::FAILURE);
                 }
-                Ok(checked) => report(cli, json!({ "ok": true, "runs": checked.runs, "records": checked.records, "orphaned_inboxes": [] }), &format!("ok: {} runs, {} records verified; replay equals stored state; indexes agree; no orphaned inbox", checked.runs, checked.records)),
+                Ok(checked) => report(cli, json!({ "ok": true, "runs": checked.runs, "records": checked.records, "log_leaves": checked.log_leaves, "orphaned_inboxes": [] }), &format!("ok: {} runs, {} records verified; replay equals stored state; indexes agree; the global log's {} leaves match the records; no orphaned inbox", checked.runs, checked.records, checked.log_leaves)),
                 Err(e) => {
                     if cli.json {
                         print_json(&json!({ "ok": false, "error": e.to_string() }));

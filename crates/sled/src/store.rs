@@ -914,7 +914,80 @@ impl SledStore {
             }
         }
         report.orphaned_inboxes = ledgerflow_kernel::orphaned_inboxes(self, usize::MAX)?;
+        report.log_leaves = self.check_log(report.records)?;
         Ok(report)
+    }
+
+    /// Recomputes the global log from the records, in feed order: every feed entry's leaf
+    /// hash must be its record's, each record a leaf exactly once (so the log has as many
+    /// leaves as the store has records), and the root of the stored subtrees must be the
+    /// recomputed root. Returns the number of leaves.
+    fn check_log(&self, records: u64) -> Result<u64, Error> {
+        let mut frontier = Frontier::new();
+        let mut nodes = 0u64;
+        for item in self.trees.feed.iter() {
+            let (key, value) = item.map_err(sled_err)?;
+            let (entry, stored_leaf) = codec::decode_feed_leaf(keys::seq_suffix(&key)?, &value)?;
+            let leaf_index = frontier.size();
+            let corrupt = |what: String| {
+                Error::Corrupt(format!(
+                    "global log leaf {leaf_index} (record {} of run {}): {what}",
+                    entry.seq, entry.run_id
+                ))
+            };
+            if entry.feed_seq != leaf_index + 1 {
+                return Err(corrupt(format!(
+                    "the feed jumps to entry {}",
+                    entry.feed_seq
+                )));
+            }
+            let bytes = self
+                .trees
+                .records
+                .get(keys::record(entry.run_id, entry.seq))
+                .map_err(sled_err)?
+                .ok_or_else(|| corrupt("the record is missing".into()))?;
+            if codec::decode_record_leaf(&bytes)? != Some(leaf_index) {
+                return Err(corrupt("the record names another leaf".into()));
+            }
+            let record = codec::decode_record(entry.run_id, &bytes)?;
+            let leaf = merkle::leaf_hash(entry.run_id, entry.seq, &record.hash());
+            if stored_leaf != Some(leaf.0) {
+                return Err(corrupt("the stored leaf hash is not the record's".into()));
+            }
+            for (index, hash) in frontier.append(leaf) {
+                if !stored_level(index) {
+                    continue;
+                }
+                nodes += 1;
+                let found = self.trees.log.get(index.to_be_bytes()).map_err(sled_err)?;
+                if found.as_deref() != Some(&hash.0[..]) {
+                    return Err(corrupt(format!(
+                        "the stored subtree hash {index} is missing or wrong"
+                    )));
+                }
+            }
+        }
+        if self.trees.log.len() as u64 != nodes {
+            return Err(Error::Corrupt(format!(
+                "the global log stores {} subtree hashes, {nodes} expected",
+                self.trees.log.len()
+            )));
+        }
+        if frontier.size() != records {
+            return Err(Error::Corrupt(format!(
+                "the global log has {} leaves for {records} records",
+                frontier.size()
+            )));
+        }
+        let stored = merkle::tree_root(frontier.size(), &NodeTree::of(&self.trees))
+            .map_err(|e| Error::Corrupt(format!("the global log: {e}")))?;
+        if stored != frontier.root() {
+            return Err(Error::Corrupt(
+                "the global log's stored subtrees do not hash to the root of its leaves".into(),
+            ));
+        }
+        Ok(frontier.size())
     }
 }
 
@@ -925,6 +998,9 @@ pub struct CheckReport {
     pub runs: u64,
     /// Records verified.
     pub records: u64,
+    /// Leaves of the global log recomputed from the records and matched with the stored
+    /// log (one per record).
+    pub log_leaves: u64,
     /// Inboxes holding events no run can ever consume (a key only one run could wait on,
     /// which no longer does), with how many events each holds. Not damage to the files,
     /// but events lost to the workflows: `ledgerflow check` fails when there are any.
