@@ -365,6 +365,8 @@ struct State {
     /// The first failure; later waits report it.
     failed: Option<String>,
     stop: bool,
+    /// Test hook: the next checkpoint write fails.
+    fail_next: bool,
 }
 
 /// The background thread that signs and appends a checkpoint for each durable tree size
@@ -406,6 +408,11 @@ impl Checkpointer {
                             state = wake.wait(state).unwrap_or_else(|p| p.into_inner());
                         }
                         if state.wanted <= state.done || state.failed.is_some() {
+                            return;
+                        }
+                        if std::mem::take(&mut state.fail_next) {
+                            state.failed = Some("injected checkpoint failure".into());
+                            wake.notify_all();
                             return;
                         }
                         (state.wanted, state.wanted_root)
@@ -474,6 +481,12 @@ impl Checkpointer {
             // `size` durable is about to ask for it.)
             state = wake.wait(state).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// Makes the next checkpoint write fail (tests).
+    pub(crate) fn fail_next(&self) {
+        let (lock, _) = &*self.shared;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).fail_next = true;
     }
 
     /// The size of the last durable checkpoint.

@@ -656,6 +656,13 @@ impl SledStore {
         self.sync.fsyncs()
     }
 
+    /// Makes the next checkpoint write fail, to test that it poisons the store without
+    /// failing the commit that is already durable. Not for production use.
+    #[doc(hidden)]
+    pub fn inject_checkpoint_failure(&self) {
+        self.checkpointer.fail_next();
+    }
+
     /// Makes the next fsync fail, to test that a failed fsync is reported and poisons
     /// the store. Not for production use.
     #[doc(hidden)]
@@ -739,7 +746,12 @@ impl SledStore {
                 let round = self.sync.sync()?;
                 self.checkpointer
                     .request(round.durable_size, round.durable_root);
-                self.checkpointer.wait_for(round.previous_durable_size)
+                // The commit is durable now, whatever happens to the checkpoint: a failed
+                // checkpoint write is not this commit's failure (an error would say it did
+                // not happen). The failure poisons the store instead: the next write is
+                // refused, and reopening checkpoints everything.
+                let _ = self.checkpointer.wait_for(round.previous_durable_size);
+                Ok(())
             }
             Durability::Batched { .. } => {
                 self.sync.mark_dirty();

@@ -358,3 +358,41 @@ fn the_checkpoint_log_rotates_at_its_bound() {
     );
     SledStore::open_existing(&path, config).expect("reopens");
 }
+
+/// A checkpoint that cannot be written does not turn a durable commit into an error; it
+/// poisons the store (writes refused until reopened), and reopening checkpoints
+/// everything.
+#[test]
+fn a_failed_checkpoint_poisons_the_store_but_not_the_durable_commit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store");
+    let store = Arc::new(SledStore::open(&path).expect("open"));
+    let engine = engine(Arc::clone(&store));
+    let first = engine.start(("count", 1), json!({"to": 1})).expect("start");
+    store.inject_checkpoint_failure();
+    // The checkpoint of this commit (or the next) fails; the commits that are durable
+    // still return Ok, and then writes are refused.
+    let mut refused = None;
+    for _ in 0..5 {
+        match engine.start(("count", 1), json!({"to": 1})) {
+            Ok(_) => {}
+            Err(e) => {
+                refused = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("writes are refused after the checkpoint failed");
+    assert!(refused.contains("checkpoint"), "{refused}");
+    let head = store.feed_head().expect("head");
+    drop(engine);
+    drop(store);
+    let reopened = SledStore::open_existing(&path, SledConfig::default()).expect("reopens");
+    assert!(reopened.load(first).expect("load").is_some());
+    assert_eq!(reopened.feed_head().expect("head"), head);
+    reopened.close().expect("close");
+    assert_eq!(
+        latest_checkpoint(&path).expect("read").map(|c| c.head.size),
+        Some(head)
+    );
+}
