@@ -281,6 +281,9 @@ pub struct Advanced {
     pub state: RunState,
     /// The due time of the timer this call fired, if it fired one.
     pub timer_fired_due_at_ms: Option<i64>,
+    /// When it fired (the clock's time as the call fired it): the timer's lag is this
+    /// minus the due time.
+    pub timer_fired_at_ms: Option<i64>,
 }
 
 /// The records of one run, read in bounded pages: see [`Engine::ledger`].
@@ -718,9 +721,10 @@ impl Engine {
     /// calls for a run handed to it; a run with nothing to do is returned as it is.
     pub fn advance(&self, run_id: RunId) -> Result<Advanced, Error> {
         let state = self.load(run_id)?;
-        let done = |state, timer_fired_due_at_ms| Advanced {
+        let done = |state, fired: Option<(i64, i64)>| Advanced {
             state,
-            timer_fired_due_at_ms,
+            timer_fired_due_at_ms: fired.map(|(due, _)| due),
+            timer_fired_at_ms: fired.map(|(_, at)| at),
         };
         if state.status != RunStatus::Waiting {
             return Ok(done(self.drive(state, false)?, None));
@@ -731,10 +735,12 @@ impl Engine {
                 return Ok(done(self.consume_inbox(state, &wait_key, entry)?, None));
             }
         }
+        let now_ms = self.clock.now_ms();
         match wait.and_then(|w| w.until_ms) {
-            Some(due_at_ms) if due_at_ms <= self.clock.now_ms() => {
-                Ok(done(self.fire_timer_of(state, due_at_ms)?, Some(due_at_ms)))
-            }
+            Some(due_at_ms) if due_at_ms <= now_ms => Ok(done(
+                self.fire_timer_of(state, due_at_ms)?,
+                Some((due_at_ms, now_ms)),
+            )),
             _ => Ok(done(state, None)),
         }
     }

@@ -367,8 +367,10 @@ impl Shared {
             match self.engine.advance(run_id) {
                 Ok(advanced) => {
                     counters.runs_ticked.fetch_add(1, Ordering::Relaxed);
-                    if let Some(due_at_ms) = advanced.timer_fired_due_at_ms {
-                        let lag_ms = self.engine.clock().now_ms() - due_at_ms;
+                    if let (Some(due_at_ms), Some(fired_at_ms)) =
+                        (advanced.timer_fired_due_at_ms, advanced.timer_fired_at_ms)
+                    {
+                        let lag_ms = fired_at_ms - due_at_ms;
                         counters.timers_fired.fetch_add(1, Ordering::Relaxed);
                         counters.timer_lag_last_ms.store(lag_ms, Ordering::Relaxed);
                         counters
