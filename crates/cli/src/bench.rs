@@ -61,6 +61,8 @@ enum DurabilityArg {
     Sync,
     Batched,
     None,
+    /// The store's own commit log (storage v2): one fdatasync per group.
+    Log,
 }
 
 #[derive(Args, Debug)]
@@ -206,6 +208,9 @@ fn durability(arg: DurabilityArg) -> Durability {
         DurabilityArg::Sync => Durability::Sync,
         DurabilityArg::Batched => Durability::Batched { max_delay_ms: 10 },
         DurabilityArg::None => Durability::None,
+        DurabilityArg::Log => Durability::Log {
+            checkpoint_ms: 1_000,
+        },
     }
 }
 

@@ -10,8 +10,6 @@ mod codec;
 mod snapshot;
 mod store;
 mod sync;
-// The commit log of storage v2 (issue 12): tested here, not yet used by `SledStore`.
-#[allow(dead_code)]
 mod wal;
 
 pub use artifact::ARTIFACT_BYTES_MAX;

@@ -28,6 +28,7 @@ use crate::checkpoint::{
 };
 use crate::codec::{self, keys, InboxMetaV1};
 use crate::sync::{sync_dir, Durability, GroupSync};
+use crate::wal::Wal;
 
 /// The text stored under `meta/format`: the layout version of `docs/storage.md`.
 pub(crate) const STORE_FORMAT: &[u8] = b"ledgerflow-sled/2";
@@ -188,6 +189,8 @@ pub struct SledStore {
     /// Commits waiting for the lock holder to apply them (see `commit`).
     pending: Mutex<Vec<Arc<Slot>>>,
     flusher: Mutex<Option<Flusher>>,
+    /// The commit log, with `Durability::Log`.
+    wal: Option<Arc<Wal>>,
     /// Set when this handle reads a copy (see [`SledStore::open_for_inspection`]): the
     /// copy is removed when the handle drops, after sled lets go of it.
     copy: Option<InspectionCopy>,
@@ -307,7 +310,7 @@ fn open_db(dir: &Path, config: &SledConfig, where_: &str) -> Result<sled::Db, Er
                 .segment_size(SEGMENT_BYTES)
                 .cache_capacity(config.cache_bytes)
                 .flush_every_ms(match config.durability {
-                    Durability::None => Some(500),
+                    Durability::None | Durability::Log { .. } => Some(500),
                     _ => None,
                 })
                 .open()
@@ -480,6 +483,7 @@ impl SledStore {
         };
         let applied = Arc::new(Mutex::new(Frontier::new()));
         let sync = Arc::new(GroupSync::new(db.clone(), dir, Arc::clone(&applied))?);
+        let wal = replay_commit_log(dir, &trees, &sync, &config.durability)?;
         let marker = read_marker(dir)?;
         let format = trees.meta.get("format").map_err(sled_err)?;
         let store_id = match (format, marker) {
@@ -600,10 +604,15 @@ impl SledStore {
             pending: Mutex::new(Vec::new()),
             store_id: *store_id.as_bytes(),
             flusher: Mutex::new(None),
+            wal,
             copy: None,
         };
-        if let Durability::Batched { max_delay_ms } = store.config.durability {
-            store.start_flusher(max_delay_ms);
+        match store.config.durability {
+            Durability::Batched { max_delay_ms } => store.start_flusher(max_delay_ms, None),
+            Durability::Log { checkpoint_ms } => {
+                store.start_flusher(checkpoint_ms, store.wal.clone())
+            }
+            Durability::Sync | Durability::None => {}
         }
         // Everything found on open is durable: checkpoint it now (a no-op when the last
         // checkpoint already covers it).
@@ -612,7 +621,9 @@ impl SledStore {
         Ok(store)
     }
 
-    fn start_flusher(&self, max_delay_ms: u64) {
+    /// The background flusher: `Batched`'s syncs, or `Log`'s checkpoints of sled (flush
+    /// and fsync, then the commit log's older segments go).
+    fn start_flusher(&self, max_delay_ms: u64, wal: Option<Arc<Wal>>) {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let (thread_stop, sync) = (Arc::clone(&stop), Arc::clone(&self.sync));
         let checkpoints = self.checkpointer.requester();
@@ -627,7 +638,14 @@ impl SledStore {
                         .unwrap_or_else(|p| p.into_inner());
                     stopped = guard;
                     // A failure poisons the store; commits report it.
-                    if let Ok(Some(round)) = sync.sync_if_dirty() {
+                    if let Some(wal) = &wal {
+                        // Every entry before `upto` was applied to sled before it was
+                        // logged, so the sync below covers it.
+                        let upto = wal.next_lsn();
+                        if sync.sync().is_ok() {
+                            let _ = wal.remove_before(upto);
+                        }
+                    } else if let Ok(Some(round)) = sync.sync_if_dirty() {
                         checkpoints.request(round.durable_size, round.durable_root);
                     }
                 }
@@ -736,6 +754,16 @@ impl SledStore {
         self.sync.check_healthy()
     }
 
+    /// `Durability::Log`: waits until the commit log entry is durable, then asks for a
+    /// checkpoint of what it covers and waits for the one of the batch before (as
+    /// [`SledStore::after_write`] does for a group).
+    fn after_logged(&self, wal: &Wal, logged: Logged) -> Result<(), Error> {
+        wal.sync(logged.lsn)?;
+        self.checkpointer.request(logged.size, logged.root);
+        let _ = self.checkpointer.wait_for(logged.previous_size);
+        Ok(())
+    }
+
     /// Waits until a write is as durable as the configured mode promises. In `Sync` mode
     /// it also asks for a checkpoint of what the round made durable and waits for the
     /// one of the round before (written while this round's fsync ran): every
@@ -758,14 +786,19 @@ impl SledStore {
                 Ok(())
             }
             Durability::None => Ok(()),
+            // Commits and deliveries wait on the commit log instead (`after_logged`).
+            Durability::Log { .. } => Ok(()),
         }
     }
 
     /// Runs a sled transaction over the step trees, mapping its errors.
-    fn transact<T>(
+    /// Runs a sled transaction over the step trees; with `log_ops`, also returns every
+    /// write it made, in order (what the commit log records, to redo it after a crash).
+    fn transact_logged<T>(
         &self,
+        log_ops: bool,
         f: impl Fn(&StepTrees<'_>) -> Result<T, ConflictableTransactionError<Error>>,
-    ) -> Result<T, Error> {
+    ) -> Result<(T, Vec<Op>), Error> {
         let t = &self.trees;
         let trees = (
             &t.runs,
@@ -781,6 +814,7 @@ impl SledStore {
             &t.by_created,
             &t.by_updated,
             &t.log,
+            &t.meta,
         );
         let result = trees.transaction(
             |(
@@ -797,22 +831,35 @@ impl SledStore {
                 by_created,
                 by_updated,
                 log,
+                meta,
             )| {
-                f(&StepTrees {
-                    runs,
-                    records,
-                    wait_keys,
-                    timers,
-                    status,
-                    inbox,
-                    inbox_meta,
-                    children,
-                    feed,
-                    by_workflow,
-                    by_created,
-                    by_updated,
-                    log,
-                })
+                // Fresh for each attempt: sled may run the closure more than once.
+                let ops = std::cell::RefCell::new(Vec::new());
+                let recorder = log_ops.then_some(&ops);
+                let tx = |tree, id| Tx {
+                    tree,
+                    id,
+                    ops: recorder,
+                };
+                let step = StepTrees {
+                    runs: tx(runs, 0),
+                    records: tx(records, 1),
+                    wait_keys: tx(wait_keys, 2),
+                    timers: tx(timers, 3),
+                    status: tx(status, 4),
+                    inbox: tx(inbox, 5),
+                    inbox_meta: tx(inbox_meta, 6),
+                    children: tx(children, 7),
+                    feed: tx(feed, 8),
+                    by_workflow: tx(by_workflow, 9),
+                    by_created: tx(by_created, 10),
+                    by_updated: tx(by_updated, 11),
+                    log: tx(log, 12),
+                    meta: tx(meta, 13),
+                };
+                let value = f(&step)?;
+                let written = std::mem::take(&mut *ops.borrow_mut());
+                Ok((value, written))
             },
         );
         match result {
@@ -1034,7 +1081,44 @@ impl Drop for SledStore {
     }
 }
 
-type Tx<'a> = &'a sled::transaction::TransactionalTree;
+/// One write of a step transaction: tree (its index in [`StepTrees`] order), key, and
+/// the value (`None`: removed).
+pub(crate) type Op = (u8, Vec<u8>, Option<Vec<u8>>);
+
+/// A tree inside a step transaction, recording its writes when the commit log needs them.
+#[derive(Clone, Copy)]
+struct Tx<'a> {
+    tree: &'a sled::transaction::TransactionalTree,
+    id: u8,
+    ops: Option<&'a std::cell::RefCell<Vec<Op>>>,
+}
+
+type TxResult = Result<Option<sled::IVec>, sled::transaction::UnabortableTransactionError>;
+
+impl Tx<'_> {
+    fn get(&self, key: impl AsRef<[u8]>) -> TxResult {
+        self.tree.get(key.as_ref())
+    }
+
+    fn insert(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> TxResult {
+        if let Some(ops) = self.ops {
+            ops.borrow_mut().push((
+                self.id,
+                key.as_ref().to_vec(),
+                Some(value.as_ref().to_vec()),
+            ));
+        }
+        self.tree.insert(key.as_ref(), value.as_ref())
+    }
+
+    fn remove(&self, key: impl AsRef<[u8]>) -> TxResult {
+        if let Some(ops) = self.ops {
+            ops.borrow_mut()
+                .push((self.id, key.as_ref().to_vec(), None));
+        }
+        self.tree.remove(key.as_ref())
+    }
+}
 
 struct StepTrees<'a> {
     runs: Tx<'a>,
@@ -1050,6 +1134,7 @@ struct StepTrees<'a> {
     by_created: Tx<'a>,
     by_updated: Tx<'a>,
     log: Tx<'a>,
+    meta: Tx<'a>,
 }
 
 fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
@@ -1069,6 +1154,18 @@ struct Encoded {
 struct Slot {
     prepared: Prepared,
     outcome: Mutex<Option<Result<u64, Error>>>,
+    /// With `Durability::Log`: the commit log entry that holds this commit's writes, the
+    /// global log's size and root after its batch, and the size before it.
+    logged: Mutex<Option<Logged>>,
+}
+
+/// Where a batch of commits went in the commit log.
+#[derive(Clone, Copy)]
+struct Logged {
+    lsn: crate::wal::Lsn,
+    size: u64,
+    root: TreeHash,
+    previous_size: u64,
 }
 
 /// A commit with its values encoded before the transaction, so the transaction closure
@@ -1296,6 +1393,18 @@ fn stored_level(index: u64) -> bool {
 /// from at most 2^3 hashes below it when read.
 const LOG_LEVEL_STRIDE: u8 = 4;
 
+/// With the commit log: records in sled the LSN of the entry this transaction's writes go
+/// to (`meta/wal_lsn`).
+fn note_lsn(
+    t: &StepTrees<'_>,
+    lsn: Option<crate::wal::Lsn>,
+) -> Result<(), ConflictableTransactionError<Error>> {
+    if let Some(lsn) = lsn {
+        t.meta.insert(WAL_LSN_KEY, lsn.to_be_bytes())?;
+    }
+    Ok(())
+}
+
 fn write_log(t: &StepTrees<'_>, plan: &LogPlan) -> Result<(), ConflictableTransactionError<Error>> {
     for (index, hash) in &plan.nodes {
         t.log.insert(&index.to_be_bytes()[..], &hash.0[..])?;
@@ -1307,6 +1416,44 @@ impl SledStore {
     /// Applies a batch of commits: all in one transaction when they all pass, otherwise
     /// each in its own, so every commit gets exactly the outcome it would have had alone.
     fn apply_batch(&self, batch: &[Arc<Slot>], log: &mut Frontier) {
+        let previous_size = log.size();
+        // The entry's LSN, known now (appends happen under this lock): each transaction
+        // records it in sled, so a replay after a crash starts after what sled has.
+        let lsn = self.wal.as_ref().map(|wal| wal.next_lsn());
+        let ops = self.apply_batch_ops(batch, log, lsn);
+        let Some(wal) = &self.wal else {
+            return;
+        };
+        if ops.is_empty() {
+            return;
+        }
+        let logged = wal.append(&encode_ops(&ops)).map(|lsn| Logged {
+            lsn,
+            size: log.size(),
+            root: log.root(),
+            previous_size,
+        });
+        for slot in batch {
+            let mut outcome = lock(&slot.outcome);
+            match (&logged, outcome.as_ref()) {
+                (Ok(logged), Some(Ok(_))) => *lock(&slot.logged) = Some(*logged),
+                (Err(e), Some(Ok(_))) => {
+                    *outcome = Some(Err(Error::Io(format!("the commit log: {e}"))))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Applies the batch (see [`SledStore::apply_batch`]) and returns the writes of the
+    /// transactions that committed, in order, when the commit log needs them.
+    fn apply_batch_ops(
+        &self,
+        batch: &[Arc<Slot>],
+        log: &mut Frontier,
+        lsn: Option<crate::wal::Lsn>,
+    ) -> Vec<Op> {
+        let log_ops = self.wal.is_some();
         let inbox_max = self.config.limits.inbox_entries_max as u64;
         if batch.len() > 1 {
             let mut after = log.clone();
@@ -1314,36 +1461,44 @@ impl SledStore {
                 .iter()
                 .map(|slot| plan_log(&mut after, &slot.prepared))
                 .collect();
-            let combined = self.transact(|t| {
+            let combined = self.transact_logged(log_ops, |t| {
                 for (slot, plan) in batch.iter().zip(&plans) {
                     apply_prepared(t, &slot.prepared, plan.first_leaf + 1, inbox_max)?;
                     write_log(t, plan)?;
                 }
-                Ok(())
+                note_lsn(t, lsn)
             });
-            if combined.is_ok() {
+            if let Ok(((), ops)) = combined {
                 for (slot, plan) in batch.iter().zip(&plans) {
                     *lock(&slot.outcome) = Some(Ok(plan.end_leaf));
                 }
                 *log = after;
                 *lock(&self.applied) = log.clone();
-                return;
+                return ops;
             }
         }
+        let mut all_ops = Vec::new();
         for slot in batch {
             let mut after = log.clone();
             let first = after.size() + 1;
             let plan = plan_log(&mut after, &slot.prepared);
-            let outcome = self.transact(|t| {
+            let outcome = self.transact_logged(log_ops, |t| {
                 apply_prepared(t, &slot.prepared, first, inbox_max)?;
-                write_log(t, &plan)
+                write_log(t, &plan)?;
+                note_lsn(t, lsn)
             });
-            if outcome.is_ok() {
-                *log = after;
-                *lock(&self.applied) = log.clone();
-            }
-            *lock(&slot.outcome) = Some(outcome.map(|()| log.size()));
+            let outcome = match outcome {
+                Ok(((), ops)) => {
+                    all_ops.extend(ops);
+                    *log = after;
+                    *lock(&self.applied) = log.clone();
+                    Ok(log.size())
+                }
+                Err(e) => Err(e),
+            };
+            *lock(&slot.outcome) = Some(outcome);
         }
+        all_ops
     }
 }
 
@@ -1353,6 +1508,7 @@ impl Store for SledStore {
         let slot = Arc::new(Slot {
             prepared: prepare(commit)?,
             outcome: Mutex::new(None),
+            logged: Mutex::new(None),
         });
         lock(&self.pending).push(Arc::clone(&slot));
         {
@@ -1367,7 +1523,10 @@ impl Store for SledStore {
         let outcome = lock(&slot.outcome).take();
         let last_feed_seq =
             outcome.unwrap_or_else(|| Err(Error::Io("commit was not applied".into())))?;
-        self.after_write()?;
+        match (&self.wal, *lock(&slot.logged)) {
+            (Some(wal), Some(logged)) => self.after_logged(wal, logged)?,
+            _ => self.after_write()?,
+        }
         self.acked_feed_seq
             .fetch_max(last_feed_seq, Ordering::SeqCst);
         Ok(())
@@ -1491,21 +1650,33 @@ impl Store for SledStore {
         self.check_writable()?;
         let value = codec::encode_inbox(&payload, at_ms)?;
         let inbox_max = self.config.limits.inbox_entries_max as u64;
-        let delivery = self.transact(|t| {
+        // With the commit log, under the log lock: the log's order must be the order
+        // the writes were applied in.
+        let log = self.wal.as_ref().map(|_| lock(&self.log));
+        let lsn = self.wal.as_ref().map(|wal| wal.next_lsn());
+        let (delivery, ops) = self.transact_logged(self.wal.is_some(), |t| {
             if let Some(holder) = t.wait_keys.get(wait_key.as_bytes())? {
                 return Ok(Delivery::Waiter(
                     keys::decode_run_id(&holder).or_else(abort)?,
                 ));
             }
-            Ok(Delivery::Queued(push_inbox(
-                t,
-                wait_key,
-                value.clone(),
-                inbox_max,
-            )?))
+            let queued = push_inbox(t, wait_key, value.clone(), inbox_max)?;
+            note_lsn(t, lsn)?;
+            Ok(Delivery::Queued(queued))
         })?;
-        if let Delivery::Queued(_) = delivery {
-            self.after_write()?;
+        let lsn = match &self.wal {
+            Some(wal) if !ops.is_empty() => Some(wal.append(&encode_ops(&ops))?),
+            _ => None,
+        };
+        drop(log);
+        match (&self.wal, lsn) {
+            (Some(wal), Some(lsn)) => wal.sync(lsn)?,
+            (Some(_), None) => {}
+            (None, _) => {
+                if let Delivery::Queued(_) = delivery {
+                    self.after_write()?;
+                }
+            }
         }
         Ok(delivery)
     }
@@ -1937,4 +2108,140 @@ fn load_log(
         .map_err(sled_err)?;
     sync.sync()?;
     Ok(frontier)
+}
+
+/// The commit log's folder in a store directory.
+const WAL_DIR: &str = "wal";
+
+/// Size of a commit log segment (8 MiB, preallocated).
+const WAL_SEGMENT_BYTES: u64 = 8 << 20;
+
+/// Encodes a transaction's writes as a commit log entry: a count (u32 LE), then per write
+/// the tree (u8), the key length (u32 LE) and key, and the value length (u32 LE, or
+/// `u32::MAX` for a removal) and value.
+fn encode_ops(ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        4 + ops
+            .iter()
+            .map(|(_, k, v)| 9 + k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum::<usize>(),
+    );
+    out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
+    for (tree, key, value) in ops {
+        out.push(*tree);
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(key);
+        match value {
+            Some(value) => {
+                out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                out.extend_from_slice(value);
+            }
+            None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+        }
+    }
+    out
+}
+
+fn decode_ops(bytes: &[u8]) -> Result<Vec<Op>, Error> {
+    let bad = || Error::Corrupt("a commit log entry does not decode".into());
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Result<&[u8], Error> {
+        let slice = bytes.get(at..at + n).ok_or_else(bad)?;
+        at += n;
+        Ok(slice)
+    };
+    let u32_of = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let count = u32_of(take(4)?) as usize;
+    let mut ops = Vec::with_capacity(count.min(1 << 16));
+    for _ in 0..count {
+        let tree = take(1)?[0];
+        let key_len = u32_of(take(4)?) as usize;
+        let key = take(key_len)?.to_vec();
+        let value_len = u32_of(take(4)?);
+        let value = if value_len == u32::MAX {
+            None
+        } else {
+            Some(take(value_len as usize)?.to_vec())
+        };
+        ops.push((tree, key, value));
+    }
+    if at != bytes.len() {
+        return Err(bad());
+    }
+    Ok(ops)
+}
+
+/// The `meta` key that holds the LSN of the last commit log entry whose writes sled holds.
+const WAL_LSN_KEY: &[u8] = b"wal_lsn";
+
+/// Replays the commit log into sled — the entries after the last one whose writes sled
+/// already holds (`meta/wal_lsn`, written in the same transactions), in order — then
+/// makes sled durable and removes the log. With `Durability::Log` a new log starts after
+/// both, for new commits.
+fn replay_commit_log(
+    dir: &Path,
+    trees: &Trees,
+    sync: &GroupSync,
+    durability: &Durability,
+) -> Result<Option<Arc<Wal>>, Error> {
+    let wal_dir = dir.join(WAL_DIR);
+    let logging = matches!(durability, Durability::Log { .. });
+    let in_sled = match trees.meta.get(WAL_LSN_KEY).map_err(sled_err)? {
+        Some(bytes) => {
+            u64::from_be_bytes(<[u8; 8]>::try_from(bytes.as_ref()).map_err(|_| {
+                Error::Corrupt(format!("{}: meta/wal_lsn is damaged", dir.display()))
+            })?)
+        }
+        None => 0,
+    };
+    let mut next_lsn = in_sled + 1;
+    if wal_dir.exists() {
+        let (wal, entries) = Wal::open(&wal_dir, WAL_SEGMENT_BYTES, in_sled + 1)?;
+        let by_id = [
+            &trees.runs,
+            &trees.records,
+            &trees.wait_keys,
+            &trees.timers,
+            &trees.status,
+            &trees.inbox,
+            &trees.inbox_meta,
+            &trees.children,
+            &trees.feed,
+            &trees.by_workflow,
+            &trees.by_created,
+            &trees.by_updated,
+            &trees.log,
+            &trees.meta,
+        ];
+        let replayed = !entries.is_empty();
+        for (lsn, entry) in entries {
+            for (tree, key, value) in decode_ops(&entry)? {
+                let tree = by_id.get(usize::from(tree)).ok_or_else(|| {
+                    Error::Corrupt(format!("commit log entry {lsn} names tree {tree}"))
+                })?;
+                match value {
+                    Some(value) => tree.insert(key, value).map_err(sled_err)?,
+                    None => tree.remove(key).map_err(sled_err)?,
+                };
+            }
+        }
+        next_lsn = next_lsn.max(wal.next_lsn());
+        drop(wal);
+        if replayed {
+            trees
+                .meta
+                .insert(WAL_LSN_KEY, &(next_lsn - 1).to_be_bytes()[..])
+                .map_err(sled_err)?;
+        }
+        // Everything is in sled now; durable before the log goes.
+        sync.sync()?;
+        std::fs::remove_dir_all(&wal_dir)
+            .map_err(|e| io(&format!("removing {}", wal_dir.display()), e))?;
+        sync_dir(dir).map_err(|e| io("fsync of the store directory", e))?;
+    }
+    if !logging {
+        return Ok(None);
+    }
+    let (wal, _) = Wal::open_at(&wal_dir, WAL_SEGMENT_BYTES, next_lsn)?;
+    Ok(Some(Arc::new(wal)))
 }

@@ -1,5 +1,4 @@
-//! The commit log of storage v2 (issue 12, in progress; not yet wired into `SledStore`):
-//! an append-only log of entries in preallocated segment files, made durable by one
+//! The commit log of storage v2 (issue 12), used by `Durability::Log`: an append-only log of entries in preallocated segment files, made durable by one
 //! `fdatasync` per group of appends, with every entry checksummed so that recovery keeps
 //! exactly the entries that were completely written.
 //!
@@ -168,10 +167,28 @@ impl Wal {
     /// Opens (or creates) the log in `dir`, with segments of `segment_bytes`, and returns
     /// it with every entry it holds from `from_lsn` on. A torn last entry is zeroed.
     pub fn open(dir: &Path, segment_bytes: u64, from_lsn: Lsn) -> Result<(Wal, Recovered), Error> {
+        Wal::open_inner(dir, segment_bytes, from_lsn, 1)
+    }
+
+    /// Like [`Wal::open`], but an empty log's first entry gets `first_lsn`.
+    pub fn open_at(
+        dir: &Path,
+        segment_bytes: u64,
+        first_lsn: Lsn,
+    ) -> Result<(Wal, Recovered), Error> {
+        Wal::open_inner(dir, segment_bytes, first_lsn, first_lsn)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        segment_bytes: u64,
+        from_lsn: Lsn,
+        first_lsn: Lsn,
+    ) -> Result<(Wal, Recovered), Error> {
         std::fs::create_dir_all(dir).map_err(|e| io(format!("creating {}", dir.display()), e))?;
         let found = segments(dir)?;
         let mut recovered = Vec::new();
-        let mut next_lsn = found.first().map_or(1, |(first, _)| *first);
+        let mut next_lsn = found.first().map_or(first_lsn, |(first, _)| *first);
         let mut tail = None;
         for (i, (first, path)) in found.iter().enumerate() {
             if *first != next_lsn {

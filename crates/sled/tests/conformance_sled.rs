@@ -1,7 +1,8 @@
-//! Runs the store conformance suite, unchanged, against `SledStore` (durable `Sync` mode).
+//! Runs the store conformance suite, unchanged, against `SledStore`: in `Sync` mode, and
+//! in `Log` mode (the store's own commit log).
 
 use ledgerflow_kernel::store::StoreLimits;
-use ledgerflow_sled::{SledConfig, SledStore};
+use ledgerflow_sled::{Durability, SledConfig, SledStore};
 
 /// A store in a fresh temporary directory that is removed when the store is dropped.
 struct TempStore {
@@ -17,8 +18,13 @@ impl std::ops::Deref for TempStore {
 }
 
 fn make() -> TempStore {
+    make_with(Durability::Sync)
+}
+
+fn make_with(durability: Durability) -> TempStore {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = SledConfig {
+        durability,
         limits: StoreLimits {
             read_items_max: 100,
             inbox_entries_max: 16,
@@ -30,3 +36,14 @@ fn make() -> TempStore {
 }
 
 ledgerflow_kernel::store_conformance_tests!(make());
+
+/// The same suite with `Durability::Log`.
+mod commit_log {
+    use super::*;
+
+    fn make() -> TempStore {
+        make_with(Durability::Log { checkpoint_ms: 50 })
+    }
+
+    ledgerflow_kernel::store_conformance_tests!(make());
+}

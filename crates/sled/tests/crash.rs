@@ -60,6 +60,18 @@ fn read_acks(path: &std::path::Path) -> (HashMap<RunId, u64>, u64) {
 
 #[test]
 fn crash_loop_keeps_every_acknowledged_step() {
+    crash_loop("sync");
+}
+
+/// The same with `Durability::Log`: sled is never flushed on the commit path, so every
+/// acknowledged step after the last background checkpoint survives only through the
+/// commit log's replay.
+#[test]
+fn crash_loop_keeps_every_acknowledged_step_with_the_commit_log() {
+    crash_loop("log");
+}
+
+fn crash_loop(durability: &str) {
     let iterations: u64 = std::env::var("LEDGERFLOW_CRASH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -68,7 +80,7 @@ fn crash_loop_keeps_every_acknowledged_step() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| u64::from(std::process::id()) * 0x9E37_79B9 + 1);
-    println!("crash loop: {iterations} iterations, seed {seed}");
+    println!("crash loop ({durability}): {iterations} iterations, seed {seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().expect("temp dir");
     let store_dir = dir.path().join("store");
@@ -82,6 +94,7 @@ fn crash_loop_keeps_every_acknowledged_step() {
                 ack_path.to_str().expect("utf-8 path"),
                 "8",
                 "4",
+                durability,
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

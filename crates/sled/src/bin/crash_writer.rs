@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use ledgerflow_kernel::{
     Clock, Effect, Engine, EngineConfig, RunId, StepContext, StepPlan, WorkflowSpec,
 };
-use ledgerflow_sled::SledStore;
+use ledgerflow_sled::{Durability, SledConfig, SledStore};
 use serde_json::{json, Value};
 
 struct WallClock;
@@ -44,12 +44,32 @@ fn spec() -> Result<WorkflowSpec, ledgerflow_kernel::SpecError> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, dir, ack, runs, threads] = args.as_slice() else {
-        return Err("usage: ledgerflow-sled-crash-writer STORE_DIR ACK_FILE RUNS THREADS".into());
+    let (dir, ack, runs, threads, durability) = match args.as_slice() {
+        [_, dir, ack, runs, threads] => (dir, ack, runs, threads, "sync"),
+        [_, dir, ack, runs, threads, durability] => (dir, ack, runs, threads, durability.as_str()),
+        _ => {
+            return Err(
+                "usage: ledgerflow-sled-crash-writer STORE_DIR ACK_FILE RUNS THREADS [sync|log]"
+                    .into(),
+            )
+        }
+    };
+    let durability = match durability {
+        "sync" => Durability::Sync,
+        "log" => Durability::Log {
+            checkpoint_ms: 1_000,
+        },
+        other => return Err(format!("unknown durability {other:?}").into()),
     };
     let runs: usize = runs.parse()?;
     let threads: usize = threads.parse()?;
-    let store = Arc::new(SledStore::open(dir)?);
+    let store = Arc::new(SledStore::open_with(
+        dir,
+        SledConfig {
+            durability,
+            ..SledConfig::default()
+        },
+    )?);
     let engine = Arc::new(Engine::with_config(
         Arc::clone(&store) as Arc<dyn ledgerflow_kernel::Store>,
         Arc::new(WallClock),
