@@ -191,6 +191,9 @@ pub struct SledStore {
     flusher: Mutex<Option<Flusher>>,
     /// The commit log, with `Durability::Log`.
     wal: Option<Arc<Wal>>,
+    /// With the commit log: the global log's size and root after each recent entry, so
+    /// that a sync round can ask for the checkpoint of what it made durable.
+    logged_heads: Mutex<std::collections::BTreeMap<crate::wal::Lsn, (u64, TreeHash)>>,
     /// Set when this handle reads a copy (see [`SledStore::open_for_inspection`]): the
     /// copy is removed when the handle drops, after sled lets go of it.
     copy: Option<InspectionCopy>,
@@ -605,6 +608,7 @@ impl SledStore {
             store_id: *store_id.as_bytes(),
             flusher: Mutex::new(None),
             wal,
+            logged_heads: Mutex::default(),
             copy: None,
         };
         match store.config.durability {
@@ -758,9 +762,30 @@ impl SledStore {
     /// checkpoint of what it covers and waits for the one of the batch before (as
     /// [`SledStore::after_write`] does for a group).
     fn after_logged(&self, wal: &Wal, logged: Logged) -> Result<(), Error> {
-        wal.sync(logged.lsn)?;
-        self.checkpointer.request(logged.size, logged.root);
-        let _ = self.checkpointer.wait_for(logged.previous_size);
+        let round = wal.sync(logged.lsn)?;
+        // The checkpoint of what this round made durable, and a wait for the one of the
+        // round before (written while this round's fdatasync ran), as with `Sync`.
+        let (head, previous_size) = {
+            let mut heads = lock(&self.logged_heads);
+            let head = heads
+                .range(..=round.durable)
+                .next_back()
+                .map(|(_, head)| *head)
+                .filter(|(size, _)| *size >= logged.size)
+                .unwrap_or((logged.size, logged.root));
+            let previous = heads
+                .range(..=round.previous)
+                .next_back()
+                .map(|(lsn, (size, _))| (*lsn, *size));
+            if let Some((lsn, _)) = previous {
+                // Older heads are not asked for again.
+                let keep = heads.split_off(&lsn);
+                *heads = keep;
+            }
+            (head, previous.map_or(0, |(_, size)| size))
+        };
+        self.checkpointer.request(head.0, head.1);
+        let _ = self.checkpointer.wait_for(previous_size);
         Ok(())
     }
 
@@ -1159,13 +1184,13 @@ struct Slot {
     logged: Mutex<Option<Logged>>,
 }
 
-/// Where a batch of commits went in the commit log.
+/// Where a batch of commits went in the commit log, and the global log's size and root
+/// after it.
 #[derive(Clone, Copy)]
 struct Logged {
     lsn: crate::wal::Lsn,
     size: u64,
     root: TreeHash,
-    previous_size: u64,
 }
 
 /// A commit with its values encoded before the transaction, so the transaction closure
@@ -1416,7 +1441,6 @@ impl SledStore {
     /// Applies a batch of commits: all in one transaction when they all pass, otherwise
     /// each in its own, so every commit gets exactly the outcome it would have had alone.
     fn apply_batch(&self, batch: &[Arc<Slot>], log: &mut Frontier) {
-        let previous_size = log.size();
         // The entry's LSN, known now (appends happen under this lock): each transaction
         // records it in sled, so a replay after a crash starts after what sled has.
         let lsn = self.wal.as_ref().map(|wal| wal.next_lsn());
@@ -1431,8 +1455,10 @@ impl SledStore {
             lsn,
             size: log.size(),
             root: log.root(),
-            previous_size,
         });
+        if let Ok(logged) = &logged {
+            lock(&self.logged_heads).insert(logged.lsn, (logged.size, logged.root));
+        }
         for slot in batch {
             let mut outcome = lock(&slot.outcome);
             match (&logged, outcome.as_ref()) {
@@ -1670,7 +1696,9 @@ impl Store for SledStore {
         };
         drop(log);
         match (&self.wal, lsn) {
-            (Some(wal), Some(lsn)) => wal.sync(lsn)?,
+            (Some(wal), Some(lsn)) => {
+                wal.sync(lsn)?;
+            }
             (Some(_), None) => {}
             (None, _) => {
                 if let Delivery::Queued(_) = delivery {

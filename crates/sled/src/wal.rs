@@ -63,9 +63,20 @@ struct Writer {
 struct SyncState {
     /// Every entry up to this LSN is durable.
     durable: Lsn,
+    /// What the sync round before the last one made durable.
+    previous_durable: Lsn,
     /// A sync is running.
     syncing: bool,
     failed: Option<String>,
+}
+
+/// What a sync round made durable (see [`Wal::sync`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncRound {
+    /// Every entry up to this LSN is durable.
+    pub durable: Lsn,
+    /// The round before had made every entry up to this one durable.
+    pub previous: Lsn,
 }
 
 /// The commit log. See the module documentation.
@@ -249,6 +260,7 @@ impl Wal {
                 writer: Mutex::new(writer),
                 sync: Mutex::new(SyncState {
                     durable,
+                    previous_durable: durable,
                     ..SyncState::default()
                 }),
                 synced: Condvar::new(),
@@ -323,14 +335,19 @@ impl Wal {
     /// Returns once every entry up to `lsn` is durable. One caller at a time runs the
     /// `fdatasync`; callers arriving meanwhile wait for the next one, which covers them
     /// all (group commit).
-    pub fn sync(&self, lsn: Lsn) -> Result<(), Error> {
+    /// Returns the round that made it durable: everything up to `durable` is, and the
+    /// round before it had made everything up to `previous` durable.
+    pub fn sync(&self, lsn: Lsn) -> Result<SyncRound, Error> {
         let mut state = lock(&self.sync);
         loop {
             if let Some(e) = &state.failed {
                 return Err(Error::Io(format!("the commit log's fsync failed: {e}")));
             }
             if state.durable >= lsn {
-                return Ok(());
+                return Ok(SyncRound {
+                    durable: state.durable,
+                    previous: state.previous_durable,
+                });
             }
             if !state.syncing {
                 break;
@@ -348,7 +365,11 @@ impl Wal {
         let mut state = lock(&self.sync);
         state.syncing = false;
         match result {
-            Ok(()) => state.durable = state.durable.max(covered),
+            Ok(()) if covered > state.durable => {
+                state.previous_durable = state.durable;
+                state.durable = covered;
+            }
+            Ok(()) => {}
             Err(e) => {
                 state.failed.get_or_insert(e);
             }
