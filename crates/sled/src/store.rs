@@ -811,8 +811,10 @@ impl SledStore {
                 Ok(())
             }
             Durability::None => Ok(()),
-            // Commits and deliveries wait on the commit log instead (`after_logged`).
-            Durability::Log { .. } => Ok(()),
+            // Commits and deliveries wait on the commit log instead (`after_logged`); what
+            // is written outside it (artifacts, snapshots — rare) is made durable in sled
+            // at once, before any commit that refers to it can be acknowledged.
+            Durability::Log { .. } => self.sync.sync().map(|_| ()),
         }
     }
 
