@@ -372,7 +372,7 @@ struct State {
 /// The background thread that signs and appends a checkpoint for each durable tree size
 /// it is told about, newest first (sizes asked for while it works are folded into one).
 pub(crate) struct Checkpointer {
-    shared: Arc<(Mutex<State>, Condvar)>,
+    shared: Arc<Shared>,
     handle: Mutex<Option<JoinHandle<()>>>,
     public_key: Option<CheckpointKey>,
 }
@@ -388,31 +388,32 @@ impl Checkpointer {
     ) -> Result<Self, Error> {
         let mut writer = LogWriter::open(dir, log_bytes_max)?;
         let public_key = signer.as_ref().map(|s| s.public_key().clone());
-        let shared = Arc::new((
-            Mutex::new(State {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
                 wanted: done,
                 done,
                 ..State::default()
             }),
-            Condvar::new(),
-        ));
+            work: Condvar::new(),
+            done: Condvar::new(),
+        });
         let thread_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("ledgerflow-checkpointer".into())
             .spawn(move || {
-                let (lock, wake) = &*thread_shared;
+                let shared = &*thread_shared;
                 loop {
                     let (size, root) = {
-                        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut state = lock(&shared.state);
                         while state.wanted <= state.done && !state.stop {
-                            state = wake.wait(state).unwrap_or_else(|p| p.into_inner());
+                            state = shared.work.wait(state).unwrap_or_else(|p| p.into_inner());
                         }
                         if state.wanted <= state.done || state.failed.is_some() {
                             return;
                         }
                         if std::mem::take(&mut state.fail_next) {
                             state.failed = Some("injected checkpoint failure".into());
-                            wake.notify_all();
+                            shared.done.notify_all();
                             return;
                         }
                         (state.wanted, state.wanted_root)
@@ -428,14 +429,14 @@ impl Checkpointer {
                     }
                     .map_err(|e| e.to_string())
                     .and_then(|signed| writer.append(&signed));
-                    let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut state = lock(&shared.state);
                     match result {
                         Ok(()) => state.done = state.done.max(size),
                         Err(e) => {
                             state.failed.get_or_insert(e);
                         }
                     }
-                    wake.notify_all();
+                    shared.done.notify_all();
                 }
             })
             .map_err(|e| io("starting the checkpointer".into(), e))?;
@@ -463,8 +464,7 @@ impl Checkpointer {
 
     /// Waits until a checkpoint of at least `size` leaves is durable.
     pub(crate) fn wait_for(&self, size: u64) -> Result<(), Error> {
-        let (lock, wake) = &*self.shared;
-        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = lock(&self.shared.state);
         loop {
             if state.done >= size {
                 return Ok(());
@@ -479,37 +479,35 @@ impl Checkpointer {
             }
             // (When `wanted` is still below `size`, the committer of the round that made
             // `size` durable is about to ask for it.)
-            state = wake.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = self
+                .shared
+                .done
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 
     /// Makes the next checkpoint write fail (tests).
     pub(crate) fn fail_next(&self) {
-        let (lock, _) = &*self.shared;
-        lock.lock().unwrap_or_else(|p| p.into_inner()).fail_next = true;
+        lock(&self.shared.state).fail_next = true;
     }
 
     /// The size of the last durable checkpoint.
     pub(crate) fn done(&self) -> u64 {
-        let (lock, _) = &*self.shared;
-        lock.lock().unwrap_or_else(|p| p.into_inner()).done
+        lock(&self.shared.state).done
     }
 
     /// The first failure, if any.
     pub(crate) fn failure(&self) -> Option<String> {
-        let (lock, _) = &*self.shared;
-        lock.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .failed
-            .clone()
+        lock(&self.shared.state).failed.clone()
     }
 
     /// Finishes what was asked for and stops the thread.
     pub(crate) fn stop(&self) {
         {
-            let (lock, wake) = &*self.shared;
-            lock.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
-            wake.notify_all();
+            lock(&self.shared.state).stop = true;
+            self.shared.work.notify_all();
+            self.shared.done.notify_all();
         }
         let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(handle) = handle {
@@ -518,18 +516,29 @@ impl Checkpointer {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Asks a [`Checkpointer`] for checkpoints from another thread.
-pub(crate) struct Requester(Arc<(Mutex<State>, Condvar)>);
+pub(crate) struct Requester(Arc<Shared>);
+
+/// The checkpointer's state, with one condition for its thread (work asked for, or
+/// stop) and one for the callers waiting for a checkpoint (done, or failed).
+struct Shared {
+    state: Mutex<State>,
+    work: Condvar,
+    done: Condvar,
+}
 
 impl Requester {
     /// Asks for a checkpoint of the durable tree of `size` leaves whose root is `root`.
     pub(crate) fn request(&self, size: u64, root: TreeHash) {
-        let (lock, wake) = &*self.0;
-        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = lock(&self.0.state);
         if size > state.wanted {
             state.wanted = size;
             state.wanted_root = root;
-            wake.notify_all();
+            self.0.work.notify_one();
         }
     }
 }
