@@ -449,10 +449,11 @@ fn stop_drains_the_queue_and_refuses_more_work() {
             .build()
             .expect("valid spec"),
     );
+    // Subscribed first: the runs may all end before a later subscription would begin.
+    let feed = scheduler.subscribe(1_000);
     let runs: Vec<RunId> = (0..50)
         .map(|_| scheduler.start_run(("count", 1), json!({})).expect("start"))
         .collect();
-    let feed = scheduler.subscribe(1_000);
     scheduler.stop();
     for run in &runs {
         assert_eq!(
