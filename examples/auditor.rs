@@ -13,8 +13,8 @@ use ledgerflow::ledger::bundle::ProofBundle;
 use ledgerflow::ledger::checkpoint::CheckpointKey;
 use ledgerflow::ledger::{export_jsonl, import_jsonl, verify_chain, Record, RecordDraft};
 use ledgerflow::{
-    latest_checkpoint, log_leaves, Effect, Engine, RunId, SledStore, StepContext, StepPlan, Store,
-    SystemClock, WorkflowSpec, PUBLIC_KEY_FILE,
+    latest_checkpoint, log_leaves, public_key, Effect, Engine, RunId, SledStore, StepContext,
+    StepPlan, Store, SystemClock, WorkflowSpec, PUBLIC_KEY_FILE,
 };
 use serde_json::json;
 
@@ -96,7 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 1. Export every record, with the signed checkpoint and the leaf order beside it.
     let checkpoint = latest_checkpoint(&dir)?.ok_or("no checkpoint")?;
-    let key = CheckpointKey::parse(&std::fs::read_to_string(dir.join(PUBLIC_KEY_FILE))?)?;
+    let key = public_key(&dir)?.ok_or("the store signs no checkpoints")?;
     let reader = SledStore::open_for_inspection(&dir)?;
     let mut records = Vec::new();
     let mut runs: Vec<RunId> = log_leaves(&reader, checkpoint.head.size)?

@@ -47,8 +47,8 @@ pub use ledgerflow_scheduler::{
     Error as SchedulerError, Scheduler, SchedulerConfig, Stats as SchedulerStats,
 };
 pub use ledgerflow_sled::{
-    latest_checkpoint, read_checkpoints, CheckReport, CheckpointConfig, Durability, Signing,
-    SledConfig, SledStore, Snapshot, SnapshotFilter, CHECKPOINT_LOG_FILE, PUBLIC_KEY_FILE,
+    latest_checkpoint, public_key, read_checkpoints, CheckReport, CheckpointConfig, Durability,
+    Signing, SledConfig, SledStore, Snapshot, SnapshotFilter, CHECKPOINT_LOG_FILE, PUBLIC_KEY_FILE,
 };
 pub use runtime::{RuntimeBuilder, RuntimeConfig, ScheduledRuntime, StoreChoice, DEFAULT_DATA_DIR};
 pub use system_clock::SystemClock;

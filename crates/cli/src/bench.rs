@@ -399,18 +399,7 @@ fn steps(a: &StepsArgs) -> Result<Value> {
 /// Bytes allocated on disk to the files under `path` (blocks, not lengths: sled's log
 /// and the checkpoint log are preallocated or sparse).
 fn dir_allocated(path: &Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_allocated(&e.path()),
-                    Ok(m) => allocated(&m),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+    dir_total(path, allocated)
 }
 
 #[cfg(unix)]
@@ -737,13 +726,18 @@ fn rss_now_mb() -> f64 {
 }
 
 fn dir_size(path: &Path) -> u64 {
+    dir_total(path, std::fs::Metadata::len)
+}
+
+/// `measure` summed over the files under `path`.
+fn dir_total(path: &Path, measure: fn(&std::fs::Metadata) -> u64) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
                 .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
+                    Ok(m) if m.is_dir() => dir_total(&e.path(), measure),
+                    Ok(m) => measure(&m),
                     Err(_) => 0,
                 })
                 .sum()

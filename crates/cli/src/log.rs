@@ -13,7 +13,7 @@ use ledgerflow_ledger::bundle::{LeafProof, ProofBundle, PROOF_FILE_BYTES_MAX};
 use ledgerflow_ledger::checkpoint::{CheckpointKey, SignedCheckpoint};
 use ledgerflow_ledger::merkle::{self, tree_hash_hex};
 use ledgerflow_ledger::{artifact_cites, artifact_matches, ArtifactCite};
-use ledgerflow_sled::{latest_checkpoint, SledStore, PUBLIC_KEY_FILE};
+use ledgerflow_sled::{latest_checkpoint, public_key, SledStore, PUBLIC_KEY_FILE};
 use serde_json::{json, Value};
 
 use crate::errors::InputError;
@@ -40,14 +40,7 @@ fn checkpoint(cli: &Cli) -> Result<SignedCheckpoint> {
 
 /// The store's public key (`checkpoint.pub`), if it signs its checkpoints.
 fn store_key(cli: &Cli) -> Result<Option<CheckpointKey>> {
-    let path = cli.db().join(PUBLIC_KEY_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(
-            CheckpointKey::parse(&text).with_context(|| format!("reading {}", path.display()))?,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    public_key(&cli.db()).with_context(|| format!("reading the key of {}", cli.db().display()))
 }
 
 fn hexes(path: &[merkle::TreeHash]) -> Vec<String> {

@@ -192,6 +192,33 @@ fn a_store_open_in_another_process_is_not_copied_mid_write() {
     drop(store);
 }
 
+/// `records` with `victim`'s bodies changed by `edit` (given each record's seq) and its
+/// chain re-sealed from the first record on: what a forger who can rewrite a store does.
+fn forge(records: &[Record], victim: RunId, edit: impl Fn(u64, &mut Value)) -> Vec<Record> {
+    let mut prev = Hash::GENESIS;
+    records
+        .iter()
+        .map(|r| {
+            if r.run_id() != victim {
+                return r.clone();
+            }
+            let mut body = r.body().clone();
+            edit(r.seq(), &mut body);
+            let sealed = RecordDraft {
+                run_id: r.run_id(),
+                seq: r.seq(),
+                at_ms: r.at_ms(),
+                kind: r.kind().to_owned(),
+                body,
+                state_hash: r.state_hash(),
+            }
+            .seal(prev);
+            prev = sealed.hash();
+            sealed
+        })
+        .collect()
+}
+
 fn records_of(path: &Path) -> Vec<Record> {
     import_jsonl(std::io::BufReader::new(
         std::fs::File::open(path).expect("open"),
@@ -271,29 +298,11 @@ fn an_export_with_its_proof_file_detects_cuts_deletions_and_rewrites() {
         &format!("of run {victim} is missing"),
     );
     // A re-hashed history: a body changed and every later hash of the run recomputed.
-    let mut rewritten = Vec::new();
-    let mut prev = Hash::GENESIS;
-    for r in &records {
-        if r.run_id() != victim {
-            rewritten.push(r.clone());
-            continue;
-        }
-        let mut body = r.body().clone();
-        if r.seq() == 2 {
+    let rewritten = forge(&records, victim, |seq, body| {
+        if seq == 2 {
             body["vars"] = json!({"set": {"a": 1000}});
         }
-        let sealed = RecordDraft {
-            run_id: r.run_id(),
-            seq: r.seq(),
-            at_ms: r.at_ms(),
-            kind: r.kind().to_owned(),
-            body,
-            state_hash: r.state_hash(),
-        }
-        .seal(prev);
-        prev = sealed.hash();
-        rewritten.push(sealed);
-    }
+    });
     let out = verify_tampered(&db, dir.path(), "rehashed.jsonl", &rewritten);
     assert_fails(&out, "do not hash to the checkpoint's root");
     // (Replay catches it too, since the forger did not recompute state hashes; one who
@@ -443,35 +452,16 @@ fn verify_file_checks_fork_and_subworkflow_lineage() {
     );
     // Re-seal a run's chain with a wrong citation: the chain verifies, the lineage does not.
     for (victim, field) in [(fork, "from_record_hash"), (child_first.run_id(), "parent")] {
-        let mut prev = Hash::GENESIS;
-        let forged: Vec<Record> = records
-            .iter()
-            .map(|r| {
-                if r.run_id() != victim {
-                    return r.clone();
+        let forged = forge(&records, victim, |seq, body| {
+            if seq == 1 {
+                let wrong = json!(Hash::of(b"another history").to_hex());
+                if field == "parent" {
+                    body["parent"]["after"]["hash"] = wrong;
+                } else {
+                    body[field] = wrong;
                 }
-                let mut body = r.body().clone();
-                if r.seq() == 1 {
-                    let wrong = json!(Hash::of(b"another history").to_hex());
-                    if field == "parent" {
-                        body["parent"]["after"]["hash"] = wrong;
-                    } else {
-                        body[field] = wrong;
-                    }
-                }
-                let sealed = RecordDraft {
-                    run_id: r.run_id(),
-                    seq: r.seq(),
-                    at_ms: r.at_ms(),
-                    kind: r.kind().to_owned(),
-                    body,
-                    state_hash: r.state_hash(),
-                }
-                .seal(prev);
-                prev = sealed.hash();
-                sealed
-            })
-            .collect();
+            }
+        });
         write_records(&no_proof, &forged);
         let out = ledgerflow(&db, &["ledger", "verify", "--file", plain]);
         assert_fails(

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use ledgerflow_kernel::store::Error;
 use ledgerflow_ledger::checkpoint::{
-    self, origin_of_store, CheckpointKey, CheckpointSigner, SignedCheckpoint, TreeHead,
+    self, CheckpointKey, CheckpointSigner, SignedCheckpoint, TreeHead,
 };
 use ledgerflow_ledger::merkle::{self, NodeReader, TreeHash};
 
@@ -116,6 +116,19 @@ fn write_new_file(path: &Path, text: &str, secret: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// The public key in the store's `checkpoint.pub`, if it has one (an unsigned store
+/// does not).
+pub fn public_key(dir: &Path) -> Result<Option<CheckpointKey>, Error> {
+    let path = dir.join(PUBLIC_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => CheckpointKey::parse(&text)
+            .map(Some)
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(format!("reading {}", path.display()), e)),
+    }
+}
+
 /// The public keys a store's checkpoints may be signed with: the current one and any
 /// retired ones. With no current key (an unsigned open, or a copy made for inspection),
 /// the public key in `checkpoint.pub` is the current one.
@@ -125,15 +138,7 @@ pub(crate) fn trusted_keys(
 ) -> Result<Vec<CheckpointKey>, Error> {
     let mut keys: Vec<CheckpointKey> = current.into_iter().cloned().collect();
     if keys.is_empty() {
-        let path = dir.join(PUBLIC_KEY_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => keys.push(
-                CheckpointKey::parse(&text)
-                    .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(format!("reading {}", path.display()), e)),
-        }
+        keys.extend(public_key(dir)?);
     }
     let path = dir.join(RETIRED_KEYS_FILE);
     match std::fs::read_to_string(&path) {
@@ -151,31 +156,73 @@ pub(crate) fn trusted_keys(
     Ok(keys)
 }
 
+/// One checkpoint log file as read: its checkpoints, where its complete entries end,
+/// where its written part ends (a torn entry lies between the two), and its length (the
+/// rest is preallocated zeros).
+pub(crate) struct LogFile {
+    checkpoints: Vec<SignedCheckpoint>,
+    end: u64,
+    written: u64,
+    allocated: u64,
+}
+
+/// Reads a checkpoint log file; `None` if there is none.
+pub(crate) fn read_log_file(path: &Path) -> Result<Option<LogFile>, Error> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(format!("reading {}", path.display()), e)),
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Error::Corrupt(format!(
+            "{}: the checkpoint log is not UTF-8",
+            path.display()
+        ))
+    })?;
+    // The log is preallocated: its entries are followed by zeros.
+    let written = text.trim_end_matches('\0');
+    let (checkpoints, torn) = checkpoint::split_log(written)
+        .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+    Ok(Some(LogFile {
+        checkpoints,
+        end: (written.len() - torn.as_ref().map_or(0, String::len)) as u64,
+        written: written.len() as u64,
+        allocated: bytes.len() as u64,
+    }))
+}
+
 /// Reads every checkpoint of the store in `dir`: the rotated log's, then the current
 /// log's, oldest first. A torn last entry (a crash while appending) is left out.
 pub fn read_checkpoints(dir: &Path) -> Result<Vec<SignedCheckpoint>, Error> {
     let mut all = Vec::new();
-    for name in [
-        format!("{CHECKPOINT_LOG_FILE}.1"),
-        CHECKPOINT_LOG_FILE.to_owned(),
-    ] {
-        let path = dir.join(&name);
-        let text = match std::fs::read(&path) {
-            Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
-                Error::Corrupt(format!(
-                    "{}: the checkpoint log is not UTF-8",
-                    path.display()
-                ))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io(format!("reading {}", path.display()), e)),
-        };
-        // The log is preallocated: its entries are followed by zeros.
-        let (notes, _torn) = checkpoint::split_log(text.trim_end_matches('\0'))
-            .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
-        all.extend(notes);
+    for path in [rotated_log(dir), dir.join(CHECKPOINT_LOG_FILE)] {
+        all.extend(
+            read_log_file(&path)?
+                .map(|log| log.checkpoints)
+                .unwrap_or_default(),
+        );
     }
     Ok(all)
+}
+
+fn rotated_log(dir: &Path) -> PathBuf {
+    dir.join(format!("{CHECKPOINT_LOG_FILE}.1"))
+}
+
+/// The current checkpoint log as read on open, and the latest checkpoint (from the
+/// rotated log when the current one has none yet): read once, for the check on open
+/// and for the writer.
+pub(crate) fn read_for_open(
+    dir: &Path,
+) -> Result<(Option<LogFile>, Option<SignedCheckpoint>), Error> {
+    let current = read_log_file(&dir.join(CHECKPOINT_LOG_FILE))?;
+    let latest = match current.as_ref().and_then(|log| log.checkpoints.last()) {
+        Some(latest) => Some(latest.clone()),
+        None => {
+            read_log_file(&rotated_log(dir))?.and_then(|log| log.checkpoints.into_iter().last())
+        }
+    };
+    Ok((current, latest))
 }
 
 /// The latest checkpoint of the store in `dir`, if any.
@@ -188,13 +235,14 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<SignedCheckpoint>, Error> 
 /// trusted key. Otherwise the store lost or changed acknowledged records.
 pub(crate) fn check_against_latest(
     dir: &Path,
+    latest: Option<&SignedCheckpoint>,
     origin: &str,
     size: u64,
     nodes: &impl NodeReader,
     keys: &[CheckpointKey],
-) -> Result<Option<SignedCheckpoint>, Error> {
-    let Some(latest) = latest_checkpoint(dir)? else {
-        return Ok(None);
+) -> Result<(), Error> {
+    let Some(latest) = latest else {
+        return Ok(());
     };
     let log = dir.join(CHECKPOINT_LOG_FILE);
     let recovery = "Nothing was changed. Keep this directory as evidence, restore the store \
@@ -243,7 +291,7 @@ pub(crate) fn check_against_latest(
             merkle::tree_hash_hex(&latest.head.root)
         )));
     }
-    Ok(Some(latest))
+    Ok(())
 }
 
 /// How much the checkpoint log grows at a time. The space is written (with zeros) and
@@ -266,44 +314,31 @@ impl LogWriter {
     /// Opens the log, finds the end of its last complete entry, and zeroes a torn entry
     /// after it (a crash while appending; it was never acknowledged), so the next entry
     /// follows the complete ones.
-    fn open(dir: &Path, bytes_max: u64) -> Result<Self, Error> {
+    fn open(dir: &Path, bytes_max: u64, found: Option<LogFile>) -> Result<Self, Error> {
         let path = dir.join(CHECKPOINT_LOG_FILE);
-        let existed = path.exists();
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .read(true)
             .write(true)
             .truncate(false)
             .open(&path)
             .map_err(|e| io(format!("opening {}", path.display()), e))?;
-        if !existed {
+        if found.is_none() {
             sync_dir(dir).map_err(|e| io(format!("fsync of {}", dir.display()), e))?;
         }
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut bytes)
-            .map_err(|e| io(format!("reading {}", path.display()), e))?;
-        let allocated = bytes.len() as u64;
-        let text = std::str::from_utf8(&bytes).map_err(|_| {
-            Error::Corrupt(format!(
-                "{}: the checkpoint log is not UTF-8",
-                path.display()
-            ))
-        })?;
-        let written = text.trim_end_matches('\0');
-        let (_, torn) = checkpoint::split_log(written)
-            .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
-        let position = (written.len() - torn.as_ref().map_or(0, String::len)) as u64;
+        let (end, written, allocated) =
+            found.map_or((0, 0, 0), |f| (f.end, f.written, f.allocated));
         let mut writer = LogWriter {
             dir: dir.to_owned(),
             file,
-            position,
+            position: end,
             allocated,
             bytes_max,
         };
-        if position < written.len() as u64 {
-            let zeros = vec![0u8; written.len() - position as usize];
+        if end < written {
+            let zeros = vec![0u8; (written - end) as usize];
             writer
-                .write_at(position, &zeros)
+                .write_at(end, &zeros)
                 .and_then(|()| writer.file.sync_data())
                 .map_err(|e| io(format!("clearing a torn entry of {}", path.display()), e))?;
         }
@@ -339,7 +374,7 @@ impl LogWriter {
 
     fn rotate(&mut self) -> Result<(), String> {
         let current = self.dir.join(CHECKPOINT_LOG_FILE);
-        let old = self.dir.join(format!("{CHECKPOINT_LOG_FILE}.1"));
+        let old = rotated_log(&self.dir);
         std::fs::rename(&current, &old).map_err(|e| format!("rotating the checkpoint log: {e}"))?;
         self.file = OpenOptions::new()
             .create(true)
@@ -378,15 +413,17 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the thread. `done` is the size of the latest checkpoint on disk.
+    /// Starts the thread, appending to the current log as [`read_for_open`] found it.
+    /// `done` is the size of the latest checkpoint on disk.
     pub(crate) fn start(
         dir: &Path,
+        found: Option<LogFile>,
         origin: String,
         signer: Option<CheckpointSigner>,
         log_bytes_max: u64,
         done: u64,
     ) -> Result<Self, Error> {
-        let mut writer = LogWriter::open(dir, log_bytes_max)?;
+        let mut writer = LogWriter::open(dir, log_bytes_max, found)?;
         let public_key = signer.as_ref().map(|s| s.public_key().clone());
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -459,7 +496,7 @@ impl Checkpointer {
 
     /// Asks for a checkpoint of the durable tree of `size` leaves whose root is `root`.
     pub(crate) fn request(&self, size: u64, root: TreeHash) {
-        self.requester().request(size, root);
+        self.shared.request(size, root);
     }
 
     /// Waits until a checkpoint of at least `size` leaves is durable.
@@ -534,16 +571,17 @@ struct Shared {
 impl Requester {
     /// Asks for a checkpoint of the durable tree of `size` leaves whose root is `root`.
     pub(crate) fn request(&self, size: u64, root: TreeHash) {
-        let mut state = lock(&self.0.state);
-        if size > state.wanted {
-            state.wanted = size;
-            state.wanted_root = root;
-            self.0.work.notify_one();
-        }
+        self.0.request(size, root);
     }
 }
 
-/// The origin of a store's log.
-pub(crate) fn origin(store_id: &[u8; 16]) -> String {
-    origin_of_store(store_id)
+impl Shared {
+    fn request(&self, size: u64, root: TreeHash) {
+        let mut state = lock(&self.state);
+        if size > state.wanted {
+            state.wanted = size;
+            state.wanted_root = root;
+            self.work.notify_one();
+        }
+    }
 }

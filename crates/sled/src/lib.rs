@@ -14,8 +14,8 @@ mod wal;
 
 pub use artifact::ARTIFACT_BYTES_MAX;
 pub use checkpoint::{
-    latest_checkpoint, read_checkpoints, CheckpointConfig, Signing, CHECKPOINT_LOG_FILE, KEY_FILE,
-    PUBLIC_KEY_FILE, RETIRED_KEYS_FILE,
+    latest_checkpoint, public_key, read_checkpoints, CheckpointConfig, Signing,
+    CHECKPOINT_LOG_FILE, KEY_FILE, PUBLIC_KEY_FILE, RETIRED_KEYS_FILE,
 };
 #[doc(hidden)]
 pub use codec::decode_any;

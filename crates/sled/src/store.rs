@@ -122,6 +122,29 @@ impl Default for SledConfig {
     }
 }
 
+impl Trees {
+    /// The trees a step transaction spans, in the order that numbers them in commit log
+    /// entries (a write's tree is its index here).
+    fn step_trees(&self) -> [&sled::Tree; 14] {
+        [
+            &self.runs,
+            &self.records,
+            &self.wait_keys,
+            &self.timers,
+            &self.status,
+            &self.inbox,
+            &self.inbox_meta,
+            &self.children,
+            &self.feed,
+            &self.by_workflow,
+            &self.by_created,
+            &self.by_updated,
+            &self.log,
+            &self.meta,
+        ]
+    }
+}
+
 pub(crate) struct Trees {
     pub meta: sled::Tree,
     pub runs: sled::Tree,
@@ -564,7 +587,7 @@ impl SledStore {
         }
         *lock(&applied) = frontier.clone();
         sync.set_durable(last_feed_seq, frontier.root());
-        let origin = checkpoint::origin(store_id.as_bytes());
+        let origin = ledgerflow_ledger::checkpoint::origin_of_store(store_id.as_bytes());
         let signer = match &config.checkpoints.signing {
             Signing::StoreKey => Some(checkpoint::load_or_make_key(&dir.join(KEY_FILE), &origin)?),
             Signing::KeyFile(path) => Some(checkpoint::load_or_make_key(path, &origin)?),
@@ -579,9 +602,18 @@ impl SledStore {
         }
         let keys = checkpoint::trusted_keys(dir, signer.as_ref().map(|s| s.public_key()))?;
         let reader = NodeTree::of(&trees);
-        let latest = checkpoint::check_against_latest(dir, &origin, last_feed_seq, &reader, &keys)?;
+        let (found, latest) = checkpoint::read_for_open(dir)?;
+        checkpoint::check_against_latest(
+            dir,
+            latest.as_ref(),
+            &origin,
+            last_feed_seq,
+            &reader,
+            &keys,
+        )?;
         let checkpointer = Checkpointer::start(
             dir,
+            found,
             origin,
             signer,
             config.checkpoints.log_bytes_max,
@@ -826,22 +858,23 @@ impl SledStore {
         log_ops: bool,
         f: impl Fn(&StepTrees<'_>) -> Result<T, ConflictableTransactionError<Error>>,
     ) -> Result<(T, Vec<Op>), Error> {
-        let t = &self.trees;
+        let [runs, records, wait_keys, timers, status, inbox, inbox_meta, children, feed, by_workflow, by_created, by_updated, log, meta] =
+            self.trees.step_trees();
         let trees = (
-            &t.runs,
-            &t.records,
-            &t.wait_keys,
-            &t.timers,
-            &t.status,
-            &t.inbox,
-            &t.inbox_meta,
-            &t.children,
-            &t.feed,
-            &t.by_workflow,
-            &t.by_created,
-            &t.by_updated,
-            &t.log,
-            &t.meta,
+            runs,
+            records,
+            wait_keys,
+            timers,
+            status,
+            inbox,
+            inbox_meta,
+            children,
+            feed,
+            by_workflow,
+            by_created,
+            by_updated,
+            log,
+            meta,
         );
         let result = trees.transaction(
             |(
@@ -868,6 +901,7 @@ impl SledStore {
                     id,
                     ops: recorder,
                 };
+                // Each tree's id is its position in `Trees::step_trees`.
                 let step = StepTrees {
                     runs: tx(runs, 0),
                     records: tx(records, 1),
@@ -2227,22 +2261,7 @@ fn replay_commit_log(
     let mut next_lsn = in_sled + 1;
     if wal_dir.exists() {
         let (wal, entries) = Wal::open(&wal_dir, WAL_SEGMENT_BYTES, in_sled + 1)?;
-        let by_id = [
-            &trees.runs,
-            &trees.records,
-            &trees.wait_keys,
-            &trees.timers,
-            &trees.status,
-            &trees.inbox,
-            &trees.inbox_meta,
-            &trees.children,
-            &trees.feed,
-            &trees.by_workflow,
-            &trees.by_created,
-            &trees.by_updated,
-            &trees.log,
-            &trees.meta,
-        ];
+        let by_id = trees.step_trees();
         let replayed = !entries.is_empty();
         for (lsn, entry) in entries {
             for (tree, key, value) in decode_ops(&entry)? {
