@@ -288,6 +288,22 @@ impl Shared {
         self.job_done.notify_all();
     }
 
+    /// Waits (at most until `deadline`) until no worker is executing a job of the run.
+    fn await_job_done(&self, run_id: RunId, deadline: Instant) {
+        let mut queue = lock(&self.queue);
+        while queue.owned.contains(&run_id) {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            queue = self
+                .job_done
+                .wait_timeout(queue, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     fn wake_timers(&self) {
         *lock(&self.timer_generation) += 1;
         self.timer_wake.notify_all();
@@ -829,7 +845,8 @@ impl Scheduler {
 
     /// Blocks until the run ends (completed or failed) — through every wait on the way —
     /// or `timeout` passes: the result. A cancelled run fails at once with
-    /// [`Error::Cancelled`].
+    /// [`Error::Cancelled`]. It returns after the scheduler's job that ended the run has
+    /// finished, so [`Scheduler::stats`] already counts that job (a timer it fired, say).
     pub fn await_end(&self, run_id: RunId, timeout: Duration) -> Result<RunState, Error> {
         self.await_until(run_id, timeout, |_| false)
     }
@@ -848,6 +865,9 @@ impl Scheduler {
                 return Err(Error::Cancelled { run_id });
             }
             if state.status.is_terminal() || ready(&state) {
+                // The commit is visible before the worker that made it has counted it:
+                // let that job finish, so the scheduler's stats include it.
+                self.shared.await_job_done(run_id, deadline);
                 return Ok(state);
             }
             let changes = lock(&self.shared.changes);
