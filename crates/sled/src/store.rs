@@ -663,6 +663,7 @@ impl SledStore {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let (thread_stop, sync) = (Arc::clone(&stop), Arc::clone(&self.sync));
         let checkpoints = self.checkpointer.requester();
+        let meta = self.trees.meta.clone();
         let handle = std::thread::Builder::new()
             .name("ledgerflow-sled-flusher".into())
             .spawn(move || {
@@ -679,7 +680,12 @@ impl SledStore {
                         // logged, so the sync below covers it.
                         let upto = wal.next_lsn();
                         if sync.sync().is_ok() {
-                            let _ = wal.remove_before(upto);
+                            // Durable with the next sync; until then a replay starts
+                            // earlier, which is harmless.
+                            let synced = (upto - 1).to_be_bytes();
+                            if meta.insert(WAL_SYNCED_KEY, &synced[..]).is_ok() {
+                                let _ = wal.remove_before(upto);
+                            }
                         }
                     } else if let Ok(Some(round)) = sync.sync_if_dirty() {
                         checkpoints.request(round.durable_size, round.durable_root);
@@ -850,14 +856,73 @@ impl SledStore {
         }
     }
 
-    /// Runs a sled transaction over the step trees, mapping its errors.
-    /// Runs a sled transaction over the step trees; with `log_ops`, also returns every
-    /// write it made, in order (what the commit log records, to redo it after a crash).
+    /// Runs `f` over the step trees and returns what it made with every write it did, in
+    /// order. With the commit log (the caller holds the log lock, so these writes are the
+    /// only ones), `f` runs once against sled plus its own pending writes, which are then
+    /// applied to sled: the log entry the caller writes next is what makes them atomic.
+    /// Otherwise `f` runs in a sled transaction (and no writes are returned).
     fn transact_logged<T>(
         &self,
         log_ops: bool,
         f: impl Fn(&StepTrees<'_>) -> Result<T, ConflictableTransactionError<Error>>,
     ) -> Result<(T, Vec<Op>), Error> {
+        if log_ops {
+            return self.write_logged(f);
+        }
+        self.transact(f).map(|value| (value, Vec::new()))
+    }
+
+    /// The commit log's half of [`SledStore::transact_logged`].
+    fn write_logged<T>(
+        &self,
+        f: impl Fn(&StepTrees<'_>) -> Result<T, ConflictableTransactionError<Error>>,
+    ) -> Result<(T, Vec<Op>), Error> {
+        let trees = self.trees.step_trees();
+        let ops = std::cell::RefCell::new(Vec::new());
+        let pending = std::cell::RefCell::new(Pending::new());
+        let tx = |id: usize| Tx {
+            target: Target::Logged {
+                tree: trees[id],
+                pending: &pending,
+            },
+            id: id as u8,
+            ops: Some(&ops),
+        };
+        let step = StepTrees {
+            runs: tx(0),
+            records: tx(1),
+            wait_keys: tx(2),
+            timers: tx(3),
+            status: tx(4),
+            inbox: tx(5),
+            inbox_meta: tx(6),
+            children: tx(7),
+            feed: tx(8),
+            by_workflow: tx(9),
+            by_created: tx(10),
+            by_updated: tx(11),
+            log: tx(12),
+            meta: tx(13),
+        };
+        let value = match f(&step) {
+            Ok(value) => value,
+            Err(ConflictableTransactionError::Abort(e)) => return Err(e),
+            Err(ConflictableTransactionError::Storage(e)) => return Err(sled_err(e)),
+            Err(e) => return Err(Error::Io(format!("sled: {e:?}"))),
+        };
+        let ops = ops.into_inner();
+        apply_ops(
+            &trees,
+            ops.iter().map(|(t, k, v)| (*t, k.as_slice(), v.as_deref())),
+        )?;
+        Ok((value, ops))
+    }
+
+    /// Runs a sled transaction over the step trees, mapping its errors.
+    fn transact<T>(
+        &self,
+        f: impl Fn(&StepTrees<'_>) -> Result<T, ConflictableTransactionError<Error>>,
+    ) -> Result<T, Error> {
         let [runs, records, wait_keys, timers, status, inbox, inbox_meta, children, feed, by_workflow, by_created, by_updated, log, meta] =
             self.trees.step_trees();
         let trees = (
@@ -893,13 +958,10 @@ impl SledStore {
                 log,
                 meta,
             )| {
-                // Fresh for each attempt: sled may run the closure more than once.
-                let ops = std::cell::RefCell::new(Vec::new());
-                let recorder = log_ops.then_some(&ops);
                 let tx = |tree, id| Tx {
-                    tree,
+                    target: Target::Transaction(tree),
                     id,
-                    ops: recorder,
+                    ops: None,
                 };
                 // Each tree's id is its position in `Trees::step_trees`.
                 let step = StepTrees {
@@ -918,9 +980,7 @@ impl SledStore {
                     log: tx(log, 12),
                     meta: tx(meta, 13),
                 };
-                let value = f(&step)?;
-                let written = std::mem::take(&mut *ops.borrow_mut());
-                Ok((value, written))
+                f(&step)
             },
         );
         match result {
@@ -1146,38 +1206,84 @@ impl Drop for SledStore {
 /// the value (`None`: removed).
 pub(crate) type Op = (u8, Vec<u8>, Option<Vec<u8>>);
 
-/// A tree inside a step transaction, recording its writes when the commit log needs them.
+/// A tree inside a step's writes, recording them when the commit log needs them.
 #[derive(Clone, Copy)]
 struct Tx<'a> {
-    tree: &'a sled::transaction::TransactionalTree,
+    target: Target<'a>,
     id: u8,
     ops: Option<&'a std::cell::RefCell<Vec<Op>>>,
 }
+
+/// Where a step's writes go: a sled transaction (`Sync`, `Batched`, `None`: sled's
+/// atomicity makes the step atomic), or, with the commit log, only the list of writes,
+/// read back through `pending` until they are applied to sled after the step (the log
+/// entry makes the step atomic; no sled transaction, whose global lock stalls readers).
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Transaction(&'a sled::transaction::TransactionalTree),
+    Logged {
+        tree: &'a sled::Tree,
+        pending: &'a std::cell::RefCell<Pending>,
+    },
+}
+
+/// Writes of a logged step not yet applied to sled: (tree id, key) → value (`None`:
+/// removed).
+type Pending = std::collections::HashMap<(u8, Vec<u8>), Option<Vec<u8>>>;
 
 type TxResult = Result<Option<sled::IVec>, sled::transaction::UnabortableTransactionError>;
 
 impl Tx<'_> {
     fn get(&self, key: impl AsRef<[u8]>) -> TxResult {
-        self.tree.get(key.as_ref())
-    }
-
-    fn insert(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> TxResult {
-        if let Some(ops) = self.ops {
-            ops.borrow_mut().push((
-                self.id,
-                key.as_ref().to_vec(),
-                Some(value.as_ref().to_vec()),
-            ));
+        match self.target {
+            Target::Transaction(tree) => tree.get(key.as_ref()),
+            Target::Logged { tree, pending } => {
+                let key = key.as_ref();
+                if let Some(value) = pending.borrow().get(&(self.id, key.to_vec())) {
+                    return Ok(value.as_deref().map(sled::IVec::from));
+                }
+                Ok(tree.get(key)?)
+            }
         }
-        self.tree.insert(key.as_ref(), value.as_ref())
     }
 
-    fn remove(&self, key: impl AsRef<[u8]>) -> TxResult {
+    /// Writes `value` (`None`: removes the key). The old value is not returned.
+    fn write(
+        &self,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), sled::transaction::UnabortableTransactionError> {
         if let Some(ops) = self.ops {
             ops.borrow_mut()
-                .push((self.id, key.as_ref().to_vec(), None));
+                .push((self.id, key.to_vec(), value.map(<[u8]>::to_vec)));
         }
-        self.tree.remove(key.as_ref())
+        match self.target {
+            Target::Transaction(tree) => match value {
+                Some(value) => tree.insert(key, value).map(drop),
+                None => tree.remove(key).map(drop),
+            },
+            Target::Logged { pending, .. } => {
+                pending
+                    .borrow_mut()
+                    .insert((self.id, key.to_vec()), value.map(<[u8]>::to_vec));
+                Ok(())
+            }
+        }
+    }
+
+    fn insert(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<(), sled::transaction::UnabortableTransactionError> {
+        self.write(key.as_ref(), Some(value.as_ref()))
+    }
+
+    fn remove(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<(), sled::transaction::UnabortableTransactionError> {
+        self.write(key.as_ref(), None)
     }
 }
 
@@ -2235,8 +2341,29 @@ fn decode_ops(bytes: &[u8]) -> Result<Vec<Op>, Error> {
     Ok(ops)
 }
 
+/// Applies writes to sled's trees (by [`Trees::step_trees`] id) in order, outside any
+/// transaction: the commit log entry holding them is what makes them atomic.
+fn apply_ops<'a>(
+    trees: &[&sled::Tree; 14],
+    ops: impl Iterator<Item = (u8, &'a [u8], Option<&'a [u8]>)>,
+) -> Result<(), Error> {
+    for (tree, key, value) in ops {
+        let tree = trees[usize::from(tree)];
+        match value {
+            Some(value) => tree.insert(key, value).map(drop),
+            None => tree.remove(key).map(drop),
+        }
+        .map_err(sled_err)?;
+    }
+    Ok(())
+}
+
 /// The `meta` key that holds the LSN of the last commit log entry whose writes sled holds.
 const WAL_LSN_KEY: &[u8] = b"wal_lsn";
+
+/// The `meta` key that holds the LSN of the last commit log entry whose writes a sled
+/// flush and fsync had made durable before the key was written.
+const WAL_SYNCED_KEY: &[u8] = b"wal_synced";
 
 /// Replays the commit log into sled — the entries after the last one whose writes sled
 /// already holds (`meta/wal_lsn`, written in the same transactions), in order — then
@@ -2258,29 +2385,43 @@ fn replay_commit_log(
         }
         None => 0,
     };
+    // Commit log writes reach sled outside transactions, so what sled recovered may hold
+    // some writes of entries after `in_sled` and miss some before it: replay from the
+    // last entry known to be durable in sled (redoing writes sled has is harmless: each
+    // sets a key's final value, in order).
+    let synced = match trees.meta.get(WAL_SYNCED_KEY).map_err(sled_err)? {
+        Some(bytes) => u64::from_be_bytes(<[u8; 8]>::try_from(bytes.as_ref()).map_err(|_| {
+            Error::Corrupt(format!("{}: meta/wal_synced is damaged", dir.display()))
+        })?),
+        None => 0,
+    };
     let mut next_lsn = in_sled + 1;
     if wal_dir.exists() {
-        let (wal, entries) = Wal::open(&wal_dir, WAL_SEGMENT_BYTES, in_sled + 1)?;
+        let (wal, entries) = Wal::open(&wal_dir, WAL_SEGMENT_BYTES, synced.min(in_sled) + 1)?;
         let by_id = trees.step_trees();
         let replayed = !entries.is_empty();
         for (lsn, entry) in entries {
-            for (tree, key, value) in decode_ops(&entry)? {
-                let tree = by_id.get(usize::from(tree)).ok_or_else(|| {
-                    Error::Corrupt(format!("commit log entry {lsn} names tree {tree}"))
-                })?;
-                match value {
-                    Some(value) => tree.insert(key, value).map_err(sled_err)?,
-                    None => tree.remove(key).map_err(sled_err)?,
-                };
+            let ops = decode_ops(&entry)?;
+            if let Some((tree, _, _)) = ops.iter().find(|(t, _, _)| usize::from(*t) >= by_id.len())
+            {
+                return Err(Error::Corrupt(format!(
+                    "commit log entry {lsn} names tree {tree}"
+                )));
             }
+            apply_ops(
+                &by_id,
+                ops.iter().map(|(t, k, v)| (*t, k.as_slice(), v.as_deref())),
+            )?;
         }
         next_lsn = next_lsn.max(wal.next_lsn());
         drop(wal);
         if replayed {
-            trees
-                .meta
-                .insert(WAL_LSN_KEY, &(next_lsn - 1).to_be_bytes()[..])
-                .map_err(sled_err)?;
+            for key in [WAL_LSN_KEY, WAL_SYNCED_KEY] {
+                trees
+                    .meta
+                    .insert(key, &(next_lsn - 1).to_be_bytes()[..])
+                    .map_err(sled_err)?;
+            }
         }
         // Everything is in sled now; durable before the log goes.
         sync.sync()?;

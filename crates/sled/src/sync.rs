@@ -8,10 +8,12 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ledgerflow_kernel::store::Error;
 use ledgerflow_ledger::merkle::{Frontier, TreeHash};
+
+use crate::rounds::RoundWaiters;
 
 /// When a commit counts as durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +48,10 @@ struct SyncState {
     synced: u64,
     /// A flush + fsync is running.
     syncing: bool,
+    /// Rounds started so far (the running one's number while `syncing`), and the last
+    /// ticket the latest round covers.
+    round: u64,
+    target: u64,
     /// The first fsync failure. After it the store refuses writes: the kernel may have
     /// dropped dirty pages, so nothing written since can be trusted to be on disk.
     failed: Option<String>,
@@ -72,7 +78,7 @@ pub(crate) struct GroupSync {
     dir: PathBuf,
     log_file: File,
     state: Mutex<SyncState>,
-    done: Condvar,
+    done: RoundWaiters,
     fsyncs: AtomicU64,
     fail_next: AtomicBool,
 }
@@ -88,7 +94,7 @@ impl GroupSync {
             dir: dir.to_owned(),
             log_file,
             state: Mutex::default(),
-            done: Condvar::new(),
+            done: RoundWaiters::default(),
             fsyncs: AtomicU64::new(0),
             fail_next: AtomicBool::new(false),
         })
@@ -125,11 +131,15 @@ impl GroupSync {
                 });
             }
             if state.syncing {
-                state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+                // Covered by the running round, or else by the next one.
+                let round = state.round + u64::from(ticket > state.target);
+                state = self.done.wait(state, round);
                 continue;
             }
             state.syncing = true;
+            state.round += 1;
             let target = state.requested;
+            state.target = target;
             // Every commit with a ticket up to `target` has applied, so the log size read
             // now covers them all (and perhaps more, which this round makes durable too).
             let frontier = self
@@ -156,7 +166,8 @@ impl GroupSync {
                     state.failed.get_or_insert(e);
                 }
             }
-            self.done.notify_all();
+            self.done
+                .finished(state.round, state.requested > state.synced);
         }
     }
 

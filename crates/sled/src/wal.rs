@@ -15,10 +15,11 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use ledgerflow_kernel::store::Error;
 
+use crate::rounds::RoundWaiters;
 use crate::sync::sync_dir;
 
 /// Bytes of an entry's header.
@@ -67,6 +68,10 @@ struct SyncState {
     previous_durable: Lsn,
     /// A sync is running.
     syncing: bool,
+    /// Sync rounds started (the running one's number while `syncing`), and the last LSN
+    /// the latest round covers.
+    round: u64,
+    target: Lsn,
     failed: Option<String>,
 }
 
@@ -85,7 +90,7 @@ pub struct Wal {
     segment_bytes: u64,
     writer: Mutex<Writer>,
     sync: Mutex<SyncState>,
-    synced: Condvar,
+    synced: RoundWaiters,
 }
 
 impl std::fmt::Debug for Wal {
@@ -263,7 +268,7 @@ impl Wal {
                     previous_durable: durable,
                     ..SyncState::default()
                 }),
-                synced: Condvar::new(),
+                synced: RoundWaiters::default(),
             },
             recovered,
         ))
@@ -352,15 +357,19 @@ impl Wal {
             if !state.syncing {
                 break;
             }
-            state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
+            // Covered by the running round, or else by the next one.
+            let round = state.round + u64::from(lsn > state.target);
+            state = self.synced.wait(state, round);
         }
-        state.syncing = true;
-        drop(state);
         // Everything appended before this point is covered by the fdatasync below.
         let (file, covered) = {
             let w = lock(&self.writer);
             (w.file.try_clone(), w.next_lsn - 1)
         };
+        state.syncing = true;
+        state.round += 1;
+        state.target = covered;
+        drop(state);
         let result = file.and_then(|f| f.sync_data()).map_err(|e| e.to_string());
         let mut state = lock(&self.sync);
         state.syncing = false;
@@ -374,7 +383,8 @@ impl Wal {
                 state.failed.get_or_insert(e);
             }
         }
-        self.synced.notify_all();
+        // Whether anyone waits for a next round is not counted: wake one to be sure.
+        self.synced.finished(state.round, true);
         drop(state);
         self.sync(lsn)
     }
