@@ -31,7 +31,7 @@ pub struct RuntimeConfig {
     pub store: StoreChoice,
     /// The store's read and inbox bounds, whichever store it is. Overrides `sled.limits`.
     pub limits: StoreLimits,
-    /// The sled store's settings (durability `Sync` by default).
+    /// The sled store's settings (durability `Log` by default: durable at each step).
     pub sled: SledConfig,
     /// The engine's settings.
     pub engine: EngineConfig,

@@ -58,11 +58,12 @@ enum StoreKind {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum DurabilityArg {
+    /// The default: the store's own commit log, one fdatasync per group of commits.
+    Log,
+    /// sled flushed and fsynced per group of commits (two device flushes).
     Sync,
     Batched,
     None,
-    /// The store's own commit log (storage v2): one fdatasync per group.
-    Log,
 }
 
 #[derive(Args, Debug)]
@@ -80,7 +81,7 @@ struct StepsArgs {
     steps: u64,
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
-    #[arg(long, value_enum, default_value_t = DurabilityArg::Sync)]
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Log)]
     durability: DurabilityArg,
     #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
     store: StoreKind,
@@ -97,7 +98,7 @@ struct HitlArgs {
     runs: usize,
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    #[arg(long, value_enum, default_value_t = DurabilityArg::Sync)]
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Log)]
     durability: DurabilityArg,
     #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
     store: StoreKind,
@@ -208,9 +209,7 @@ fn durability(arg: DurabilityArg) -> Durability {
         DurabilityArg::Sync => Durability::Sync,
         DurabilityArg::Batched => Durability::Batched { max_delay_ms: 10 },
         DurabilityArg::None => Durability::None,
-        DurabilityArg::Log => Durability::Log {
-            checkpoint_ms: 1_000,
-        },
+        DurabilityArg::Log => Durability::default(),
     }
 }
 
@@ -483,7 +482,7 @@ fn timers(a: &TimersArgs) -> Result<Value> {
         bail!("--runs must be at least 1");
     }
     let dir = BenchDir::new(&a.common, "timers")?;
-    let (store, _) = make_store(a.store, &dir.path, Durability::Sync)?;
+    let (store, _) = make_store(a.store, &dir.path, Durability::default())?;
     let engine = Arc::new(Engine::new(store, Arc::new(WallClock)));
     let due_at_ms = WallClock.now_ms() + a.due_in_ms.max(0);
     let spread_ms = a.spread_ms.max(0);

@@ -100,7 +100,8 @@ const SEGMENT_BYTES: usize = 16 << 20;
 /// Settings of a [`SledStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SledConfig {
-    /// When a commit counts as durable. Default [`Durability::Sync`].
+    /// When a commit counts as durable. Default [`Durability::Log`] with a sled
+    /// checkpoint every second.
     pub durability: Durability,
     /// Signed checkpoints of the global log: key and log size.
     pub checkpoints: CheckpointConfig,
@@ -114,7 +115,7 @@ pub struct SledConfig {
 impl Default for SledConfig {
     fn default() -> Self {
         SledConfig {
-            durability: Durability::Sync,
+            durability: Durability::default(),
             checkpoints: CheckpointConfig::default(),
             limits: StoreLimits::default(),
             cache_bytes: 256 << 20,
@@ -711,9 +712,11 @@ impl SledStore {
         &self.config
     }
 
-    /// How many fsyncs of sled's log this store has made (group commit shares them).
+    /// How many device flushes this store has made for commits: fsyncs of sled's log,
+    /// and with [`Durability::Log`] `fdatasync`s of the commit log (group commit shares
+    /// them).
     pub fn fsyncs(&self) -> u64 {
-        self.sync.fsyncs()
+        self.sync.fsyncs() + self.wal.as_ref().map_or(0, |wal| wal.syncs())
     }
 
     /// Makes the next checkpoint write fail, to test that it poisons the store without
@@ -727,7 +730,10 @@ impl SledStore {
     /// the store. Not for production use.
     #[doc(hidden)]
     pub fn inject_fsync_failure(&self) {
-        self.sync.fail_next_sync();
+        match &self.wal {
+            Some(wal) => wal.fail_next_sync(),
+            None => self.sync.fail_next_sync(),
+        }
     }
 
     /// Flushes and fsyncs everything committed so far, whatever the durability mode,
@@ -744,7 +750,20 @@ impl SledStore {
     pub fn close(&self) -> Result<(), Error> {
         self.closed.store(true, Ordering::SeqCst);
         self.stop_flusher();
-        let synced = self.sync();
+        let synced = match &self.wal {
+            // Everything logged is in sled: make it durable there, so the next open has no
+            // log to replay.
+            Some(wal) => {
+                let upto = wal.next_lsn();
+                self.trees
+                    .meta
+                    .insert(WAL_SYNCED_KEY, &(upto - 1).to_be_bytes()[..])
+                    .map_err(sled_err)
+                    .and_then(|_| self.sync())
+                    .and_then(|()| wal.remove_before(upto).map(drop))
+            }
+            None => self.sync(),
+        };
         self.checkpointer.stop();
         synced
     }
@@ -792,6 +811,9 @@ impl SledStore {
             return Err(Error::Io(format!(
                 "writing a checkpoint failed: {e}; the store refuses writes until it is reopened"
             )));
+        }
+        if let Some(wal) = &self.wal {
+            wal.check_healthy()?;
         }
         self.sync.check_healthy()
     }

@@ -18,9 +18,10 @@ use crate::rounds::RoundWaiters;
 /// When a commit counts as durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
-    /// `commit` returns only after the data is flushed and fsynced. The default: an
-    /// acknowledged step survives a crash or power loss. Concurrent commits share one
-    /// flush + fsync (group commit).
+    /// `commit` returns only after sled's files are flushed and fsynced (sled's flush and
+    /// the fsync: two device flushes). An acknowledged step survives a crash or power
+    /// loss. Concurrent commits share one flush + fsync (group commit). As durable as
+    /// [`Durability::Log`], slower; each commit is a sled transaction.
     Sync,
     /// `commit` returns at once; a background thread flushes and fsyncs at least every
     /// `max_delay_ms`. A crash loses at most that window of acknowledged steps.
@@ -30,14 +31,24 @@ pub enum Durability {
     },
     /// No explicit flush: sled writes in its own time. For tests and throwaway data.
     None,
-    /// `commit` returns once its entry in the store's own commit log (`wal/`) is
-    /// fdatasynced: one device flush per group of commits, sled's files flushed in the
-    /// background every `checkpoint_ms`, and the log replayed into sled on open. As durable
-    /// as `Sync`, with about half the flushing; new (storage v2), opt-in for now.
+    /// The default: `commit` returns once its entry in the store's own commit log
+    /// (`wal/`) is fdatasynced — one device flush per group of commits. sled's files are
+    /// flushed in the background every `checkpoint_ms` (then the log's older segments
+    /// go), and the log is replayed into sled on open. An acknowledged step survives a
+    /// crash or power loss, as with [`Durability::Sync`].
     Log {
         /// How often sled's files are flushed and fsynced, letting older log segments go.
         checkpoint_ms: u64,
     },
+}
+
+impl Default for Durability {
+    /// [`Durability::Log`], sled flushed every second.
+    fn default() -> Self {
+        Durability::Log {
+            checkpoint_ms: 1_000,
+        }
+    }
 }
 
 #[derive(Debug, Default)]

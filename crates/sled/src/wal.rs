@@ -15,6 +15,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use ledgerflow_kernel::store::Error;
@@ -91,6 +92,9 @@ pub struct Wal {
     writer: Mutex<Writer>,
     sync: Mutex<SyncState>,
     synced: RoundWaiters,
+    /// `fdatasync`s done, and a failure injected into the next one (tests).
+    syncs: AtomicU64,
+    fail_next: AtomicBool,
 }
 
 impl std::fmt::Debug for Wal {
@@ -269,6 +273,8 @@ impl Wal {
                     ..SyncState::default()
                 }),
                 synced: RoundWaiters::default(),
+                syncs: AtomicU64::new(0),
+                fail_next: AtomicBool::new(false),
             },
             recovered,
         ))
@@ -370,7 +376,12 @@ impl Wal {
         state.round += 1;
         state.target = covered;
         drop(state);
-        let result = file.and_then(|f| f.sync_data()).map_err(|e| e.to_string());
+        let result = if self.fail_next.swap(false, Ordering::SeqCst) {
+            Err("injected failure".to_owned())
+        } else {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            file.and_then(|f| f.sync_data()).map_err(|e| e.to_string())
+        };
         let mut state = lock(&self.sync);
         state.syncing = false;
         match result {
@@ -387,6 +398,27 @@ impl Wal {
         self.synced.finished(state.round, true);
         drop(state);
         self.sync(lsn)
+    }
+
+    /// Fails with the first failed `fdatasync`, if one happened: nothing appended since
+    /// can be trusted to reach the disk.
+    pub fn check_healthy(&self) -> Result<(), Error> {
+        match &lock(&self.sync).failed {
+            Some(e) => Err(Error::Io(format!(
+                "the commit log's fsync failed: {e}; the store refuses writes until it is reopened"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// How many `fdatasync`s the log has done.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Makes the next `fdatasync` fail (tests).
+    pub fn fail_next_sync(&self) {
+        self.fail_next.store(true, Ordering::SeqCst);
     }
 
     /// The LSN the next entry will get.

@@ -6,12 +6,31 @@ use std::sync::Arc;
 
 use ledgerflow_kernel::store::{Error, Store};
 use ledgerflow_kernel::{Engine, ManualClock, RunId, StepContext, StepPlan, WorkflowSpec};
-use ledgerflow_sled::{decode_any, SledConfig, SledStore};
+use ledgerflow_sled::{decode_any, Durability, SledConfig, SledStore};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-fn populate(path: &std::path::Path) -> Vec<RunId> {
-    let store = Arc::new(SledStore::open(path).expect("create"));
+fn populate(path: &std::path::Path, config: SledConfig) -> Vec<RunId> {
+    let store = populate_open(path, config);
+    let runs = store
+        .runs_by_time(
+            ledgerflow_kernel::store::TimeField::Created,
+            0,
+            i64::MAX,
+            None,
+            100,
+        )
+        .expect("runs")
+        .into_iter()
+        .map(|(_, run)| run)
+        .collect();
+    store.close().expect("close");
+    runs
+}
+
+/// Makes a store of 20 completed runs of 22 records each, and leaves it open.
+fn populate_open(path: &std::path::Path, config: SledConfig) -> Arc<SledStore> {
+    let store = Arc::new(SledStore::open_with(path, config).expect("create"));
     let engine = Engine::new(
         Arc::clone(&store) as Arc<dyn Store>,
         Arc::new(ManualClock::new(1_000)),
@@ -31,15 +50,11 @@ fn populate(path: &std::path::Path) -> Vec<RunId> {
             .build()
             .expect("valid spec"),
     );
-    let runs: Vec<RunId> = (0..20)
-        .map(|_| {
-            let run = engine.start(("count", 1), json!({})).expect("start");
-            engine.tick(run).expect("tick");
-            run
-        })
-        .collect();
-    store.close().expect("close");
-    runs
+    for _ in 0..20 {
+        let run = engine.start(("count", 1), json!({})).expect("start");
+        engine.tick(run).expect("tick");
+    }
+    store
 }
 
 /// Opens (and checks) a damaged store; any outcome but a panic is acceptable, and the
@@ -101,26 +116,28 @@ fn offsets(len: u64, count: u64, seed: u64) -> Vec<u64> {
     out
 }
 
-/// For many offsets and lengths in each file of a real store (sled's log and settings
-/// and the checkpoint log), a damaged copy either fails to open or check with a typed
-/// error, or opens intact with every run and record: never "ok" with fewer records
-/// than the last checkpoint signed. The counts are printed
-/// (`cargo test -p ledgerflow-sled --test corruption -- --nocapture`);
-/// `LEDGERFLOW_CORRUPTION_OFFSETS` (default 24) sets how many offsets per file and kind.
-#[test]
-fn corruption_matrix_never_reports_ok_with_lost_records() {
-    let count: u64 = std::env::var("LEDGERFLOW_CORRUPTION_OFFSETS")
+/// How many damage offsets per file and kind: `LEDGERFLOW_CORRUPTION_OFFSETS` (default 24).
+fn offsets_per_file() -> u64 {
+    std::env::var("LEDGERFLOW_CORRUPTION_OFFSETS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(24);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let pristine = dir.path().join("pristine");
-    populate(&pristine);
-    let (runs, records) = open_and_check(&pristine).expect("the pristine store checks");
-    assert_eq!(runs, 20);
+        .unwrap_or(24)
+}
+
+/// Damages a copy of `pristine` in each of `files` (paths inside the store) at many
+/// offsets, each kind of damage in turn, and opens and checks it: it must fail with a
+/// typed error, or open intact with all `expected` (runs, records), never "ok" with
+/// fewer. Prints the counts and returns how many copies were refused.
+fn damage_matrix(
+    work: &std::path::Path,
+    pristine: &std::path::Path,
+    files: &[String],
+    expected: (u64, u64),
+) -> u64 {
+    let count = offsets_per_file();
     let mut counts: std::collections::BTreeMap<(String, &str), [u64; 2]> = Default::default();
     let mut case = 0;
-    for file in ["db", "conf", ledgerflow_sled::CHECKPOINT_LOG_FILE] {
+    for file in files {
         // Damage where the data is: sled's log file is mostly unwritten space.
         let bytes = std::fs::read(pristine.join(file)).expect("file");
         let len = bytes
@@ -135,16 +152,15 @@ fn corruption_matrix_never_reports_ok_with_lost_records() {
         }
         for (kind, damage) in damages {
             case += 1;
-            let copy = dir.path().join(format!("case-{case}"));
-            copy_dir(&pristine, &copy);
+            let copy = work.join(format!("case-{case}"));
+            copy_dir(pristine, &copy);
             apply(&copy.join(file), damage);
             let outcome = open_and_check(&copy);
-            let slot = counts.entry((file.to_owned(), kind)).or_default();
+            let slot = counts.entry((file.clone(), kind)).or_default();
             match outcome {
                 Ok(found) => {
                     assert_eq!(
-                        found,
-                        (runs, records),
+                        found, expected,
                         "{file} {damage:?}: check passed with records missing"
                     );
                     slot[0] += 1;
@@ -155,12 +171,88 @@ fn corruption_matrix_never_reports_ok_with_lost_records() {
             std::fs::remove_dir_all(&copy).ok();
         }
     }
-    eprintln!("corruption matrix ({records} records in 20 runs): file, damage: intact / refused");
+    let (runs, records) = expected;
+    eprintln!(
+        "corruption matrix ({records} records in {runs} runs): file, damage: intact / refused"
+    );
     let mut refused = 0;
     for ((file, kind), [intact, bad]) in &counts {
-        eprintln!("  {file:16} {kind:5} {intact:4} / {bad:4}");
+        eprintln!("  {file:32} {kind:5} {intact:4} / {bad:4}");
         refused += bad;
     }
+    refused
+}
+
+/// For many offsets and lengths in each file of a real `Durability::Sync` store (sled's
+/// log and settings and the checkpoint log), a damaged copy either fails to open or check with a typed
+/// error, or opens intact with every run and record: never "ok" with fewer records
+/// than the last checkpoint signed. The counts are printed
+/// (`cargo test -p ledgerflow-sled --test corruption -- --nocapture`);
+/// `LEDGERFLOW_CORRUPTION_OFFSETS` (default 24) sets how many offsets per file and kind.
+#[test]
+fn corruption_matrix_never_reports_ok_with_lost_records() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pristine = dir.path().join("pristine");
+    // `Sync`: sled's file is all there is (with the commit log, a replay could redo what
+    // damage to sled's file cut; that log has its own matrix below).
+    let sync = SledConfig {
+        durability: Durability::Sync,
+        ..SledConfig::default()
+    };
+    populate(&pristine, sync);
+    let expected = open_and_check(&pristine).expect("the pristine store checks");
+    assert_eq!(expected.0, 20);
+    let files = ["db", "conf", ledgerflow_sled::CHECKPOINT_LOG_FILE].map(String::from);
+    let refused = damage_matrix(dir.path(), &pristine, &files, expected);
+    assert!(refused > 0, "some damage must be detected");
+}
+
+/// The same for the commit log of `Durability::Log`, on the image a crash leaves: the
+/// store's files copied while it is open, after its last group was checkpointed (sled
+/// not flushed since it opened, so its file may lack what only the log holds).
+#[test]
+fn corruption_of_the_commit_log_never_reports_ok_with_lost_records() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let live = dir.path().join("live");
+    let pristine = dir.path().join("pristine");
+    let config = SledConfig {
+        durability: Durability::Log {
+            checkpoint_ms: 3_600_000,
+        },
+        ..SledConfig::default()
+    };
+    let store = populate_open(&live, config);
+    let records = store.feed_head().expect("feed head");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.checkpointed_size() < records {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the last group is never checkpointed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    copy_dir(&live, &pristine);
+    drop(store);
+    // Opening replays the log into sled and removes it: look at a copy.
+    let baseline = dir.path().join("baseline");
+    copy_dir(&pristine, &baseline);
+    let expected = open_and_check(&baseline).expect("the crash image recovers");
+    assert_eq!(expected, (20, records));
+    // Whether sled's own background writes had reached the file before the copy decides
+    // if the log was needed; say which it was.
+    let without_log = dir.path().join("without-log");
+    copy_dir(&pristine, &without_log);
+    std::fs::remove_dir_all(without_log.join("wal")).expect("remove the log");
+    eprintln!(
+        "the image without its commit log: {:?}",
+        open_and_check(&without_log)
+    );
+    let segments: Vec<String> = std::fs::read_dir(pristine.join("wal"))
+        .expect("the image has a commit log")
+        .map(|e| format!("wal/{}", e.expect("entry").file_name().to_string_lossy()))
+        .collect();
+    assert!(!segments.is_empty(), "the image has commit log segments");
+    let refused = damage_matrix(dir.path(), &pristine, &segments, expected);
     assert!(refused > 0, "some damage must be detected");
 }
 
@@ -168,7 +260,7 @@ fn corruption_matrix_never_reports_ok_with_lost_records() {
 fn damaged_values_are_reported_not_repaired() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("store");
-    let runs = populate(&path);
+    let runs = populate(&path, SledConfig::default());
     {
         let db = raw_open(&path);
         let records = db.open_tree("records").expect("tree");
@@ -202,7 +294,7 @@ fn damaged_values_are_reported_not_repaired() {
 fn unknown_envelope_version_is_corrupt() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("store");
-    let runs = populate(&path);
+    let runs = populate(&path, SledConfig::default());
     {
         let db = raw_open(&path);
         let tree = db.open_tree("runs").expect("tree");
@@ -288,7 +380,7 @@ fn check_recomputes_the_global_log() {
     for damage in ["subtree", "leaf"] {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("store");
-        populate(&path);
+        populate(&path, SledConfig::default());
         let intact = SledStore::open_existing(&path, SledConfig::default())
             .expect("open")
             .check()

@@ -217,10 +217,24 @@ fn missing_and_foreign_directories_are_typed_errors() {
     assert!(SledStore::open(&file).is_err(), "a file is not a store");
 }
 
+/// The two durable modes: sled flushed and fsynced per group, or the commit log.
+fn durable_modes() -> [SledConfig; 2] {
+    [Durability::Sync, Durability::default()].map(|durability| SledConfig {
+        durability,
+        ..SledConfig::default()
+    })
+}
+
 #[test]
 fn failed_fsync_is_reported_and_poisons_the_store() {
+    for config in durable_modes() {
+        failed_fsync_poisons(config);
+    }
+}
+
+fn failed_fsync_poisons(config: SledConfig) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(SledStore::open(dir.path()).expect("create"));
+    let store = Arc::new(SledStore::open_with(dir.path(), config).expect("create"));
     let engine = engine(Arc::clone(&store), &ManualClock::new(T0));
     let run = engine.start(("event", 1), json!({})).expect("start");
     store.inject_fsync_failure();
@@ -267,9 +281,15 @@ fn batched_and_none_modes_commit_and_reopen() {
 }
 
 #[test]
-fn sync_mode_fsyncs_and_concurrent_commits_share_fsyncs() {
+fn durable_modes_fsync_and_concurrent_commits_share_fsyncs() {
+    for config in durable_modes() {
+        concurrent_commits_share_fsyncs(config);
+    }
+}
+
+fn concurrent_commits_share_fsyncs(config: SledConfig) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(SledStore::open(dir.path()).expect("create"));
+    let store = Arc::new(SledStore::open_with(dir.path(), config).expect("create"));
     let engine = Arc::new(engine(Arc::clone(&store), &ManualClock::new(T0)));
     let before = store.fsyncs();
     let threads: Vec<_> = (0..8)
@@ -286,7 +306,7 @@ fn sync_mode_fsyncs_and_concurrent_commits_share_fsyncs() {
         t.join().expect("thread");
     }
     let fsyncs = store.fsyncs() - before;
-    assert!(fsyncs > 0, "Sync mode fsyncs");
+    assert!(fsyncs > 0, "a durable mode fsyncs");
     assert!(fsyncs <= 200, "at most one fsync per commit, got {fsyncs}");
     assert_eq!(
         store
