@@ -806,6 +806,19 @@ impl Replayer {
         Replayer::default()
     }
 
+    /// Starts from a state the run had (a stored snapshot): the next record must follow
+    /// its head.
+    pub fn after(state: RunState) -> Self {
+        Replayer {
+            chain: ChainVerifier::after(ledgerflow_ledger::ChainHead {
+                run_id: state.run_id,
+                seq: state.head.seq,
+                hash: state.head.hash,
+            }),
+            state: Some(state),
+        }
+    }
+
     /// Applies the next record.
     pub fn push(&mut self, record: &Record) -> Result<(), ReplayError> {
         self.chain.push(record)?;

@@ -291,6 +291,28 @@ pub(crate) fn decode_record_leaf(bytes: &[u8]) -> Result<Option<u64>, Error> {
     }
 }
 
+/// The stored hash of an encoded record, read without decoding the rest: its 32 bytes
+/// end a version-1 value, and come before the leaf index in a version-2 one.
+pub(crate) fn decode_record_hash(bytes: &[u8]) -> Result<Hash, Error> {
+    let end = match bytes.first() {
+        Some(&ENVELOPE_V1) => bytes.len(),
+        Some(&ENVELOPE_V2) => bytes.len().saturating_sub(8),
+        Some(version) => {
+            return Err(corrupt(
+                "record",
+                format!("unknown envelope version {version}"),
+            ))
+        }
+        None => return Err(corrupt("record", "empty value")),
+    };
+    let hash = end
+        .checked_sub(32)
+        .filter(|start| *start > 0)
+        .and_then(|start| <[u8; 32]>::try_from(&bytes[start..end]).ok())
+        .ok_or_else(|| corrupt("record", "too short"))?;
+    Ok(Hash::from_bytes(hash))
+}
+
 /// Decodes a record and checks that its fields still hash to its stored hash.
 pub(crate) fn decode_record(run_id: RunId, bytes: &[u8]) -> Result<Record, Error> {
     let env = match decode_either::<RecordEnvelopeV1, RecordEnvelopeV2>("record", bytes)? {
@@ -542,7 +564,7 @@ pub(crate) mod keys {
 /// after, so a change that breaks reading existing stores fails here.
 /// Regenerate only for a new version: `LEDGERFLOW_WRITE_GOLDEN=1 cargo test -p ledgerflow-sled golden`.
 #[cfg(test)]
-mod golden {
+pub(crate) mod golden {
     use super::*;
     use ledgerflow_kernel::{LedgerHead, RunStatus};
     use ledgerflow_ledger::RecordDraft;
@@ -564,7 +586,8 @@ mod golden {
         .seal(Hash::of(b"previous"))
     }
 
-    fn state() -> RunState {
+    /// A run state with every kind of field set (also for other modules' tests).
+    pub(crate) fn state() -> RunState {
         let mut vars = serde_json::Map::new();
         vars.insert("amount".into(), json!(120));
         vars.insert("note".into(), json!("é\n"));

@@ -7,6 +7,7 @@
 mod artifact;
 mod checkpoint;
 mod codec;
+mod recent;
 mod rounds;
 mod snapshot;
 mod store;

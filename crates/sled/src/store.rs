@@ -13,7 +13,9 @@ use ledgerflow_kernel::store::{
     Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, Store, StoreLimits, TimeField,
     TimerEntry,
 };
-use ledgerflow_kernel::{replay_stored, ArtifactRef, Hash, Record, RunId, RunState, RunStatus};
+use ledgerflow_kernel::{
+    replay_stored, ArtifactRef, Hash, Record, Replayer, RunId, RunState, RunStatus,
+};
 use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -27,6 +29,7 @@ use crate::checkpoint::{
     self, CheckpointConfig, Checkpointer, Signing, CHECKPOINT_LOG_FILE, KEY_FILE, PUBLIC_KEY_FILE,
 };
 use crate::codec::{self, keys, InboxMetaV1};
+use crate::recent::RecentStates;
 use crate::sync::{sync_dir, Durability, GroupSync};
 use crate::wal::Wal;
 
@@ -221,6 +224,8 @@ pub struct SledStore {
     /// Set when this handle reads a copy (see [`SledStore::open_for_inspection`]): the
     /// copy is removed when the handle drops, after sled lets go of it.
     copy: Option<InspectionCopy>,
+    /// The latest state of recently committed runs: a load of one is a copy.
+    recent: RecentStates,
 }
 
 /// A copy of a store's directory made for inspection, removed on drop.
@@ -643,6 +648,7 @@ impl SledStore {
             wal,
             logged_heads: Mutex::default(),
             copy: None,
+            recent: RecentStates::default(),
         };
         match store.config.durability {
             Durability::Batched { max_delay_ms } => store.start_flusher(max_delay_ms, None),
@@ -1025,16 +1031,64 @@ impl SledStore {
         })
     }
 
-    /// Verifies a run's chain, replays it, and checks the result equals the stored state.
-    /// Returns the number of records.
-    fn check_run(&self, run_id: RunId, stored: &RunState) -> Result<u64, Error> {
-        let replayed = self.replay_run(run_id, None)?;
-        if &replayed != stored {
+    /// The run's state from sled: its snapshot and the records after it, folded (the
+    /// chain and each state hash checked).
+    fn load_stored(&self, run_id: RunId) -> Result<Option<RunState>, Error> {
+        let Some(snapshot) = self.load_snapshot(run_id)? else {
+            return Ok(None);
+        };
+        // The records after the snapshot (fewer than `STATE_SNAPSHOT_RECORDS` plus one
+        // commit's), folded onto it.
+        let start = keys::record(run_id, snapshot.head.seq + 1);
+        let end = keys::record(run_id, u64::MAX);
+        let mut after = self.trees.records.range(start..=end).peekable();
+        if after.peek().is_none() {
+            return Ok(Some(snapshot));
+        }
+        let mut replayer = Replayer::after(snapshot);
+        for item in after {
+            let (_, value) = item.map_err(sled_err)?;
+            let record = codec::decode_record(run_id, &value)?;
+            replayer
+                .push(&record)
+                .map_err(|e| Error::Corrupt(format!("run {run_id}: {e}")))?;
+        }
+        replayer
+            .finish()
+            .map(Some)
+            .map_err(|e| Error::Corrupt(format!("run {run_id}: {e}")))
+    }
+
+    /// The run's stored state snapshot (its state at some seq up to its head).
+    fn load_snapshot(&self, run_id: RunId) -> Result<Option<RunState>, Error> {
+        match self.trees.runs.get(run_id.as_bytes()).map_err(sled_err)? {
+            Some(bytes) => {
+                let state = codec::decode_state(&bytes)?;
+                if state.run_id != run_id {
+                    return Err(Error::Corrupt(format!(
+                        "run {run_id}: state names run {}",
+                        state.run_id
+                    )));
+                }
+                Ok(Some(state))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Verifies a run's chain and replays it: the replay must equal the stored snapshot
+    /// at its seq, and the records after it must fold onto it. Returns the run's current
+    /// state (what [`Store::load`] gives).
+    fn check_run(&self, run_id: RunId, snapshot: &RunState) -> Result<RunState, Error> {
+        let replayed = self.replay_run(run_id, Some(snapshot.head.seq))?;
+        if &replayed != snapshot {
             return Err(Error::Corrupt(format!(
-                "run {run_id}: replayed ledger differs from the stored state"
+                "run {run_id}: replayed ledger differs from the stored state at seq {}",
+                snapshot.head.seq
             )));
         }
-        Ok(replayed.head.seq)
+        self.load_stored(run_id)?
+            .ok_or_else(|| Error::Corrupt(format!("run {run_id}: state gone while checked")))
     }
 
     /// Verifies the whole store: every run's chain, replay == stored state, and that the
@@ -1044,14 +1098,15 @@ impl SledStore {
         for item in self.trees.runs.iter() {
             let (key, value) = item.map_err(sled_err)?;
             let run_id = keys::decode_run_id(&key)?;
-            let state = codec::decode_state(&value)?;
-            if state.run_id != run_id {
+            let snapshot = codec::decode_state(&value)?;
+            if snapshot.run_id != run_id {
                 return Err(Error::Corrupt(format!(
                     "run {run_id}: state names run {}",
-                    state.run_id
+                    snapshot.run_id
                 )));
             }
-            report.records += self.check_run(run_id, &state)?;
+            let state = self.check_run(run_id, &snapshot)?;
+            report.records += state.head.seq;
             report.runs += 1;
             let corrupt = |what: &str| Error::Corrupt(format!("run {run_id}: {what}"));
             if !self
@@ -1333,7 +1388,8 @@ fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
 /// A commit's values, encoded before the transaction so the closure (which sled may run
 /// more than once) only moves bytes.
 struct Encoded {
-    state: Vec<u8>,
+    /// The run state, when this commit writes a snapshot of it (see [`snapshot_due`]).
+    state: Option<Vec<u8>>,
     records: Vec<([u8; 24], Vec<u8>)>,
     pushes: Vec<Vec<u8>>,
 }
@@ -1341,6 +1397,8 @@ struct Encoded {
 /// A commit waiting to be applied, and what happened to it: the feed seq of its last
 /// record, or why it was refused.
 struct Slot {
+    /// The committing thread, woken when its commit is applied or it should lead.
+    thread: std::thread::Thread,
     prepared: Prepared,
     outcome: Mutex<Option<Result<u64, Error>>>,
     /// With `Durability::Log`: the commit log entry that holds this commit's writes, the
@@ -1373,7 +1431,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn prepare(commit: Commit) -> Result<Prepared, Error> {
     let encoded = Encoded {
-        state: codec::encode_state(&commit.state)?,
+        state: if snapshot_due(&commit) {
+            Some(codec::encode_state(&commit.state)?)
+        } else {
+            None
+        },
         records: commit
             .records
             .iter()
@@ -1432,11 +1494,7 @@ fn apply_prepared(
     inbox_max: u64,
 ) -> Result<(), ConflictableTransactionError<Error>> {
     let run_key = p.commit.run_id.as_bytes();
-    let current = t.runs.get(run_key)?;
-    let (actual_seq, head_hash) = match &current {
-        Some(bytes) => codec::decode_state_head(bytes).or_else(abort)?,
-        None => (0, Hash::GENESIS),
-    };
+    let (actual_seq, head_hash) = stored_head(t, p.commit.run_id, p.commit.expected_seq)?;
     if actual_seq != p.commit.expected_seq {
         return abort(Error::Conflict {
             run_id: p.commit.run_id,
@@ -1541,8 +1599,114 @@ fn apply_prepared(
         let key = (first_feed_seq + i as u64).to_be_bytes();
         t.feed.insert(&key[..], value.as_slice())?;
     }
-    t.runs.insert(&run_key[..], p.encoded.state.as_slice())?;
+    if let Some(state) = &p.encoded.state {
+        t.runs.insert(&run_key[..], state.as_slice())?;
+    }
     Ok(())
+}
+
+/// How many records a run may be ahead of its stored state snapshot: a step that crosses
+/// a multiple of this writes one (see [`snapshot_due`]), so loading a running run replays
+/// fewer than this many records plus one commit's.
+pub const STATE_SNAPSHOT_RECORDS: u64 = 16;
+
+/// Whether a commit writes the run's state (the `runs` tree holds a snapshot, not always
+/// the head): for a new run, when the run stops running (waits, ends), and when the step
+/// crosses a multiple of [`STATE_SNAPSHOT_RECORDS`]. Other steps write only their records
+/// and index changes; loading replays the records after the snapshot.
+fn snapshot_due(commit: &Commit) -> bool {
+    let new_seq = commit.state.head.seq;
+    commit.expected_seq == 0
+        || commit.state.status != RunStatus::Running
+        || commit.state.waiting.is_some()
+        || commit.expected_seq / STATE_SNAPSHOT_RECORDS != new_seq / STATE_SNAPSHOT_RECORDS
+}
+
+/// The run's stored ledger head: its last record's seq and hash ((0, genesis) for no
+/// run), found from the records around `expected_seq` (the head the commit expects: two
+/// reads when it is right).
+fn stored_head(
+    t: &StepTrees<'_>,
+    run_id: RunId,
+    expected_seq: u64,
+) -> Result<(u64, Hash), ConflictableTransactionError<Error>> {
+    let record = |seq: u64| t.records.get(keys::record(run_id, seq));
+    let exists = |seq: u64| -> Result<bool, ConflictableTransactionError<Error>> {
+        Ok(seq == 0 || record(seq)?.is_some())
+    };
+    let at_expected = match expected_seq {
+        0 => None,
+        seq => record(seq)?,
+    };
+    let last = if (expected_seq == 0 || at_expected.is_some()) && !exists(expected_seq + 1)? {
+        expected_seq
+    } else {
+        // A conflict: find the last seq (records are contiguous from 1), galloping from
+        // the expected one and then halving.
+        let (mut low, mut high) = if expected_seq == 0 || at_expected.is_some() {
+            let mut step = 1u64;
+            let mut low = expected_seq + 1;
+            while exists(low.saturating_add(step))? {
+                low = low.saturating_add(step);
+                step = step.saturating_mul(2);
+            }
+            (low, low.saturating_add(step))
+        } else {
+            (0, expected_seq)
+        };
+        // exists(low) and !exists(high)
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            if exists(mid)? {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        low
+    };
+    let hash = match last {
+        0 => Hash::GENESIS,
+        seq if seq == expected_seq => {
+            codec::decode_record_hash(at_expected.as_deref().unwrap_or_default()).or_else(abort)?
+        }
+        seq => match record(seq)? {
+            Some(bytes) => codec::decode_record_hash(&bytes).or_else(abort)?,
+            None => Hash::GENESIS,
+        },
+    };
+    Ok((last, hash))
+}
+
+/// The commit lock (the global log's right edge). Letting go of it wakes the thread of
+/// the first commit still queued, which leads the next batch: committers that found the
+/// lock taken sleep until woken, so whoever releases it must hand it on.
+struct LogGuard<'a> {
+    guard: Option<std::sync::MutexGuard<'a, Frontier>>,
+    pending: &'a Mutex<Vec<Arc<Slot>>>,
+}
+
+impl std::ops::Deref for LogGuard<'_> {
+    type Target = Frontier;
+    fn deref(&self) -> &Frontier {
+        self.guard.as_deref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for LogGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Frontier {
+        self.guard.as_deref_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for LogGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        // A committer that queued after the batch was taken, and found the lock held.
+        if let Some(next) = lock(self.pending).first() {
+            next.thread.unpark();
+        }
+    }
 }
 
 /// What one commit adds to the global log: its first and last leaf, and the subtree
@@ -1609,6 +1773,7 @@ impl SledStore {
         // records it in sled, so a replay after a crash starts after what sled has.
         let lsn = self.wal.as_ref().map(|wal| wal.next_lsn());
         let ops = self.apply_batch_ops(batch, log, lsn);
+        self.remember_states(batch);
         let Some(wal) = &self.wal else {
             return;
         };
@@ -1628,9 +1793,41 @@ impl SledStore {
             match (&logged, outcome.as_ref()) {
                 (Ok(logged), Some(Ok(_))) => *lock(&slot.logged) = Some(*logged),
                 (Err(e), Some(Ok(_))) => {
+                    self.recent.forget(slot.prepared.commit.run_id);
                     *outcome = Some(Err(Error::Io(format!("the commit log: {e}"))))
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// The commit lock, if free now; see [`LogGuard`].
+    fn try_lock_log(&self) -> Option<LogGuard<'_>> {
+        let guard = match self.log.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(LogGuard {
+            guard: Some(guard),
+            pending: &self.pending,
+        })
+    }
+
+    /// The commit lock, waiting for it; see [`LogGuard`].
+    fn lock_log(&self) -> LogGuard<'_> {
+        LogGuard {
+            guard: Some(lock(&self.log)),
+            pending: &self.pending,
+        }
+    }
+
+    /// Keeps the new state of each commit of the batch that applied (under the commit
+    /// lock, so no load sees a kept state older than sled's).
+    fn remember_states(&self, batch: &[Arc<Slot>]) {
+        for slot in batch {
+            if matches!(lock(&slot.outcome).as_ref(), Some(Ok(_))) {
+                self.recent.put(slot.prepared.commit.state.clone());
             }
         }
     }
@@ -1696,18 +1893,28 @@ impl Store for SledStore {
     fn commit(&self, commit: Commit) -> Result<(), Error> {
         self.check_writable()?;
         let slot = Arc::new(Slot {
+            thread: std::thread::current(),
             prepared: prepare(commit)?,
             outcome: Mutex::new(None),
             logged: Mutex::new(None),
         });
         lock(&self.pending).push(Arc::clone(&slot));
-        {
-            // The first committer to get the lock applies every commit queued so far, in
-            // one sled transaction; the others find theirs done when they get it.
-            let mut log = lock(&self.log);
-            if lock(&slot.outcome).is_none() {
-                let batch = std::mem::take(&mut *lock(&self.pending));
-                self.apply_batch(&batch, &mut log);
+        // Leader and followers: a committer that gets the commit lock applies every commit
+        // queued so far, as one batch, and wakes their threads; the others sleep until
+        // woken (their commit applied, or the lock free for them to lead). Sleeping on
+        // the lock itself instead would wake the queued threads one by one through it.
+        while lock(&slot.outcome).is_none() {
+            match self.try_lock_log() {
+                Some(mut log) => {
+                    let batch = std::mem::take(&mut *lock(&self.pending));
+                    self.apply_batch(&batch, &mut log);
+                    for done in &batch {
+                        if !Arc::ptr_eq(done, &slot) {
+                            done.thread.unpark();
+                        }
+                    }
+                }
+                None => std::thread::park(),
             }
         }
         let outcome = lock(&slot.outcome).take();
@@ -1723,18 +1930,9 @@ impl Store for SledStore {
     }
 
     fn load(&self, run_id: RunId) -> Result<Option<RunState>, Error> {
-        match self.trees.runs.get(run_id.as_bytes()).map_err(sled_err)? {
-            Some(bytes) => {
-                let state = codec::decode_state(&bytes)?;
-                if state.run_id != run_id {
-                    return Err(Error::Corrupt(format!(
-                        "run {run_id}: state names run {}",
-                        state.run_id
-                    )));
-                }
-                Ok(Some(state))
-            }
-            None => Ok(None),
+        match self.recent.get(run_id) {
+            Some(state) => Ok(Some(state)),
+            None => self.load_stored(run_id),
         }
     }
 
@@ -1842,7 +2040,7 @@ impl Store for SledStore {
         let inbox_max = self.config.limits.inbox_entries_max as u64;
         // With the commit log, under the log lock: the log's order must be the order
         // the writes were applied in.
-        let log = self.wal.as_ref().map(|_| lock(&self.log));
+        let log = self.wal.as_ref().map(|_| self.lock_log());
         let lsn = self.wal.as_ref().map(|wal| wal.next_lsn());
         let (delivery, ops) = self.transact_logged(self.wal.is_some(), |t| {
             if let Some(holder) = t.wait_keys.get(wait_key.as_bytes())? {
