@@ -23,5 +23,5 @@ pub use checkpoint::{
 pub use codec::decode_any;
 pub use codec::VALUE_BYTES_MAX;
 pub use snapshot::{Snapshot, SnapshotFilter};
-pub use store::{CheckReport, SledConfig, SledStore};
+pub use store::{CheckReport, SledConfig, SledStore, STATE_SNAPSHOT_RECORDS};
 pub use sync::Durability;

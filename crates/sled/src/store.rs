@@ -34,9 +34,18 @@ use crate::sync::{sync_dir, Durability, GroupSync};
 use crate::wal::Wal;
 
 /// The text stored under `meta/format`: the layout version of `docs/storage.md`.
-pub(crate) const STORE_FORMAT: &[u8] = b"ledgerflow-sled/2";
+pub(crate) const STORE_FORMAT: &[u8] = b"ledgerflow-sled/3";
+/// The format before state snapshots (`runs` always held the head state, which is a
+/// snapshot too): opening such a store only changes the marker, so that a program that
+/// knows only format 2 refuses it from then on.
+const STORE_FORMAT_2: &[u8] = b"ledgerflow-sled/2";
 /// The format before the global log; opening such a store builds its log once.
 const STORE_FORMAT_1: &[u8] = b"ledgerflow-sled/1";
+
+/// Whether this program opens a store of this format (upgrading it when older).
+fn known_format(format: &[u8]) -> bool {
+    [STORE_FORMAT, STORE_FORMAT_2, STORE_FORMAT_1].contains(&format)
+}
 
 /// The file, beside sled's, that records that a store was created in a directory and
 /// its id: `ledgerflow-sled/1\n<store id, 32 hex digits>\n`. Written (and fsynced) once
@@ -60,7 +69,7 @@ fn read_marker(dir: &Path) -> Result<Option<[u8; 16]>, Error> {
     let text = std::str::from_utf8(&text).map_err(|_| corrupt())?;
     let mut lines = text.lines();
     let format = lines.next().map(str::as_bytes);
-    if format != Some(STORE_FORMAT) && format != Some(STORE_FORMAT_1) {
+    if !format.is_some_and(known_format) {
         return Err(corrupt());
     }
     let id = lines
@@ -519,9 +528,7 @@ impl SledStore {
         let marker = read_marker(dir)?;
         let format = trees.meta.get("format").map_err(sled_err)?;
         let store_id = match (format, marker) {
-            (Some(found), marker)
-                if found.as_ref() == STORE_FORMAT || found.as_ref() == STORE_FORMAT_1 =>
-            {
+            (Some(found), marker) if known_format(&found) => {
                 let id = trees.meta.get("store_id").map_err(sled_err)?;
                 let id = keys::decode_run_id(id.as_deref().unwrap_or_default()).map_err(|_| {
                     Error::Corrupt(format!("{}: store_id is damaged", dir.display()))
@@ -585,10 +592,17 @@ impl SledStore {
             Some((key, _)) => keys::seq_suffix(&key)?,
             None => 0,
         };
-        let format_1 =
-            trees.meta.get("format").map_err(sled_err)?.as_deref() == Some(STORE_FORMAT_1);
+        let format = trees.meta.get("format").map_err(sled_err)?;
+        let format_1 = format.as_deref() == Some(STORE_FORMAT_1);
         let frontier = load_log(dir, &trees, last_feed_seq, format_1, &sync)?;
-        if format_1 {
+        if format.as_deref() == Some(STORE_FORMAT_2) {
+            trees
+                .meta
+                .insert("format", STORE_FORMAT)
+                .map_err(sled_err)?;
+            sync.sync()?;
+        }
+        if format.as_deref() != Some(STORE_FORMAT) {
             write_marker(dir, store_id.as_bytes())?;
         }
         *lock(&applied) = frontier.clone();

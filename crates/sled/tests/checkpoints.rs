@@ -291,7 +291,7 @@ fn a_format_1_store_gets_its_log_built_on_open() {
         Some(head.size)
     );
     let marker = std::fs::read_to_string(path.join("ledgerflow.store")).expect("marker");
-    assert!(marker.starts_with("ledgerflow-sled/2\n"), "{marker}");
+    assert!(marker.starts_with("ledgerflow-sled/3\n"), "{marker}");
     let again = SledStore::open_existing(&path, SledConfig::default()).expect("reopen");
     assert_eq!(log_head(&again).expect("head"), head);
 }

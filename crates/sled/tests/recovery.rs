@@ -316,3 +316,91 @@ fn concurrent_commits_share_fsyncs(config: SledConfig) {
         200
     );
 }
+
+/// The `runs` tree holds a snapshot of each run's state, not always its head: a run
+/// stopped in the middle of a long stretch of steps loads from its last snapshot and the
+/// records after it, in a fresh process (no state kept in memory) as in the one that
+/// wrote it, and a damaged record after the snapshot is reported when the run is loaded.
+#[test]
+fn a_running_run_loads_from_its_snapshot_and_the_records_after_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store");
+    let steps = WorkflowSpec::builder("count", 1)
+        .node("n", |ctx: &mut StepContext<'_>| {
+            let n = ctx.var("n").and_then(Value::as_u64).unwrap_or(0);
+            ctx.set("n", json!(n + 1));
+            StepPlan::next("n")
+        })
+        .entry("n")
+        .build()
+        .expect("valid spec");
+    let run = {
+        let store = Arc::new(SledStore::open(&path).expect("create"));
+        let engine = Engine::with_config(
+            Arc::clone(&store) as Arc<dyn Store>,
+            Arc::new(ManualClock::new(T0)),
+            ledgerflow_kernel::EngineConfig {
+                steps_per_tick_max: 40,
+                ..ledgerflow_kernel::EngineConfig::default()
+            },
+        );
+        engine.register(steps);
+        let run = engine.start(("count", 1), json!({})).expect("start");
+        let state = engine.tick(run).expect("tick");
+        assert_eq!(state.status, RunStatus::Running, "over its step budget");
+        assert_eq!(store.load(run).expect("load").as_ref(), Some(&state));
+        store.close().expect("close");
+        run
+    };
+    let head = 41; // `started`, then 40 steps
+                   // The stored snapshot is the one of the last multiple of 16 the steps crossed.
+    let snapshot_seq = {
+        let db = sled::Config::new()
+            .path(&path)
+            .segment_size(16 << 20)
+            .open()
+            .expect("raw open");
+        let value = db
+            .open_tree("runs")
+            .expect("tree")
+            .get(run.as_bytes())
+            .expect("read")
+            .expect("a snapshot");
+        // Version byte, then the envelope's head seq (u64, little-endian).
+        u64::from_le_bytes(value[1..9].try_into().expect("8 bytes"))
+    };
+    assert_eq!(
+        snapshot_seq,
+        head / ledgerflow_sled::STATE_SNAPSHOT_RECORDS * ledgerflow_sled::STATE_SNAPSHOT_RECORDS
+    );
+    let store = SledStore::open(&path).expect("reopen");
+    let records = store.read_records(run, 1, 1_000).expect("records");
+    assert_eq!(records.len() as u64, head);
+    let loaded = store.load(run).expect("load").expect("the run");
+    assert_eq!(loaded, ledgerflow_kernel::replay(&records).expect("replay"));
+    assert_eq!(loaded.vars.get("n"), Some(&json!(40)));
+    store.check().expect("check");
+    drop(store);
+    // Damage the last record's body (its hash no longer matches): loading the run, which
+    // replays it onto the snapshot, reports it.
+    {
+        let db = sled::Config::new()
+            .path(&path)
+            .segment_size(16 << 20)
+            .open()
+            .expect("raw open");
+        let tree = db.open_tree("records").expect("tree");
+        let (key, value) = tree
+            .scan_prefix(run.as_bytes())
+            .last()
+            .expect("a record")
+            .expect("read");
+        let mut value = value.to_vec();
+        value[20] ^= 0x01;
+        tree.insert(key, value).expect("write");
+        db.flush().expect("flush");
+    }
+    let store = SledStore::open(&path).expect("reopen");
+    assert!(matches!(store.load(run), Err(Error::Corrupt(_))));
+    assert!(matches!(store.check(), Err(Error::Corrupt(_))));
+}
