@@ -10,18 +10,21 @@ b=target/release/ledgerflow
 : > "$out"
 run() { echo "+ ledgerflow bench $*" >&2; "$b" --json bench "$@" >> "$out"; }
 run floor --batch 256 --seconds 3
-run steps --runs 256 --steps 20 --concurrency 256 --durability sync
-run steps --runs 1 --steps 1000 --concurrency 1 --durability sync
+for durability in log sync; do
+  run steps --runs 256 --steps 20 --concurrency 256 --durability "$durability"
+  run steps --runs 1 --steps 1000 --concurrency 1 --durability "$durability"
+done
 run steps --runs 256 --steps 20 --concurrency 256 --durability batched
 run steps --runs 256 --steps 20 --concurrency 256 --durability none
 run steps --store memory --runs 256 --steps 400 --concurrency 2 --durability none
 run hitl --runs 2000 --concurrency 64
 run hitl --store memory --runs 20000 --concurrency 2
-run timers --runs 1000 --due-in-ms 5000 --workers 64
-run timers --runs 10000 --due-in-ms 10000 --workers 64
+run timers --runs 10000 --due-in-ms 10000
+run timers --runs 100000 --due-in-ms 40000
+run timers --runs 100000 --due-in-ms 40000 --spread-ms 10000
 run verify --records 200000 --payload-bytes 128
 for runs in 1000 10000 100000; do
-  run steps --runs "$runs" --steps 5 --concurrency 256 --durability sync
+  run steps --runs "$runs" --steps 5 --concurrency 256
   run recover --runs "$runs" --records $((runs * 4))
 done
 run recover --runs 1000 --records 1000000

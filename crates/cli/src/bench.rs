@@ -118,7 +118,8 @@ struct TimersArgs {
     spread_ms: i64,
     #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
     store: StoreKind,
-    #[arg(long, default_value_t = 2)]
+    /// Scheduler workers (default: the scheduler's default).
+    #[arg(long, default_value_t = SchedulerConfig::default().workers)]
     workers: usize,
     #[command(flatten)]
     common: Common,
