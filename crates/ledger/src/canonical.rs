@@ -43,12 +43,38 @@ pub fn write_canonical_json(value: &Value, out: &mut Vec<u8>) {
 }
 
 fn write_object(members: &Map<String, Value>, out: &mut Vec<u8>) {
-    let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
-    // serde_json orders keys by UTF-8 bytes; RFC 8785 orders by UTF-16 code units. They
-    // differ only when a key holds characters above U+FFFF, but then they do differ.
-    sorted.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
     out.push(b'{');
-    for (i, (key, value)) in sorted.into_iter().enumerate() {
+    if in_utf16_order(members) {
+        // The common case (serde_json's map iterates in UTF-8 byte order, which is UTF-16
+        // order for keys without characters above U+FFFF): no copy, no sort.
+        write_members(members.iter(), out);
+    } else {
+        let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+        // serde_json orders keys by UTF-8 bytes; RFC 8785 orders by UTF-16 code units.
+        // They differ only when a key holds characters above U+FFFF, but then they do.
+        sorted.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+        write_members(sorted.into_iter(), out);
+    }
+    out.push(b'}');
+}
+
+/// Whether the map iterates in RFC 8785 order already: each key before the next in
+/// UTF-8 byte order, and no key with a four-byte character (where UTF-8 and UTF-16
+/// orders part).
+fn in_utf16_order(members: &Map<String, Value>) -> bool {
+    let mut previous: Option<&[u8]> = None;
+    for key in members.keys() {
+        let key = key.as_bytes();
+        if key.iter().any(|b| *b >= 0xf0) || previous.is_some_and(|p| p >= key) {
+            return false;
+        }
+        previous = Some(key);
+    }
+    true
+}
+
+fn write_members<'a>(members: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut Vec<u8>) {
+    for (i, (key, value)) in members.enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -56,37 +82,60 @@ fn write_object(members: &Map<String, Value>, out: &mut Vec<u8>) {
         out.push(b':');
         write_canonical_json(value, out);
     }
-    out.push(b'}');
 }
 
+/// A JSON string: only `"`, `\` and control characters are escaped (the short forms
+/// where JSON has them, else `\u00xx`); everything else is copied as UTF-8. Works on
+/// bytes: no byte of a multi-byte UTF-8 character is below 0x80.
 fn write_string(text: &str, out: &mut Vec<u8>) {
     out.push(b'"');
-    for ch in text.chars() {
-        match ch {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\u{08}' => out.extend_from_slice(b"\\b"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\u{0c}' => out.extend_from_slice(b"\\f"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            c if u32::from(c) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", u32::from(c)).as_bytes());
-            }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
+    let bytes = text.as_bytes();
+    let mut copied = 0;
+    // Skip 16-byte blocks with nothing to escape (a loop without an early exit, which
+    // the compiler turns into vector compares); look at single bytes from the first
+    // block that has something.
+    let clean = |b: u8| b >= 0x20 && b != b'"' && b != b'\\';
+    let mut from = 0;
+    for block in bytes.chunks_exact(16) {
+        if !block.iter().fold(true, |all, b| all & clean(*b)) {
+            break;
         }
+        from += 16;
     }
+    for (i, &byte) in bytes.iter().enumerate().skip(from) {
+        let short: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            0x0c => b"\\f",
+            b'\r' => b"\\r",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[copied..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        } else {
+            out.extend_from_slice(short);
+        }
+        copied = i + 1;
+    }
+    out.extend_from_slice(&bytes[copied..]);
     out.push(b'"');
 }
 
 fn write_number(number: &Number, out: &mut Vec<u8>) {
+    use std::io::Write;
+    // Writing into a Vec cannot fail.
     if let Some(n) = number.as_u64() {
-        out.extend_from_slice(n.to_string().as_bytes());
+        let _ = write!(out, "{n}");
     } else if let Some(n) = number.as_i64() {
-        out.extend_from_slice(n.to_string().as_bytes());
+        let _ = write!(out, "{n}");
     } else if let Some(x) = number.as_f64() {
         out.extend_from_slice(format_es_number(x).as_bytes());
     }
@@ -132,7 +181,96 @@ fn format_es_number(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    /// The plain reading of RFC 8785 the writer above must match: sort every object's
+    /// keys by UTF-16 code units, escape character by character.
+    fn reference(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(members) => {
+                let mut sorted: Vec<_> = members.iter().collect();
+                sorted.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+                out.push('{');
+                for (i, (key, value)) in sorted.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    reference(&Value::String(key.clone()), out);
+                    out.push(':');
+                    reference(value, out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    reference(item, out);
+                }
+                out.push(']');
+            }
+            Value::String(text) => {
+                out.push('"');
+                for ch in text.chars() {
+                    match ch {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        '\u{08}' => out.push_str("\\b"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\u{0c}' => out.push_str("\\f"),
+                        '\r' => out.push_str("\\r"),
+                        c if u32::from(c) < 0x20 => {
+                            out.push_str(&format!("\\u{:04x}", u32::from(c)))
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+            }
+            other => out.push_str(&String::from_utf8(canonical_json(other)).expect("utf-8")),
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        // Keys and strings from a mix of ASCII, control characters, and characters on
+        // both sides of U+FFFF (where UTF-8 and UTF-16 orders part).
+        let text = prop::collection::vec(
+            prop_oneof![
+                any::<char>(),
+                prop::char::range('\u{0}', '\u{7f}'),
+                prop::char::range('\u{e000}', '\u{ffff}'),
+                prop::char::range('\u{10000}', '\u{10ffff}'),
+            ],
+            0..40,
+        )
+        .prop_map(|chars| chars.into_iter().collect::<String>());
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            text.clone().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(text.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_writer_matches_the_reference(value in json_value()) {
+            let mut expected = String::new();
+            reference(&value, &mut expected);
+            prop_assert_eq!(text(&value), expected);
+        }
+    }
 
     fn text(value: &Value) -> String {
         String::from_utf8(canonical_json(value)).expect("canonical JSON is UTF-8")

@@ -137,15 +137,30 @@ impl Record {
 
     /// blake3 of [`hash_input`] over this record's fields.
     pub fn compute_hash(&self) -> Hash {
-        Hash::of(&hash_input(
-            self.run_id,
-            self.seq,
-            self.at_ms,
-            &self.kind,
-            &self.body,
-            self.prev_hash,
-            self.state_hash,
-        ))
+        // One buffer per thread, reused: hashing is on every write and every verify.
+        thread_local! {
+            static INPUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        INPUT.with(|input| {
+            let mut input = input.borrow_mut();
+            input.clear();
+            write_hash_input(
+                &mut input,
+                self.run_id,
+                self.seq,
+                self.at_ms,
+                &self.kind,
+                &self.body,
+                self.prev_hash,
+                self.state_hash,
+            );
+            let hash = Hash::of(&input);
+            // A huge body does not stay allocated for the thread's life.
+            if input.capacity() > 1 << 20 {
+                *input = Vec::new();
+            }
+            hash
+        })
     }
 }
 
@@ -170,18 +185,38 @@ pub fn hash_input(
     prev_hash: Hash,
     state_hash: Hash,
 ) -> Vec<u8> {
-    let mut body_bytes = Vec::with_capacity(128);
-    write_canonical_json(body, &mut body_bytes);
-    let mut input = Vec::with_capacity(RECORD_DOMAIN.len() + 112 + kind.len() + body_bytes.len());
-    input.extend_from_slice(RECORD_DOMAIN);
-    input.extend_from_slice(run_id.as_bytes());
-    input.extend_from_slice(&seq.to_be_bytes());
-    input.extend_from_slice(&at_ms.to_be_bytes());
-    push_len_prefixed(&mut input, kind.as_bytes());
-    push_len_prefixed(&mut input, &body_bytes);
-    input.extend_from_slice(prev_hash.as_bytes());
-    input.extend_from_slice(state_hash.as_bytes());
+    let mut input = Vec::with_capacity(RECORD_DOMAIN.len() + 240 + kind.len());
+    write_hash_input(
+        &mut input, run_id, seq, at_ms, kind, body, prev_hash, state_hash,
+    );
     input
+}
+
+/// Appends [`hash_input`] to `out`: the body's canonical JSON is written in place, its
+/// length filled in after.
+#[allow(clippy::too_many_arguments)]
+fn write_hash_input(
+    out: &mut Vec<u8>,
+    run_id: RunId,
+    seq: u64,
+    at_ms: i64,
+    kind: &str,
+    body: &Value,
+    prev_hash: Hash,
+    state_hash: Hash,
+) {
+    out.extend_from_slice(RECORD_DOMAIN);
+    out.extend_from_slice(run_id.as_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&at_ms.to_be_bytes());
+    push_len_prefixed(out, kind.as_bytes());
+    let length_at = out.len();
+    out.extend_from_slice(&[0; 8]);
+    write_canonical_json(body, out);
+    let body_len = (out.len() - length_at - 8) as u64;
+    out[length_at..length_at + 8].copy_from_slice(&body_len.to_be_bytes());
+    out.extend_from_slice(prev_hash.as_bytes());
+    out.extend_from_slice(state_hash.as_bytes());
 }
 
 fn push_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
