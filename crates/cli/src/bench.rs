@@ -773,7 +773,7 @@ fn floor(a: &FloorArgs) -> Result<Value> {
     // 2. sled: a batch of `batch` 200-byte records, flush, fsync of the log file.
     let db = sled::Config::new()
         .path(dir.path.join("sled"))
-        .segment_size(16 << 20)
+        .segment_size(ledgerflow_sled::SEGMENT_BYTES)
         .flush_every_ms(None)
         .open()?;
     let log = File::open(dir.path.join("sled").join("db"))?;

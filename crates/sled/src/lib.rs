@@ -23,5 +23,7 @@ pub use checkpoint::{
 pub use codec::decode_any;
 pub use codec::VALUE_BYTES_MAX;
 pub use snapshot::{Snapshot, SnapshotFilter};
-pub use store::{CheckReport, SledConfig, SledStore, STATE_SNAPSHOT_RECORDS};
+pub use store::{
+    segment_size_of, CheckReport, SledConfig, SledStore, SEGMENT_BYTES, STATE_SNAPSHOT_RECORDS,
+};
 pub use sync::Durability;

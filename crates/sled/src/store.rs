@@ -104,10 +104,14 @@ fn write_marker(dir: &Path, store_id: &[u8; 16]) -> Result<(), Error> {
     write().map_err(|e| io(&format!("writing {}", path.display()), e))
 }
 
-/// sled's segment size. Values over a quarter of it become separate blob files, which
-/// sled does not fsync; every value this store writes is kept under
-/// [`crate::VALUE_BYTES_MAX`], far below that.
-const SEGMENT_BYTES: usize = 16 << 20;
+/// sled's segment size for new stores (a store keeps the size it was made with: sled
+/// refuses another). Values over a quarter of it become separate blob files, which sled
+/// does not fsync; every value this store writes is kept under
+/// [`crate::VALUE_BYTES_MAX`] (192 KiB), below that. 4 MiB rather than the 16 of layout
+/// 2: sled writes out its last segment on open, so a larger one makes every open slower
+/// (200,000 records: 287 ms with 16 MiB, 186 ms with 4, 126 ms with 1), and 1 MiB
+/// buffers made commits slower (docs/benchmarks.md).
+pub const SEGMENT_BYTES: usize = 4 << 20;
 
 /// Settings of a [`SledStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -314,11 +318,13 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// before sled opens the store: sled silently rewrites a `conf` of 8 bytes or less and
 /// only warns on a bad checksum, which would change a store an operator only wanted to
 /// inspect and hide the damage. A missing `conf` is left to the caller.
-fn check_conf(dir: &Path) -> Result<(), Error> {
+/// Checks sled's settings file, and returns the segment size it names (`None` for a new
+/// store).
+fn check_conf(dir: &Path) -> Result<Option<usize>, Error> {
     let path = dir.join("conf");
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(&format!("reading {}", path.display()), e)),
     };
     let damaged = |what: &str| {
@@ -337,18 +343,27 @@ fn check_conf(dir: &Path) -> Result<(), Error> {
     if crc32fast::hash(text) != u32::from_le_bytes(stored) {
         return Err(damaged("its checksum does not match"));
     }
-    Ok(())
+    let segment_size = String::from_utf8_lossy(text)
+        .lines()
+        .find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok())
+        .ok_or_else(|| damaged("no segment size"))?;
+    Ok(Some(segment_size))
+}
+
+/// The segment size sled's files in `dir` were made with (`None` for a new store).
+pub fn segment_size_of(dir: &Path) -> Result<Option<usize>, Error> {
+    check_conf(dir)
 }
 
 /// Opens sled in `dir`, waiting up to [`LOCK_WAIT`] for its file lock.
 fn open_db(dir: &Path, config: &SledConfig, where_: &str) -> Result<sled::Db, Error> {
-    check_conf(dir)?;
+    let segment_size = check_conf(dir)?.unwrap_or(SEGMENT_BYTES);
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         let opened = no_panic(where_, || {
             sled::Config::new()
                 .path(dir)
-                .segment_size(SEGMENT_BYTES)
+                .segment_size(segment_size)
                 .cache_capacity(config.cache_bytes)
                 .flush_every_ms(match config.durability {
                     Durability::None | Durability::Log { .. } => Some(500),

@@ -320,7 +320,14 @@ fn unknown_envelope_version_is_corrupt() {
 fn raw_open(path: &std::path::Path) -> sled::Db {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match sled::Config::new().path(path).segment_size(16 << 20).open() {
+        let segment_size = ledgerflow_sled::segment_size_of(path)
+            .expect("conf")
+            .expect("a store");
+        match sled::Config::new()
+            .path(path)
+            .segment_size(segment_size)
+            .open()
+        {
             Ok(db) => return db,
             Err(e)
                 if std::time::Instant::now() < deadline

@@ -357,7 +357,11 @@ fn a_running_run_loads_from_its_snapshot_and_the_records_after_it() {
     let snapshot_seq = {
         let db = sled::Config::new()
             .path(&path)
-            .segment_size(16 << 20)
+            .segment_size(
+                ledgerflow_sled::segment_size_of(&path)
+                    .expect("conf")
+                    .expect("a store"),
+            )
             .open()
             .expect("raw open");
         let value = db
@@ -386,7 +390,11 @@ fn a_running_run_loads_from_its_snapshot_and_the_records_after_it() {
     {
         let db = sled::Config::new()
             .path(&path)
-            .segment_size(16 << 20)
+            .segment_size(
+                ledgerflow_sled::segment_size_of(&path)
+                    .expect("conf")
+                    .expect("a store"),
+            )
             .open()
             .expect("raw open");
         let tree = db.open_tree("records").expect("tree");
