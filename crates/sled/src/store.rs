@@ -786,21 +786,23 @@ impl SledStore {
         self.closed.store(true, Ordering::SeqCst);
         self.stop_flusher();
         let synced = match &self.wal {
-            // Everything logged is in sled: make it durable there, so the next open has no
-            // log to replay.
-            Some(wal) => {
-                let upto = wal.next_lsn();
-                self.trees
-                    .meta
-                    .insert(WAL_SYNCED_KEY, &(upto - 1).to_be_bytes()[..])
-                    .map_err(sled_err)
-                    .and_then(|_| self.sync())
-                    .and_then(|()| wal.remove_before(upto).map(drop))
-            }
+            Some(wal) => self.sync_and_trim_log(wal),
             None => self.sync(),
         };
         self.checkpointer.stop();
         synced
+    }
+
+    /// Everything logged is in sled: makes it durable there and lets the commit log's
+    /// older segments go, so the next open has nothing to replay.
+    fn sync_and_trim_log(&self, wal: &Wal) -> Result<(), Error> {
+        let upto = wal.next_lsn();
+        self.trees
+            .meta
+            .insert(WAL_SYNCED_KEY, &(upto - 1).to_be_bytes()[..])
+            .map_err(sled_err)?;
+        self.sync()?;
+        wal.remove_before(upto).map(drop)
     }
 
     /// The public key this store's checkpoints are signed with (`None` when unsigned).
@@ -1296,7 +1298,10 @@ pub struct CheckReport {
 impl Drop for SledStore {
     fn drop(&mut self) {
         self.stop_flusher();
-        if self.config.durability != Durability::None {
+        if let (Some(wal), false) = (&self.wal, self.closed.load(Ordering::SeqCst)) {
+            // As `close` does; a failure leaves the log to be replayed on the next open.
+            let _ = self.sync_and_trim_log(wal);
+        } else if self.config.durability != Durability::None {
             if let Ok(Some(round)) = self.sync.sync_if_dirty() {
                 self.checkpointer
                     .request(round.durable_size, round.durable_root);
