@@ -21,6 +21,8 @@ pub fn bytes(data: &[u8]) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout.write_all(data).and_then(|()| stdout.flush()) {
+        // `exit` runs no destructors: remove the store copies a read command made first.
+        ledgerflow_sled::remove_inspection_copies();
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(EXIT_STDOUT_CLOSED);
         }

@@ -390,11 +390,20 @@ fn a_closed_pipe_ends_the_command_quietly() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
+    let pid = child.id();
     drop(child.stdout.take()); // the reader goes away, as `| head -1` does
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.is_empty(), "quiet: {stderr}");
     assert_eq!(out.status.code(), Some(141), "as if killed by SIGPIPE");
+    // The copy of the store the read command made is gone, though it exited early.
+    let prefix = format!("ledgerflow-inspect-{pid}-");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .expect("temp dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "inspection copies left behind: {left:?}");
 }
 
 #[test]

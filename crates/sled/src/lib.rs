@@ -24,6 +24,7 @@ pub use codec::decode_any;
 pub use codec::VALUE_BYTES_MAX;
 pub use snapshot::{Snapshot, SnapshotFilter};
 pub use store::{
-    segment_size_of, CheckReport, SledConfig, SledStore, SEGMENT_BYTES, STATE_SNAPSHOT_RECORDS,
+    remove_inspection_copies, segment_size_of, CheckReport, SledConfig, SledStore, SEGMENT_BYTES,
+    STATE_SNAPSHOT_RECORDS,
 };
 pub use sync::Durability;

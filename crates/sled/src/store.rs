@@ -248,9 +248,56 @@ struct InspectionCopy {
     source: PathBuf,
 }
 
+/// The inspection copies this process holds, for [`remove_inspection_copies`].
+static INSPECTION_COPIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+impl InspectionCopy {
+    /// A new, empty directory of its own under the temporary directory. Created
+    /// exclusively: a directory left by a process that exited without cleaning up (and
+    /// whose process id this one now has) is never reused.
+    fn new(source: &Path) -> Result<Self, Error> {
+        static COPIES: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        for attempt in 0..100u32 {
+            let dir = std::env::temp_dir().join(format!(
+                "ledgerflow-inspect-{}-{}-{nanos:08x}{attempt:02}",
+                std::process::id(),
+                COPIES.fetch_add(1, Ordering::SeqCst)
+            ));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    lock(&INSPECTION_COPIES).push(dir.clone());
+                    return Ok(InspectionCopy {
+                        dir,
+                        source: source.to_owned(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io(&format!("creating {}", dir.display()), e)),
+            }
+        }
+        Err(Error::Io(format!(
+            "no free name for an inspection copy in {}",
+            std::env::temp_dir().display()
+        )))
+    }
+}
+
 impl Drop for InspectionCopy {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        lock(&INSPECTION_COPIES).retain(|dir| *dir != self.dir);
+    }
+}
+
+/// Removes the inspection copies this process still holds. For a program about to end
+/// with `std::process::exit`, which runs no destructors (the CLI, when its output pipe
+/// closes); the handles on them must not be used afterwards.
+pub fn remove_inspection_copies() {
+    for dir in std::mem::take(&mut *lock(&INSPECTION_COPIES)) {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -454,16 +501,8 @@ impl SledStore {
                 return Err(io(&format!("locking {}", db.display()), e))
             }
         }
-        static COPIES: AtomicU64 = AtomicU64::new(0);
-        let copy_dir = std::env::temp_dir().join(format!(
-            "ledgerflow-inspect-{}-{}",
-            std::process::id(),
-            COPIES.fetch_add(1, Ordering::SeqCst)
-        ));
-        let copy = InspectionCopy {
-            dir: copy_dir.clone(),
-            source: dir.to_owned(),
-        };
+        let copy = InspectionCopy::new(dir)?;
+        let copy_dir = copy.dir.clone();
         copy_store_dir(dir, &copy_dir)?;
         drop(lock);
         let config = SledConfig {
