@@ -1751,6 +1751,26 @@ fn stored_head(
     Ok((last, hash))
 }
 
+/// A batch taken by a leader. Dropping it — after the batch is applied, or while
+/// unwinding from a panic in the middle — wakes every committer of the batch, and gives
+/// one that has no outcome yet an error instead of leaving it asleep.
+struct Batch(Vec<Arc<Slot>>);
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        for slot in &self.0 {
+            lock(&slot.outcome).get_or_insert_with(|| {
+                Err(Error::Io(
+                    "the commit was not applied: applying its batch panicked".into(),
+                ))
+            });
+            if slot.thread.id() != std::thread::current().id() {
+                slot.thread.unpark();
+            }
+        }
+    }
+}
+
 /// The commit lock (the global log's right edge). Letting go of it wakes the thread of
 /// the first commit still queued, which leads the next batch: committers that found the
 /// lock taken sleep until woken, so whoever releases it must hand it on.
@@ -1979,13 +1999,8 @@ impl Store for SledStore {
         while lock(&slot.outcome).is_none() {
             match self.try_lock_log() {
                 Some(mut log) => {
-                    let batch = std::mem::take(&mut *lock(&self.pending));
-                    self.apply_batch(&batch, &mut log);
-                    for done in &batch {
-                        if !Arc::ptr_eq(done, &slot) {
-                            done.thread.unpark();
-                        }
-                    }
+                    let batch = Batch(std::mem::take(&mut *lock(&self.pending)));
+                    self.apply_batch(&batch.0, &mut log);
                 }
                 None => std::thread::park(),
             }
