@@ -110,7 +110,8 @@ fn write_marker(dir: &Path, store_id: &[u8; 16]) -> Result<(), Error> {
 /// [`crate::VALUE_BYTES_MAX`] (192 KiB), below that. 4 MiB rather than the 16 of layout
 /// 2: sled writes out its last segment on open, so a larger one makes every open slower
 /// (200,000 records: 287 ms with 16 MiB, 186 ms with 4, 126 ms with 1), and 1 MiB
-/// buffers made commits slower (docs/benchmarks.md).
+/// buffers made commits slower; a store of a million runs opened slower, though, which
+/// is still to be measured side by side (docs/benchmarks.md).
 pub const SEGMENT_BYTES: usize = 4 << 20;
 
 /// Settings of a [`SledStore`].
