@@ -19,8 +19,8 @@ pub(crate) const ENVELOPE_V1: u8 = 1;
 pub(crate) const ENVELOPE_V2: u8 = 2;
 
 /// Largest value this store writes or decodes (192 KiB). Keeping every value well under
-/// sled's blob threshold (a quarter of a segment: 1 MiB with the 4 MiB segments of new
-/// stores) keeps all data in sled's log file, which is the file the store fsyncs.
+/// sled's blob threshold (a quarter of a segment: 4 MiB with 16 MiB segments) keeps all
+/// data in sled's log file, which is the file the store fsyncs.
 pub const VALUE_BYTES_MAX: usize = 192 << 10;
 
 fn options() -> impl Options {

@@ -107,12 +107,12 @@ fn write_marker(dir: &Path, store_id: &[u8; 16]) -> Result<(), Error> {
 /// sled's segment size for new stores (a store keeps the size it was made with: sled
 /// refuses another). Values over a quarter of it become separate blob files, which sled
 /// does not fsync; every value this store writes is kept under
-/// [`crate::VALUE_BYTES_MAX`] (192 KiB), below that. 4 MiB rather than the 16 of layout
-/// 2: sled writes out its last segment on open, so a larger one makes every open slower
-/// (200,000 records: 287 ms with 16 MiB, 186 ms with 4, 126 ms with 1), and 1 MiB
-/// buffers made commits slower; a store of a million runs opened slower, though, which
-/// is still to be measured side by side (docs/benchmarks.md).
-pub const SEGMENT_BYTES: usize = 4 << 20;
+/// [`crate::VALUE_BYTES_MAX`] (192 KiB), far below that. 16 MiB: smaller segments open
+/// small stores faster (sled writes out its last segment on open: 200,000 records, 287
+/// ms with 16 MiB, 186 with 4) but large ones slower (100,000 runs, 568 ms against 662;
+/// a million runs, 7.6 s with 4 MiB), and the targets are about large stores
+/// (docs/benchmarks.md).
+pub const SEGMENT_BYTES: usize = 16 << 20;
 
 /// Settings of a [`SledStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
