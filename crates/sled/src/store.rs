@@ -366,9 +366,9 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// before sled opens the store: sled silently rewrites a `conf` of 8 bytes or less and
 /// only warns on a bad checksum, which would change a store an operator only wanted to
 /// inspect and hide the damage. A missing `conf` is left to the caller.
-/// Checks sled's settings file, and returns the segment size it names (`None` for a new
-/// store).
-fn check_conf(dir: &Path) -> Result<Option<usize>, Error> {
+/// Checks sled's settings file in `dir`, and returns the segment size sled's files were
+/// made with (`None` for a new store).
+pub fn segment_size_of(dir: &Path) -> Result<Option<usize>, Error> {
     let path = dir.join("conf");
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
@@ -398,14 +398,9 @@ fn check_conf(dir: &Path) -> Result<Option<usize>, Error> {
     Ok(Some(segment_size))
 }
 
-/// The segment size sled's files in `dir` were made with (`None` for a new store).
-pub fn segment_size_of(dir: &Path) -> Result<Option<usize>, Error> {
-    check_conf(dir)
-}
-
 /// Opens sled in `dir`, waiting up to [`LOCK_WAIT`] for its file lock.
 fn open_db(dir: &Path, config: &SledConfig, where_: &str) -> Result<sled::Db, Error> {
-    let segment_size = check_conf(dir)?.unwrap_or(SEGMENT_BYTES);
+    let segment_size = segment_size_of(dir)?.unwrap_or(SEGMENT_BYTES);
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         let opened = no_panic(where_, || {
@@ -962,10 +957,9 @@ impl SledStore {
     /// Otherwise `f` runs in a sled transaction (and no writes are returned).
     fn transact_logged<T>(
         &self,
-        log_ops: bool,
         f: impl Fn(&StepTrees<'_>) -> Result<T, ConflictableTransactionError<Error>>,
     ) -> Result<(T, Vec<Op>), Error> {
-        if log_ops {
+        if self.wal.is_some() {
             return self.write_logged(f);
         }
         self.transact(f).map(|value| (value, Vec::new()))
@@ -979,30 +973,11 @@ impl SledStore {
         let trees = self.trees.step_trees();
         let ops = std::cell::RefCell::new(Vec::new());
         let pending = std::cell::RefCell::new(Pending::new());
-        let tx = |id: usize| Tx {
-            target: Target::Logged {
-                tree: trees[id],
-                pending: &pending,
-            },
-            id: id as u8,
-            ops: Some(&ops),
-        };
-        let step = StepTrees {
-            runs: tx(0),
-            records: tx(1),
-            wait_keys: tx(2),
-            timers: tx(3),
-            status: tx(4),
-            inbox: tx(5),
-            inbox_meta: tx(6),
-            children: tx(7),
-            feed: tx(8),
-            by_workflow: tx(9),
-            by_created: tx(10),
-            by_updated: tx(11),
-            log: tx(12),
-            meta: tx(13),
-        };
+        let step = StepTrees::from_fn(|id| Target::Logged {
+            tree: trees[id],
+            pending: &pending,
+            ops: &ops,
+        });
         let value = match f(&step) {
             Ok(value) => value,
             Err(ConflictableTransactionError::Abort(e)) => return Err(e),
@@ -1022,66 +997,18 @@ impl SledStore {
         &self,
         f: impl Fn(&StepTrees<'_>) -> Result<T, ConflictableTransactionError<Error>>,
     ) -> Result<T, Error> {
-        let [runs, records, wait_keys, timers, status, inbox, inbox_meta, children, feed, by_workflow, by_created, by_updated, log, meta] =
-            self.trees.step_trees();
+        // sled makes tuples of trees transactional; `StepTrees` numbers them as an array.
+        let t = self.trees.step_trees();
         let trees = (
-            runs,
-            records,
-            wait_keys,
-            timers,
-            status,
-            inbox,
-            inbox_meta,
-            children,
-            feed,
-            by_workflow,
-            by_created,
-            by_updated,
-            log,
-            meta,
+            t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13],
         );
-        let result = trees.transaction(
-            |(
-                runs,
-                records,
-                wait_keys,
-                timers,
-                status,
-                inbox,
-                inbox_meta,
-                children,
-                feed,
-                by_workflow,
-                by_created,
-                by_updated,
-                log,
-                meta,
-            )| {
-                let tx = |tree, id| Tx {
-                    target: Target::Transaction(tree),
-                    id,
-                    ops: None,
-                };
-                // Each tree's id is its position in `Trees::step_trees`.
-                let step = StepTrees {
-                    runs: tx(runs, 0),
-                    records: tx(records, 1),
-                    wait_keys: tx(wait_keys, 2),
-                    timers: tx(timers, 3),
-                    status: tx(status, 4),
-                    inbox: tx(inbox, 5),
-                    inbox_meta: tx(inbox_meta, 6),
-                    children: tx(children, 7),
-                    feed: tx(feed, 8),
-                    by_workflow: tx(by_workflow, 9),
-                    by_created: tx(by_created, 10),
-                    by_updated: tx(by_updated, 11),
-                    log: tx(log, 12),
-                    meta: tx(meta, 13),
-                };
-                f(&step)
-            },
-        );
+        let result = trees.transaction(|t| {
+            let trees = [
+                &t.0, &t.1, &t.2, &t.3, &t.4, &t.5, &t.6, &t.7, &t.8, &t.9, &t.10, &t.11, &t.12,
+                &t.13,
+            ];
+            f(&StepTrees::from_fn(|id| Target::Transaction(trees[id])))
+        });
         match result {
             Ok(value) => Ok(value),
             Err(TransactionError::Abort(e)) => Err(e),
@@ -1357,24 +1284,25 @@ impl Drop for SledStore {
 /// the value (`None`: removed).
 pub(crate) type Op = (u8, Vec<u8>, Option<Vec<u8>>);
 
-/// A tree inside a step's writes, recording them when the commit log needs them.
+/// A tree inside a step's writes; `id` is its position in [`Trees::step_trees`].
 #[derive(Clone, Copy)]
 struct Tx<'a> {
     target: Target<'a>,
     id: u8,
-    ops: Option<&'a std::cell::RefCell<Vec<Op>>>,
 }
 
 /// Where a step's writes go: a sled transaction (`Sync`, `Batched`, `None`: sled's
-/// atomicity makes the step atomic), or, with the commit log, only the list of writes,
-/// read back through `pending` until they are applied to sled after the step (the log
-/// entry makes the step atomic; no sled transaction, whose global lock stalls readers).
+/// atomicity makes the step atomic), or, with the commit log, only the list of writes
+/// (`ops`, in order, for the log entry), read back through `pending` until they are
+/// applied to sled after the step (the log entry makes the step atomic; no sled
+/// transaction, whose global lock stalls readers).
 #[derive(Clone, Copy)]
 enum Target<'a> {
     Transaction(&'a sled::transaction::TransactionalTree),
     Logged {
         tree: &'a sled::Tree,
         pending: &'a std::cell::RefCell<Pending>,
+        ops: &'a std::cell::RefCell<Vec<Op>>,
     },
 }
 
@@ -1388,7 +1316,7 @@ impl Tx<'_> {
     fn get(&self, key: impl AsRef<[u8]>) -> TxResult {
         match self.target {
             Target::Transaction(tree) => tree.get(key.as_ref()),
-            Target::Logged { tree, pending } => {
+            Target::Logged { tree, pending, .. } => {
                 let key = key.as_ref();
                 if let Some(value) = pending.borrow().get(&(self.id, key.to_vec())) {
                     return Ok(value.as_deref().map(sled::IVec::from));
@@ -1404,19 +1332,16 @@ impl Tx<'_> {
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), sled::transaction::UnabortableTransactionError> {
-        if let Some(ops) = self.ops {
-            ops.borrow_mut()
-                .push((self.id, key.to_vec(), value.map(<[u8]>::to_vec)));
-        }
         match self.target {
             Target::Transaction(tree) => match value {
                 Some(value) => tree.insert(key, value).map(drop),
                 None => tree.remove(key).map(drop),
             },
-            Target::Logged { pending, .. } => {
-                pending
-                    .borrow_mut()
-                    .insert((self.id, key.to_vec()), value.map(<[u8]>::to_vec));
+            Target::Logged { pending, ops, .. } => {
+                let value = value.map(<[u8]>::to_vec);
+                ops.borrow_mut()
+                    .push((self.id, key.to_vec(), value.clone()));
+                pending.borrow_mut().insert((self.id, key.to_vec()), value);
                 Ok(())
             }
         }
@@ -1438,6 +1363,7 @@ impl Tx<'_> {
     }
 }
 
+/// The trees of one step's writes, in [`Trees::step_trees`] order.
 struct StepTrees<'a> {
     runs: Tx<'a>,
     records: Tx<'a>,
@@ -1453,6 +1379,32 @@ struct StepTrees<'a> {
     by_updated: Tx<'a>,
     log: Tx<'a>,
     meta: Tx<'a>,
+}
+
+impl<'a> StepTrees<'a> {
+    /// Each tree's handle from its position in [`Trees::step_trees`].
+    fn from_fn(target: impl Fn(usize) -> Target<'a>) -> Self {
+        let tx = |id: usize| Tx {
+            target: target(id),
+            id: id as u8,
+        };
+        StepTrees {
+            runs: tx(0),
+            records: tx(1),
+            wait_keys: tx(2),
+            timers: tx(3),
+            status: tx(4),
+            inbox: tx(5),
+            inbox_meta: tx(6),
+            children: tx(7),
+            feed: tx(8),
+            by_workflow: tx(9),
+            by_created: tx(10),
+            by_updated: tx(11),
+            log: tx(12),
+            meta: tx(13),
+        }
+    }
 }
 
 fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
@@ -1934,7 +1886,6 @@ impl SledStore {
         log: &mut Frontier,
         lsn: Option<crate::wal::Lsn>,
     ) -> Vec<Op> {
-        let log_ops = self.wal.is_some();
         let inbox_max = self.config.limits.inbox_entries_max as u64;
         if batch.len() > 1 {
             let mut after = log.clone();
@@ -1942,7 +1893,7 @@ impl SledStore {
                 .iter()
                 .map(|slot| plan_log(&mut after, &slot.prepared))
                 .collect();
-            let combined = self.transact_logged(log_ops, |t| {
+            let combined = self.transact_logged(|t| {
                 for (slot, plan) in batch.iter().zip(&plans) {
                     apply_prepared(t, &slot.prepared, plan.first_leaf + 1, inbox_max)?;
                     write_log(t, plan)?;
@@ -1963,7 +1914,7 @@ impl SledStore {
             let mut after = log.clone();
             let first = after.size() + 1;
             let plan = plan_log(&mut after, &slot.prepared);
-            let outcome = self.transact_logged(log_ops, |t| {
+            let outcome = self.transact_logged(|t| {
                 apply_prepared(t, &slot.prepared, first, inbox_max)?;
                 write_log(t, &plan)?;
                 note_lsn(t, lsn)
@@ -2131,7 +2082,7 @@ impl Store for SledStore {
         // the writes were applied in.
         let log = self.wal.as_ref().map(|_| self.lock_log());
         let lsn = self.wal.as_ref().map(|wal| wal.next_lsn());
-        let (delivery, ops) = self.transact_logged(self.wal.is_some(), |t| {
+        let (delivery, ops) = self.transact_logged(|t| {
             if let Some(holder) = t.wait_keys.get(wait_key.as_bytes())? {
                 return Ok(Delivery::Waiter(
                     keys::decode_run_id(&holder).or_else(abort)?,

@@ -355,15 +355,7 @@ fn a_running_run_loads_from_its_snapshot_and_the_records_after_it() {
     let head = 41; // `started`, then 40 steps
                    // The stored snapshot is the one of the last multiple of 16 the steps crossed.
     let snapshot_seq = {
-        let db = sled::Config::new()
-            .path(&path)
-            .segment_size(
-                ledgerflow_sled::segment_size_of(&path)
-                    .expect("conf")
-                    .expect("a store"),
-            )
-            .open()
-            .expect("raw open");
+        let db = raw_open(&path);
         let value = db
             .open_tree("runs")
             .expect("tree")
@@ -388,15 +380,7 @@ fn a_running_run_loads_from_its_snapshot_and_the_records_after_it() {
     // Damage the last record's body (its hash no longer matches): loading the run, which
     // replays it onto the snapshot, reports it.
     {
-        let db = sled::Config::new()
-            .path(&path)
-            .segment_size(
-                ledgerflow_sled::segment_size_of(&path)
-                    .expect("conf")
-                    .expect("a store"),
-            )
-            .open()
-            .expect("raw open");
+        let db = raw_open(&path);
         let tree = db.open_tree("records").expect("tree");
         let (key, value) = tree
             .scan_prefix(run.as_bytes())
@@ -411,4 +395,17 @@ fn a_running_run_loads_from_its_snapshot_and_the_records_after_it() {
     let store = SledStore::open(&path).expect("reopen");
     assert!(matches!(store.load(run), Err(Error::Corrupt(_))));
     assert!(matches!(store.check(), Err(Error::Corrupt(_))));
+}
+
+/// Opens a closed store's sled database directly, with the segment size it was made with.
+fn raw_open(path: &std::path::Path) -> sled::Db {
+    sled::Config::new()
+        .path(path)
+        .segment_size(
+            ledgerflow_sled::segment_size_of(path)
+                .expect("conf")
+                .expect("a store"),
+        )
+        .open()
+        .expect("raw open")
 }
