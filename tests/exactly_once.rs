@@ -54,11 +54,17 @@ impl Gate {
     }
 }
 
-/// `wait` → `done`, where `done` passes `gate` before completing with the event.
+/// `wait` → `note` → `done`, where `note` emits an event (so the resume and `note` are
+/// committed before `done` is planned: an emitted event is durable before anything
+/// follows it) and `done` passes `gate` before completing with the event.
 fn invoice(effect: Effect, gate: Option<Gate>) -> WorkflowSpec {
     WorkflowSpec::builder("invoice", 1)
         .node("wait", move |_: &mut Ctx<'_>| {
-            StepPlan::effect(effect.clone().result_key("paid")).then_next("done")
+            StepPlan::effect(effect.clone().result_key("paid")).then_next("note")
+        })
+        .node("note", |ctx: &mut Ctx<'_>| {
+            let paid = ctx.var("paid").cloned().unwrap_or(Value::Null);
+            StepPlan::effect(Effect::emit_event("invoice-log", paid)).then_next("done")
         })
         .node("done", move |ctx: &mut Ctx<'_>| {
             if let Some(gate) = &gate {
@@ -92,7 +98,7 @@ fn two_engines_on_one_sled(
     (dir, a, b, gate, entered, release)
 }
 
-/// Item 1: A's resume committed; its next step loses to B. The event was consumed by A's
+/// Item 1: A's resume committed (with the step after it); its next step loses to B. The event was consumed by A's
 /// commit, so `deliver` reports it resumed and queues nothing.
 #[test]
 fn an_event_is_applied_once_when_a_later_step_loses_a_race() {
@@ -152,6 +158,65 @@ fn respond_reports_its_committed_answer_when_a_later_step_loses_a_race() {
     assert_eq!(state.status, RunStatus::Completed);
     assert_eq!(state.output, Some(json!("yes")));
     scheduler.stop();
+}
+
+/// A resume is committed together with the steps after it that stay inside the run: when
+/// that commit loses to another writer (here an operator's cancel while the next node is
+/// being planned), nothing of the resume was written, and `deliver` looks again: the
+/// event is queued for the next waiter instead of being lost or applied to the cancelled
+/// run.
+#[test]
+fn a_resume_whose_commit_loses_writes_nothing_and_the_event_is_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("open"));
+    let engine = Arc::new(Engine::new(store, Arc::new(ManualClock::new(T0))));
+    let (gate, entered, release) = Gate::new();
+    engine.register(
+        WorkflowSpec::builder("refund", 1)
+            .node("wait", |_: &mut Ctx<'_>| {
+                StepPlan::effect(Effect::wait_event("refund-9").result_key("amount"))
+                    .then_next("done")
+            })
+            .node("done", {
+                let gate = gate.clone();
+                move |ctx: &mut Ctx<'_>| {
+                    gate.pass();
+                    StepPlan::complete(ctx.var("amount").cloned().unwrap_or(Value::Null))
+                }
+            })
+            .entry("wait")
+            .build()
+            .expect("valid spec"),
+    );
+    let run = engine.start(("refund", 1), json!({})).expect("start");
+    assert_eq!(engine.tick(run).expect("tick").status, RunStatus::Waiting);
+    gate.armed.store(true, Ordering::SeqCst);
+    let deliverer = {
+        let engine = Arc::clone(&engine);
+        std::thread::spawn(move || engine.deliver("refund-9", json!(9)))
+    };
+    entered.recv_timeout(WAIT).expect("the done handler runs");
+    let cancelled = engine.cancel(run, "duplicate").expect("cancel");
+    assert_eq!(cancelled.state.status, RunStatus::Cancelled);
+    release.send(()).expect("release");
+    match deliverer.join().expect("no panic").expect("delivered") {
+        Delivered::Queued(_) => {}
+        other => panic!("the run was cancelled before the resume committed: {other:?}"),
+    }
+    let kinds: Vec<String> = engine
+        .records(run, 1, 100)
+        .expect("records")
+        .iter()
+        .map(|r| r.kind().to_owned())
+        .collect();
+    assert_eq!(kinds, ["started", "waiting", "cancelled"]);
+    let queued = engine.store().inbox("refund-9", 10).expect("inbox");
+    assert_eq!(
+        queued.len(),
+        1,
+        "the event waits for the next run on the key"
+    );
+    assert_eq!(queued[0].payload, json!(9));
 }
 
 fn counter_loop(steps: u64) -> WorkflowSpec {

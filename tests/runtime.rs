@@ -31,16 +31,16 @@ fn runtime_runs_responds_fires_timers_and_survives_a_restart() {
         let feed = runtime.subscribe(100);
         let run = runtime.run(("approval", 1), json!({})).expect("run");
         assert_eq!(run.status, RunStatus::Waiting);
-        // A commit is reported once acknowledged, which can be a moment after another
-        // thread (here, a worker that raced `run` to the first step) made it visible.
-        let mut seen = Vec::new();
-        while seen.len() < 2 {
-            match feed.recv_timeout(Duration::from_secs(10)) {
-                Ok(state) => seen.push(state.head.seq),
-                Err(e) => panic!("the feed stopped after {seen:?}: {e}"),
-            }
-        }
-        assert_eq!(seen, [1, 2], "the feed reports each acknowledged commit");
+        // `run` commits the start with the steps up to the wait: one acknowledged commit,
+        // reported once acknowledged.
+        let reported = feed
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the feed reports the commit");
+        assert_eq!(
+            (reported.head.seq, reported.status),
+            (2, RunStatus::Waiting),
+            "`started` and `waiting` in one commit"
+        );
         runtime.stop().expect("stop");
         assert!(
             runtime.respond(run.run_id, json!("yes")).is_err(),

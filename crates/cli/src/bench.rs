@@ -443,9 +443,9 @@ fn hitl(a: &HitlArgs) -> Result<Value> {
     let batches = on_threads(counts, |count| -> Result<Vec<(RunId, String)>> {
         (0..count)
             .map(|_| {
-                let run = engine.start(("bench-hitl", 1), json!({}))?;
-                let key = engine
-                    .tick(run)?
+                let state = engine.run(("bench-hitl", 1), json!({}))?;
+                let run = state.run_id;
+                let key = state
                     .waiting
                     .and_then(|w| w.wait_key)
                     .context("the run should wait")?;
@@ -510,9 +510,8 @@ fn timers(a: &TimersArgs) -> Result<Value> {
         (0..count)
             .map(|_| {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let run = engine.start(("bench-timers", 1), json!({ "due": due_of(i) }))?;
-                engine.tick(run)?;
-                Ok(run)
+                let state = engine.run(("bench-timers", 1), json!({ "due": due_of(i) }))?;
+                Ok(state.run_id)
             })
             .collect()
     })?;

@@ -230,6 +230,13 @@ pub struct EngineConfig {
     /// Largest `vars` of a run, as stored (large values are artifact references), in JSON
     /// bytes. Default 128 KiB, so a run state fits the sled store's value limit.
     pub vars_bytes_max: usize,
+    /// Most records one commit of a tick carries. Steps that stay inside the run (a node
+    /// that moves on, an effect's completion) are committed with the next step that must
+    /// be durable, or at the end of the tick; a tick commits what it carries once it
+    /// reaches this many records. Default 64: a commit then holds at most about 64 ×
+    /// `vars_bytes_max` (8 MiB), far under a store's commit size limits, while a long
+    /// tick still pays one commit per 64 steps. With 1 every step is its own commit.
+    pub records_per_commit_max: u32,
     /// Longest wait_key, in bytes. Default 512.
     pub wait_key_bytes_max: usize,
     /// Deepest nesting of subworkflows (a top-level run is depth 0). Default 8.
@@ -246,6 +253,7 @@ impl Default for EngineConfig {
             value_bytes_max: 16 << 20,
             value_depth_max: 64,
             vars_bytes_max: 128 << 10,
+            records_per_commit_max: 64,
             wait_key_bytes_max: 512,
             subworkflow_depth_max: 8,
             default_retry: None,
@@ -348,6 +356,86 @@ impl Step {
             emitted_to: None,
             children: Vec::new(),
         }
+    }
+
+    /// A step of no events: what commits the steps a run carries and nothing more.
+    fn none() -> Self {
+        Step {
+            events: Vec::new(),
+            inbox: Vec::new(),
+            emitted_to: None,
+            children: Vec::new(),
+        }
+    }
+
+    /// Whether nothing outside the run depends on this step being durable before the
+    /// next one is planned: a node that moved on, or an effect's completion (the effect
+    /// ran; a crash before the commit runs it again with the same idempotency key, as a
+    /// crash just after it ran always could). Waits, ends, effect requests, children and
+    /// emitted events are committed before anything follows them.
+    fn stays_inside(&self) -> bool {
+        self.inbox.is_empty()
+            && self.emitted_to.is_none()
+            && self.children.is_empty()
+            && self
+                .events
+                .iter()
+                .all(|e| matches!(e, Event::Advanced { .. } | Event::EffectCompleted { .. }))
+    }
+}
+
+/// Steps of a run folded onto its committed state but not committed yet: sealed records
+/// (each hashed once, here) that the next commit writes before its own.
+struct Carried {
+    /// The state after the carried records.
+    state: RunState,
+    records: Vec<Record>,
+    /// Index changes the carried steps made (an inbox entry a resume consumed).
+    inbox: Vec<IndexChange>,
+}
+
+/// A run being driven: the state the store holds and the steps carried past it.
+struct Driven {
+    run_id: RunId,
+    /// `None` for a run whose start is carried.
+    base: Option<RunState>,
+    carried: Option<Carried>,
+    /// Whether this call has committed a change to the run already.
+    committed: bool,
+}
+
+impl Driven {
+    /// The run's state with the carried steps applied: what the next step is planned on.
+    fn state(&self) -> Option<&RunState> {
+        self.carried
+            .as_ref()
+            .map(|c| &c.state)
+            .or(self.base.as_ref())
+    }
+
+    /// The seq of the state the store holds (0 before the run's first commit).
+    fn base_seq(&self) -> u64 {
+        self.base.as_ref().map_or(0, |s| s.head.seq)
+    }
+
+    /// How many records the run carries.
+    fn carried_records(&self) -> usize {
+        self.carried.as_ref().map_or(0, |c| c.records.len())
+    }
+
+    /// Folds `step`, taken at `at_ms`, onto the run's state and carries it to the next
+    /// commit.
+    fn carry(&mut self, step: Step, at_ms: i64) -> Result<(), String> {
+        let (state, records) = append(self.state(), self.run_id, &step.events, at_ms)?;
+        let carried = self.carried.get_or_insert_with(|| Carried {
+            state: state.clone(),
+            records: Vec::new(),
+            inbox: Vec::new(),
+        });
+        carried.state = state;
+        carried.records.extend(records);
+        carried.inbox.extend(step.inbox);
+        Ok(())
     }
 }
 
@@ -623,6 +711,44 @@ impl Engine {
         self.start_inner(workflow.into(), input, None)
     }
 
+    /// Starts a run and ticks it (see [`Engine::tick`]): `start`, then `tick`, with the
+    /// `started` record committed together with the steps after it (one commit where the
+    /// two calls make two). Returns the run's state; a run that could not be started
+    /// leaves nothing behind.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use ledgerflow_kernel::{Engine, ManualClock, MemoryStore, RunStatus, StepContext, StepPlan, WorkflowSpec};
+    /// # use serde_json::json;
+    /// let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(ManualClock::new(0)));
+    /// engine.register(
+    ///     WorkflowSpec::builder("hello", 1)
+    ///         .node("greet", |_: &mut StepContext<'_>| StepPlan::complete(json!("hi")))
+    ///         .entry("greet")
+    ///         .build()
+    ///         .expect("the entry node exists"),
+    /// );
+    /// let state = engine.run(("hello", 1), json!({})).expect("registered");
+    /// assert_eq!(state.status, RunStatus::Completed);
+    /// assert_eq!(engine.records(state.run_id, 1, 10).expect("records").len(), 2);
+    /// ```
+    pub fn run(&self, workflow: impl Into<WorkflowKey>, input: Value) -> Result<RunState, Error> {
+        self.run_as(RunId::new_v4(), workflow, input)
+    }
+
+    /// [`Engine::run`] with the id the caller chose for the new run (a scheduler claims
+    /// the id first, so that it is the run's one owner from its first commit). An id the
+    /// store already holds is a conflict, and nothing changes.
+    pub fn run_as(
+        &self,
+        run_id: RunId,
+        workflow: impl Into<WorkflowKey>,
+        input: Value,
+    ) -> Result<RunState, Error> {
+        let started = self.started_event(run_id, workflow.into(), input, None)?;
+        self.drive_from(run_id, None, Some(Step::of(started)))
+    }
+
     /// Starts a child run of `parent` (which must exist and not have ended). The child
     /// records its parent, is listed by [`Store::children`], and is cancelled with it.
     pub fn start_child(
@@ -673,6 +799,20 @@ impl Engine {
         input: Value,
         parent: Option<ParentLink>,
     ) -> Result<(), Error> {
+        let event = self.started_event(run_id, workflow, input, parent)?;
+        self.commit(None, run_id, None, Step::of(event))?;
+        Ok(())
+    }
+
+    /// The `started` event of a new run: its workflow checked, its input checked and its
+    /// large values stored as artifacts.
+    fn started_event(
+        &self,
+        run_id: RunId,
+        workflow: WorkflowKey,
+        input: Value,
+        parent: Option<ParentLink>,
+    ) -> Result<Event, Error> {
         let spec = self.spec(&workflow)?;
         let vars = match input {
             Value::Object(vars) => vars,
@@ -700,8 +840,7 @@ impl Engine {
             vars,
             parent,
         };
-        self.commit(None, run_id, Step::of(event))?;
-        Ok(())
+        Ok(event)
     }
 
     /// Runs the run's steps until it waits, ends, is paused, or
@@ -713,7 +852,7 @@ impl Engine {
     /// advancing it.
     pub fn tick(&self, run_id: RunId) -> Result<RunState, Error> {
         let state = self.load(run_id)?;
-        self.drive(state, false)
+        self.drive(state, None)
     }
 
     /// Does whatever is due for the run now: consumes the oldest event queued for the key
@@ -727,7 +866,7 @@ impl Engine {
             timer_fired_at_ms: fired.map(|(_, at)| at),
         };
         if state.status != RunStatus::Waiting {
-            return Ok(done(self.drive(state, false)?, None));
+            return Ok(done(self.drive(state, None)?, None));
         }
         let wait = state.waiting.as_ref();
         if let Some(wait_key) = wait.and_then(|w| w.wait_key.clone()) {
@@ -745,41 +884,87 @@ impl Engine {
         }
     }
 
-    /// Runs the run's steps (see [`Engine::tick`]). `committed` says whether the caller
-    /// has already committed a change to the run in this call (a resume, a timer, an
-    /// unpause): from the call's first commit on, its work stands whatever follows.
-    fn drive(&self, mut state: RunState, mut committed: bool) -> Result<RunState, Error> {
-        if !state.is_runnable() || self.config.steps_per_tick_max == 0 {
-            return Ok(state);
+    /// Runs the run's steps (see [`Engine::tick`]). `first` is a step the caller decided
+    /// (a resume, a fired timer, an unpause) and has not committed: it goes into the
+    /// commit of the steps that follow it. From the call's first commit on, its work
+    /// stands whatever follows.
+    ///
+    /// Steps that touch nothing outside the run (a node that moves on, an effect's
+    /// completion, a resume) are folded and carried, not committed one by one: the next
+    /// step that must be durable before anything follows it (a wait, an end, an effect
+    /// request, a child, an emitted event) commits them all in one commit, and so does the
+    /// end of the tick. A crash before that commit loses only steps no one was told of;
+    /// the next tick plans them again from the same state.
+    fn drive(&self, state: RunState, first: Option<Step>) -> Result<RunState, Error> {
+        self.drive_from(state.run_id, Some(state), first)
+    }
+
+    /// [`Engine::drive`] from `base`, the state the store holds (`None` for a run whose
+    /// `first` step is its start).
+    fn drive_from(
+        &self,
+        run_id: RunId,
+        base: Option<RunState>,
+        first: Option<Step>,
+    ) -> Result<RunState, Error> {
+        let mut run = Driven {
+            run_id,
+            base,
+            carried: None,
+            committed: false,
+        };
+        if let Some(step) = first {
+            run.carry(step, self.clock.now_ms())
+                .map_err(Error::Internal)?;
         }
-        let spec = match self.spec_of(&state) {
-            Ok(spec) => spec,
-            Err(e) => return self.after_commit(committed, &state, e),
+        let runnable = run.state().is_some_and(RunState::is_runnable);
+        if !runnable || self.config.steps_per_tick_max == 0 {
+            return self.flush(run);
+        }
+        let spec = match run.state().map(|state| self.spec_of(state)) {
+            Some(Ok(spec)) => spec,
+            Some(Err(e)) => return self.fail_driven(run, e),
+            None => return self.flush(run),
         };
         let mut children = Vec::new();
         for _ in 0..self.config.steps_per_tick_max {
-            if !state.is_runnable() {
+            let Some(state) = run.state().filter(|s| s.is_runnable()) else {
                 break;
-            }
+            };
             let step = match &state.pending_effect {
-                Some(_) => self.run_pending_effect(&state),
-                None => self.run_node(&spec, &state),
+                Some(_) => self.run_pending_effect(state),
+                None => self.run_node(&spec, state),
             };
             let step = match step {
                 Ok(step) => step,
-                Err(e) => return self.after_commit(committed, &state, e),
+                Err(e) => return self.fail_driven(run, e),
             };
+            if step.stays_inside() {
+                if let Err(e) = run.carry(step, self.clock.now_ms()) {
+                    return self.fail_driven(run, Error::Internal(e));
+                }
+                if run.carried_records() >= self.config.records_per_commit_max as usize {
+                    run = Driven {
+                        run_id,
+                        committed: true,
+                        base: Some(self.flush(run)?),
+                        carried: None,
+                    };
+                }
+                continue;
+            }
             let emitted_to = step.emitted_to.clone();
             children.extend(step.children.iter().copied());
-            state = match self.commit(Some(&state), state.run_id, step) {
-                Ok(new) => new,
-                Err(e) => return self.after_commit(committed, &state, e),
+            match self.commit(run.base.as_ref(), run_id, run.carried.take(), step) {
+                Ok(new) => run.base = Some(new),
+                Err(e) => return self.after_commit(run.committed, run_id, run.base_seq(), e),
             };
-            committed = true;
+            run.committed = true;
             if let Some(wait_key) = emitted_to {
                 self.wake_waiter(&wait_key);
             }
         }
+        let state = self.flush(run)?;
         let over_budget = state.is_runnable();
         let handoff = self.handoff();
         for child in &children {
@@ -799,20 +984,48 @@ impl Engine {
         }
     }
 
+    /// Commits the steps `run` carries, if any; the run's state after them.
+    fn flush(&self, mut run: Driven) -> Result<RunState, Error> {
+        let Some(carried) = run.carried.take() else {
+            return run.base.ok_or(Error::Internal(format!(
+                "run {} driven with no state and no start",
+                run.run_id
+            )));
+        };
+        self.commit(run.base.as_ref(), run.run_id, Some(carried), Step::none())
+            .or_else(|e| self.after_commit(run.committed, run.run_id, run.base_seq(), e))
+    }
+
+    /// A failure while driving `run`: the steps it carries are committed first (an
+    /// effect that ran, a resume), then the failure is answered as [`Engine::after_commit`]
+    /// says.
+    fn fail_driven(&self, run: Driven, e: Error) -> Result<RunState, Error> {
+        let committed = run.committed || run.carried.is_some();
+        let state = self.flush(run)?;
+        self.after_commit(committed, state.run_id, state.head.seq, e)
+    }
+
     /// What a failure inside [`Engine::drive`] means for its caller. Before the call's
     /// first commit it is the call's error. After it, a conflict means another owner is
     /// advancing the run, so the latest state is the answer; any other failure is
     /// [`Error::AfterCommit`], so the caller knows its change stands and must not repeat it.
-    fn after_commit(&self, committed: bool, state: &RunState, e: Error) -> Result<RunState, Error> {
+    /// `seq` is the run's head as this call last committed it.
+    fn after_commit(
+        &self,
+        committed: bool,
+        run_id: RunId,
+        seq: u64,
+        e: Error,
+    ) -> Result<RunState, Error> {
         if !committed {
             return Err(e);
         }
         if e.is_conflict() {
-            return self.load(state.run_id);
+            return self.load(run_id);
         }
         Err(Error::AfterCommit {
-            run_id: state.run_id,
-            seq: state.head.seq,
+            run_id,
+            seq,
             source: Box::new(e),
         })
     }
@@ -1401,19 +1614,26 @@ impl Engine {
         }))
     }
 
-    /// Commits a step. If it leaves the run waiting on a key whose inbox holds an event,
-    /// the oldest event is consumed in the same commit. If another run holds the key, the
-    /// run fails instead.
+    /// Commits a step, after the steps `carried` past `old` (the state the store holds).
+    /// If the step leaves the run waiting on a key whose inbox holds an event, the oldest
+    /// event is consumed in the same commit. If another run holds the key, the run fails
+    /// instead.
     fn commit(
         &self,
         old: Option<&RunState>,
         run_id: RunId,
+        carried: Option<Carried>,
         mut step: Step,
     ) -> Result<RunState, Error> {
+        let (from, carried_records, carried_inbox) = match carried {
+            Some(c) => (Some(c.state), c.records, c.inbox),
+            None => (old.cloned(), Vec::new(), Vec::new()),
+        };
         for _ in 0..INBOX_RACE_RETRIES {
             let now_ms = self.clock.now_ms();
             let mut events = step.events.clone();
-            let mut index = step.inbox.clone();
+            let mut index = carried_inbox.clone();
+            index.extend(step.inbox.iter().cloned());
             if let Some(wait_key) = waits_on_key(&events) {
                 if let Some(entry) = self.store.inbox(&wait_key, 1)?.into_iter().next() {
                     index.push(IndexChange::InboxConsume {
@@ -1427,7 +1647,16 @@ impl Engine {
                     });
                 }
             }
-            let (new, records) = append(old, run_id, &events, now_ms).map_err(Error::Internal)?;
+            let mut records = carried_records.clone();
+            let new = match (&from, events.is_empty()) {
+                (Some(state), true) => state.clone(),
+                (_, _) => {
+                    let (new, own) =
+                        append(from.as_ref(), run_id, &events, now_ms).map_err(Error::Internal)?;
+                    records.extend(own);
+                    new
+                }
+            };
             let notify_parent = self.parent_notice(old, &new)?;
             if let Some((wait_key, result)) = &notify_parent {
                 index.push(IndexChange::InboxPush {
@@ -1519,8 +1748,7 @@ impl Engine {
             payload,
             inbox_seq: None,
         };
-        let state = self.commit(Some(&state), run_id, Step::of(event))?;
-        self.drive(state, true)
+        self.drive(state, Some(Step::of(event)))
     }
 
     /// Answers what the run waits for — a person's answer (`ask_user`) or an event
@@ -1552,12 +1780,7 @@ impl Engine {
             return Ok(state);
         }
         self.require_spec(&state)?;
-        let state = self.commit(
-            Some(&state),
-            state.run_id,
-            Step::of(Event::TimerFired { due_at_ms }),
-        )?;
-        self.drive(state, true)
+        self.drive(state, Some(Step::of(Event::TimerFired { due_at_ms })))
     }
 
     /// Fires up to `limit` due timers; returns how many fired.
@@ -1679,8 +1902,7 @@ impl Engine {
             emitted_to: None,
             children: Vec::new(),
         };
-        let state = self.commit(Some(&state), state.run_id, step)?;
-        self.drive(state, true)
+        self.drive(state, Some(step))
     }
 
     /// Pauses the run: no step runs until [`Engine::unpause`]. Waits still end (their
@@ -1697,7 +1919,7 @@ impl Engine {
         if state.paused {
             return Ok(state);
         }
-        self.commit(Some(&state), run_id, Step::of(Event::Paused {}))
+        self.commit(Some(&state), run_id, None, Step::of(Event::Paused {}))
     }
 
     /// Unpauses the run and ticks it. Unpausing a run that is not paused does nothing.
@@ -1713,8 +1935,7 @@ impl Engine {
             return Ok(state);
         }
         self.require_spec(&state)?;
-        let state = self.commit(Some(&state), run_id, Step::of(Event::Unpaused {}))?;
-        self.drive(state, true)
+        self.drive(state, Some(Step::of(Event::Unpaused {})))
     }
 
     /// Cancels the run. Idempotent: cancelling an ended run (completed, failed or already
@@ -1742,7 +1963,7 @@ impl Engine {
         let event = Event::Cancelled {
             reason: reason.to_owned(),
         };
-        let state = self.commit(Some(&state), run_id, Step::of(event))?;
+        let state = self.commit(Some(&state), run_id, None, Step::of(event))?;
         let record = self
             .store
             .read_records(run_id, state.head.seq, 1)?
@@ -1991,7 +2212,7 @@ impl Engine {
             waiting: waiting.map(Box::new),
             pending_effect: pending_effect.map(Box::new),
         };
-        self.commit(None, fork_id, Step::of(event))?;
+        self.commit(None, fork_id, None, Step::of(event))?;
         Ok(fork_id)
     }
 

@@ -1010,3 +1010,143 @@ fn an_emitted_event_the_waiter_cannot_take_here_stays_queued_and_the_step_succee
 fn engine_waiting(engine: &Engine, run: RunId) -> RunStatus {
     engine.load(run).expect("load").status
 }
+
+/// Counts the commits an engine makes and keeps the states they acknowledged.
+fn commits_of(engine: &Engine) -> Arc<std::sync::Mutex<Vec<RunState>>> {
+    let states = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&states);
+    engine.observe(move |state| seen.lock().expect("states").push(state.clone()));
+    states
+}
+
+#[test]
+fn steps_that_stay_inside_the_run_share_one_commit() {
+    let (engine, clock) = engine();
+    engine.register(linear());
+    engine.register(
+        WorkflowSpec::builder("nap", 1)
+            .node("sleep", |_: &mut Ctx<'_>| {
+                StepPlan::effect(Effect::wait_until(T0 + 1_000)).then_next("a")
+            })
+            .node("a", |_: &mut Ctx<'_>| StepPlan::next("b"))
+            .node("b", |_: &mut Ctx<'_>| StepPlan::complete(json!("rested")))
+            .entry("sleep")
+            .build()
+            .expect("valid"),
+    );
+    let commits = commits_of(&engine);
+
+    // a → b → complete: one commit after the start, holding both steps' records.
+    let run = engine.start(("linear", 1), json!({})).expect("start");
+    let done = engine.tick(run).expect("tick");
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(
+        commits.lock().expect("states").len(),
+        2,
+        "start, then one commit"
+    );
+    assert_eq!(kinds(&engine, run), ["started", "advanced", "completed"]);
+    assert_consistent(&engine, run);
+
+    // A timer that fires and the steps after it: one commit, from waiting to completed.
+    commits.lock().expect("states").clear();
+    let run = engine.start(("nap", 1), json!({})).expect("start");
+    assert_eq!(engine.tick(run).expect("tick").status, RunStatus::Waiting);
+    clock.advance_ms(1_000);
+    assert_eq!(engine.fire_due_timers(10).expect("fire"), 1);
+    let states = commits.lock().expect("states").clone();
+    assert_eq!(states.len(), 3, "start, wait, then fire + a + b in one");
+    assert_eq!(states[2].status, RunStatus::Completed);
+    assert_eq!(
+        kinds(&engine, run),
+        ["started", "waiting", "timer_fired", "advanced", "completed"]
+    );
+    assert!(engine
+        .store()
+        .due_timers(T0 + 10_000, 10)
+        .expect("timers")
+        .is_empty());
+    assert_consistent(&engine, run);
+}
+
+#[test]
+fn an_effect_request_is_committed_before_its_handler_runs() {
+    let (engine, _clock) = engine();
+    let stored_before_call = Arc::new(AtomicUsize::new(usize::MAX));
+    let store = Arc::clone(engine.store());
+    let seen = Arc::clone(&stored_before_call);
+    engine
+        .register_effect("charge", move |call: &ledgerflow_kernel::EffectCall<'_>| {
+            let records = store.read_records(call.run_id, 1, 100).expect("records");
+            seen.store(records.len(), Ordering::SeqCst);
+            EffectOutcome::Completed(json!("charged"))
+        })
+        .expect("not a built-in kind");
+    engine.register(
+        WorkflowSpec::builder("pay", 1)
+            .node("start", |_: &mut Ctx<'_>| StepPlan::next("charge"))
+            .node("charge", |_: &mut Ctx<'_>| {
+                StepPlan::effect(Effect::custom("charge", json!({})).result_key("r"))
+                    .then_next("done")
+            })
+            .node("done", |ctx: &mut Ctx<'_>| {
+                StepPlan::complete(ctx.var("r").cloned().unwrap_or_default())
+            })
+            .entry("start")
+            .build()
+            .expect("valid"),
+    );
+    let commits = commits_of(&engine);
+    let run = engine.start(("pay", 1), json!({})).expect("start");
+    assert_eq!(
+        engine.tick(run).expect("tick").output,
+        Some(json!("charged"))
+    );
+    // started | advanced + effect_requested | effect_completed + completed
+    assert_eq!(
+        stored_before_call.load(Ordering::SeqCst),
+        3,
+        "the handler saw its request durable"
+    );
+    assert_eq!(commits.lock().expect("states").len(), 3);
+    assert_eq!(
+        kinds(&engine, run),
+        [
+            "started",
+            "advanced",
+            "effect_requested",
+            "effect_completed",
+            "completed"
+        ]
+    );
+    assert_consistent(&engine, run);
+}
+
+#[test]
+fn run_commits_the_start_with_the_first_steps_and_refuses_a_taken_id() {
+    let (engine, _clock) = engine();
+    engine.register(linear());
+    engine.register(waits_then_completes(Effect::wait_event("k-1")));
+    let commits = commits_of(&engine);
+    let done = engine.run(("linear", 1), json!({})).expect("run");
+    assert_eq!(done.output, Some(json!({ "sum": 2 })));
+    assert_eq!(commits.lock().expect("states").len(), 1, "one commit");
+    assert_consistent(&engine, done.run_id);
+
+    let waiting = engine.run(("waits", 1), json!({})).expect("run");
+    assert_eq!(waiting.status, RunStatus::Waiting);
+    assert_eq!(kinds(&engine, waiting.run_id), ["started", "waiting"]);
+
+    // An id the store holds already: a conflict, and the run is as it was.
+    let taken = engine.run_as(waiting.run_id, ("linear", 1), json!({}));
+    assert!(
+        matches!(&taken, Err(e) if e.is_conflict()),
+        "a taken id is a conflict: {taken:?}"
+    );
+    assert_eq!(assert_consistent(&engine, waiting.run_id), waiting);
+    // Unknown workflows are refused before anything is written.
+    assert!(matches!(
+        engine.run(("nope", 1), json!({})),
+        Err(Error::WorkflowNotRegistered { .. })
+    ));
+}

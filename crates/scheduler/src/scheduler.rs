@@ -704,14 +704,15 @@ impl Scheduler {
     pub fn run(&self, workflow: impl Into<WorkflowKey>, input: Value) -> Result<RunState, Error> {
         self.check_running()?;
         let engine = &self.shared.engine;
-        let run_id = engine.start(workflow, input)?;
+        let run_id = RunId::new_v4();
         let _owner = self.shared.claim(run_id);
-        loop {
-            let state = self.with_retries(|| engine.tick(run_id))?;
-            if !state.is_runnable() || self.shared.stopped() {
-                return Ok(state);
-            }
+        // The start is committed with the first steps; a run left over its step budget
+        // keeps being ticked here.
+        let mut state = engine.run_as(run_id, workflow, input)?;
+        while state.is_runnable() && !self.shared.stopped() {
+            state = self.with_retries(|| engine.tick(run_id))?;
         }
+        Ok(state)
     }
 
     /// Starts a run and hands it to the workers; returns at once.

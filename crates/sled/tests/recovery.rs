@@ -339,8 +339,10 @@ fn a_running_run_loads_from_its_snapshot_and_the_records_after_it() {
         let engine = Engine::with_config(
             Arc::clone(&store) as Arc<dyn Store>,
             Arc::new(ManualClock::new(T0)),
+            // A commit per step, so the steps cross multiples of 16 one at a time.
             ledgerflow_kernel::EngineConfig {
                 steps_per_tick_max: 40,
+                records_per_commit_max: 1,
                 ..ledgerflow_kernel::EngineConfig::default()
             },
         );
