@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::event::{append, Event};
 use crate::state::{WaitReason, WaitState};
-use crate::store::{Commit, Delivery, Error, IndexChange, Store, TimeField};
+use crate::store::{Commit, Delivery, Error, IndexChange, Store, TimeField, TimerEntry};
 use crate::{Continuation, RunId, RunState, RunStatus};
 
 /// Expands to one `#[test]` per conformance check, each on a fresh store from `$make`:
@@ -308,13 +308,63 @@ pub fn timer_index_by_due_time(store: &dyn Store) {
     }
     let next = store.next_timer().expect("read").expect("a timer");
     assert_eq!(next.due_at_ms, T0 + 100);
-    assert!(store.due_timers(T0 + 99, 10).expect("read").is_empty());
-    let due = store.due_timers(T0 + 250, 10).expect("read");
+    assert!(store
+        .due_timers(T0 + 99, None, 10)
+        .expect("read")
+        .is_empty());
+    let due = store.due_timers(T0 + 250, None, 10).expect("read");
     assert_eq!(
         due.iter().map(|t| t.due_at_ms).collect::<Vec<_>>(),
         vec![T0 + 100, T0 + 200]
     );
-    assert_eq!(store.due_timers(T0 + 1_000, 1).expect("read").len(), 1);
+    assert_eq!(
+        store.due_timers(T0 + 1_000, None, 1).expect("read").len(),
+        1
+    );
+    // Paged with a cursor: each page starts just after the last timer of the one before,
+    // two runs due at the same time included, and the pages end at `now_ms`.
+    let twin = {
+        let run_id = RunId::new_v4();
+        let s1 = commit_ok(store, started(run_id));
+        waiting.push(commit_ok(store, wait(&s1, None, Some(T0 + 200))));
+        run_id
+    };
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.due_timers(T0 + 250, after, 1).expect("read");
+        let Some(last) = page.last().copied() else {
+            break;
+        };
+        assert_eq!(page.len(), 1);
+        paged.push(last);
+        after = Some(last);
+    }
+    let mut expected = store.due_timers(T0 + 250, None, 10).expect("read");
+    assert_eq!(paged, expected, "the pages are the one read, in order");
+    assert_eq!(expected.len(), 3);
+    assert!(expected.iter().any(|t| t.run_id == twin));
+    expected.sort();
+    assert_eq!(paged, expected, "earliest first, then by run id");
+    let last = *paged.last().expect("timers");
+    assert!(store
+        .due_timers(T0 + 250, Some(last), 10)
+        .expect("read")
+        .is_empty());
+    // A cursor that names no stored timer still pages from where it would sort.
+    let gone = TimerEntry {
+        due_at_ms: T0 + 150,
+        run_id: RunId::from_bytes([0; 16]),
+    };
+    assert_eq!(
+        store
+            .due_timers(T0 + 1_000, Some(gone), 10)
+            .expect("read")
+            .iter()
+            .map(|t| t.due_at_ms)
+            .collect::<Vec<_>>(),
+        vec![T0 + 200, T0 + 200, T0 + 300]
+    );
     let first = waiting
         .iter()
         .find(|s| s.run_id == next.run_id)
@@ -334,7 +384,7 @@ pub fn timer_index_by_due_time(store: &dyn Store) {
         Some(T0 + 200)
     );
     assert!(matches!(
-        store.due_timers(0, store.limits().read_items_max + 1),
+        store.due_timers(0, None, store.limits().read_items_max + 1),
         Err(Error::LimitTooLarge { .. })
     ));
 }

@@ -1786,7 +1786,7 @@ impl Engine {
     /// Fires up to `limit` due timers; returns how many fired.
     pub fn fire_due_timers(&self, limit: usize) -> Result<usize, Error> {
         let mut fired = 0;
-        for timer in self.store.due_timers(self.clock.now_ms(), limit)? {
+        for timer in self.store.due_timers(self.clock.now_ms(), None, limit)? {
             if !self
                 .fire_timer(timer.run_id, timer.due_at_ms)?
                 .waits_until(timer.due_at_ms)

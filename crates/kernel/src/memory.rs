@@ -281,12 +281,21 @@ impl Store for MemoryStore {
         Ok(self.lock().wait_keys.get(wait_key).copied())
     }
 
-    fn due_timers(&self, now_ms: i64, limit: usize) -> Result<Vec<TimerEntry>, Error> {
+    fn due_timers(
+        &self,
+        now_ms: i64,
+        after: Option<TimerEntry>,
+        limit: usize,
+    ) -> Result<Vec<TimerEntry>, Error> {
         self.check_limit(limit)?;
         let inner = self.lock();
+        let from = match after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
         Ok(inner
             .timers
-            .iter()
+            .range((from, Bound::Unbounded))
             .take_while(|t| t.due_at_ms <= now_ms)
             .take(limit)
             .copied()

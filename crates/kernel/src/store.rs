@@ -438,8 +438,15 @@ pub trait Store: Send + Sync {
     /// The run waiting on `wait_key`, if any.
     fn waiting_on(&self, wait_key: &str) -> Result<Option<RunId>, Error>;
 
-    /// Up to `limit` timers due at or before `now_ms`, earliest first.
-    fn due_timers(&self, now_ms: i64, limit: usize) -> Result<Vec<TimerEntry>, Error>;
+    /// Up to `limit` timers due at or before `now_ms`, earliest first (by due time, then
+    /// run id), starting just after `after` when given: the cursor that pages through all
+    /// due timers, whatever happened to the ones already read.
+    fn due_timers(
+        &self,
+        now_ms: i64,
+        after: Option<TimerEntry>,
+        limit: usize,
+    ) -> Result<Vec<TimerEntry>, Error>;
 
     /// The earliest timer, if any.
     fn next_timer(&self) -> Result<Option<TimerEntry>, Error>;

@@ -1063,7 +1063,7 @@ fn steps_that_stay_inside_the_run_share_one_commit() {
     );
     assert!(engine
         .store()
-        .due_timers(T0 + 10_000, 10)
+        .due_timers(T0 + 10_000, None, 10)
         .expect("timers")
         .is_empty());
     assert_consistent(&engine, run);

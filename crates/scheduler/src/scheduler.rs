@@ -478,15 +478,11 @@ impl Shared {
             after = keys.last().cloned();
         }
         let now_ms = self.engine.clock().now_ms();
-        loop {
-            let (dispatched, full) = self
-                .dispatch_due(store.as_ref(), now_ms)
-                .map_err(ledgerflow_kernel::Error::from)?;
-            self.wait_until_done(&dispatched);
-            if !full || self.stopped() {
-                return Ok(());
-            }
-        }
+        let dispatched = self
+            .dispatch_due(store.as_ref(), now_ms)
+            .map_err(ledgerflow_kernel::Error::from)?;
+        self.wait_until_done(&dispatched);
+        Ok(())
     }
 
     fn mark_recovered(&self) {
@@ -506,13 +502,7 @@ impl Shared {
         while !self.stopped() {
             let now_ms = self.engine.clock().now_ms();
             let next = match self.dispatch_due(store.as_ref(), now_ms) {
-                Ok((batch, true)) => {
-                    // A full batch: more may be due behind it. The index returns due timers
-                    // from the earliest, so let the workers fire this batch first.
-                    self.wait_until_done(&batch);
-                    continue;
-                }
-                Ok((_, false)) => store.next_timer_after(now_ms).ok().flatten(),
+                Ok(_) => store.next_timer_after(now_ms).ok().flatten(),
                 Err(_) => None,
             };
             let generation = lock(&self.timer_generation);
@@ -520,6 +510,9 @@ impl Shared {
                 seen = *generation;
                 continue;
             }
+            // From the time now, not the pass's start: a long pass may have let the next
+            // timer come due already.
+            let now_ms = self.engine.clock().now_ms();
             let wait = next.map_or(Duration::from_secs(3_600), |t| {
                 Duration::from_millis(u64::try_from(t.due_at_ms - now_ms).unwrap_or(0).max(1))
             });
@@ -531,31 +524,40 @@ impl Shared {
         }
     }
 
-    /// Queues the timers due at `now_ms`. Returns the runs queued, and whether the batch
-    /// was full of runs to fire (more may be due behind it).
-    fn dispatch_due(
-        &self,
-        store: &dyn Store,
-        now_ms: i64,
-    ) -> Result<(Vec<RunId>, bool), store::Error> {
+    /// Queues every timer due at `now_ms`, reading the timer index in pages of
+    /// [`SchedulerConfig::timer_batch_max`] with a cursor; the ready queue's bound holds
+    /// the thread back while the workers catch up. Runs parked (their workflow is not
+    /// registered) or set aside are passed over, so they never hide the timers behind
+    /// them. A run still queued from an earlier pass is not queued twice. Returns the
+    /// runs queued.
+    fn dispatch_due(&self, store: &dyn Store, now_ms: i64) -> Result<Vec<RunId>, store::Error> {
         let batch = self
             .config
             .timer_batch_max
             .min(store.limits().read_items_max)
             .max(1);
-        let due = store.due_timers(now_ms, batch)?;
-        let skipped: Vec<bool> = {
-            let set_aside = lock(&self.set_aside);
-            due.iter().map(|t| set_aside.contains(&t.run_id)).collect()
-        };
-        let mut dispatched = Vec::with_capacity(due.len());
-        for (timer, skip) in due.iter().zip(skipped) {
-            if !skip && self.submit(timer.run_id, true) {
-                dispatched.push(timer.run_id);
+        let mut after = None;
+        let mut dispatched = Vec::new();
+        while !self.stopped() {
+            let due = store.due_timers(now_ms, after, batch)?;
+            let Some(last) = due.last().copied() else {
+                break;
+            };
+            let skipped: Vec<bool> = {
+                let set_aside = lock(&self.set_aside);
+                due.iter().map(|t| set_aside.contains(&t.run_id)).collect()
+            };
+            for (timer, skip) in due.iter().zip(skipped) {
+                if !skip && self.submit(timer.run_id, true) {
+                    dispatched.push(timer.run_id);
+                }
             }
+            if due.len() < batch {
+                break;
+            }
+            after = Some(last);
         }
-        let full = due.len() == batch && !dispatched.is_empty();
-        Ok((dispatched, full))
+        Ok(dispatched)
     }
 
     /// Waits until no run of `runs` is queued or owned any more.

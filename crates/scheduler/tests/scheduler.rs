@@ -444,6 +444,52 @@ fn unregistered_version_leaves_the_run_untouched_and_others_proceed() {
     ));
 }
 
+/// Due timers of runs the scheduler cannot advance (their workflow is not registered
+/// here) fill whole batches of the timer index; the timers behind them still fire.
+#[test]
+fn parked_timers_do_not_hide_the_timers_behind_them() {
+    let clock = ManualClock::new(T0);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let old = Engine::new(Arc::clone(&store), Arc::new(clock.clone()));
+    old.register(timer_at(T0 + 10));
+    old.register(timer_at(T0 + 20));
+    let orphans: Vec<RunId> = (0..5)
+        .map(|_| {
+            old.run((format!("timer-{}", T0 + 10).as_str(), 1), json!({}))
+                .expect("run")
+                .run_id
+        })
+        .collect();
+    let fine = old
+        .run((format!("timer-{}", T0 + 20).as_str(), 1), json!({}))
+        .expect("run")
+        .run_id;
+    let engine = Arc::new(Engine::new(Arc::clone(&store), Arc::new(clock.clone())));
+    engine.register(timer_at(T0 + 20));
+    let scheduler = Scheduler::start(
+        Arc::clone(&engine),
+        SchedulerConfig {
+            timer_batch_max: 2,
+            ..SchedulerConfig::default()
+        },
+    )
+    .expect("start");
+    assert!(scheduler.wait_recovered(WAIT));
+    clock.set_ms(T0 + 30);
+    scheduler.wake();
+    assert_eq!(
+        scheduler.await_end(fine, WAIT).expect("fires").status,
+        RunStatus::Completed,
+        "five parked timers ahead of it, read two at a time"
+    );
+    for orphan in orphans {
+        assert_eq!(
+            engine.load(orphan).expect("load").status,
+            RunStatus::Waiting
+        );
+    }
+}
+
 #[test]
 fn stop_drains_the_queue_and_refuses_more_work() {
     let clock = ManualClock::new(T0);

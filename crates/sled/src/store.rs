@@ -2008,12 +2008,21 @@ impl Store for SledStore {
             .transpose()
     }
 
-    fn due_timers(&self, now_ms: i64, limit: usize) -> Result<Vec<TimerEntry>, Error> {
+    fn due_timers(
+        &self,
+        now_ms: i64,
+        after: Option<TimerEntry>,
+        limit: usize,
+    ) -> Result<Vec<TimerEntry>, Error> {
         self.check_limit(limit)?;
         let end = keys::timer(now_ms, RunId::from_bytes([0xff; 16]));
+        let start = match after {
+            Some(after) => Bound::Excluded(keys::timer(after.due_at_ms, after.run_id).to_vec()),
+            None => Bound::Unbounded,
+        };
         self.trees
             .timers
-            .range(..=&end[..])
+            .range::<Vec<u8>, _>((start, Bound::Included(end.to_vec())))
             .take(limit)
             .map(|item| {
                 let (key, _) = item.map_err(sled_err)?;
