@@ -40,18 +40,52 @@
 //! ```
 
 mod runtime;
-mod system_clock;
 
-pub use ledgerflow_kernel::*;
+// Workflows: specs, node handlers and what they plan.
+pub use ledgerflow_kernel::{
+    Continuation, EffectPlan, NodeHandler, SpecError, StepContext, StepPlan, WorkflowKey,
+    WorkflowRegistry, WorkflowSpec, WorkflowSpecBuilder,
+};
+// Effects and their handlers.
+pub use ledgerflow_kernel::{
+    effect_kind, Effect, EffectCall, EffectHandler, EffectOutcome, RetryPolicy,
+};
+// The engine and what its calls answer.
+pub use ledgerflow_kernel::{
+    Advanced, CancelOutcome, Delivered, Engine, EngineConfig, Error, ErrorKind, LedgerReader,
+};
+// Runs: their state, waits, failures.
+pub use ledgerflow_kernel::{
+    FailureCode, LedgerHead, ParentLink, PendingEffect, RunFailure, RunId, RunState, RunStatus,
+    SubworkflowMode, WaitReason, WaitState,
+};
+// Ledgers: records, replay, artifacts.
+pub use ledgerflow_kernel::{
+    replay, replay_stored, ArtifactRef, Event, Hash, Record, ReplayError, Replayer, VarsChange,
+    ARTIFACT_MARKER,
+};
+// Stores: the port, its limits, the in-memory store (the sled store is below).
+pub use ledgerflow_kernel::{store, InboxEntry, MemoryStore, Store, StoreLimits, TimerEntry};
+// Queries and the event feed.
+pub use ledgerflow_kernel::{
+    is_engine_made_wait_key, orphaned_inboxes, FeedCursor, FeedPage, ParseCursorError, RunPage,
+    RunQuery,
+};
+// The global log: heads, roots and proofs over any store.
+pub use ledgerflow_kernel::{
+    log_head, log_leaves, log_root, prove_consistency, prove_record, LogHead, RecordProof,
+};
+// Time.
+pub use ledgerflow_kernel::{Clock, ClockListener, ManualClock};
+// The scheduler.
 pub use ledgerflow_scheduler::{
-    Error as SchedulerError, Scheduler, SchedulerConfig, Stats as SchedulerStats,
+    Error as SchedulerError, Scheduler, SchedulerConfig, Stats as SchedulerStats, SystemClock,
 };
 pub use ledgerflow_sled::{
     latest_checkpoint, public_key, read_checkpoints, CheckReport, CheckpointConfig, Durability,
     Signing, SledConfig, SledStore, Snapshot, SnapshotFilter, CHECKPOINT_LOG_FILE, PUBLIC_KEY_FILE,
 };
 pub use runtime::{RuntimeBuilder, RuntimeConfig, ScheduledRuntime, StoreChoice, DEFAULT_DATA_DIR};
-pub use system_clock::SystemClock;
 
 /// README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]
@@ -59,6 +93,4 @@ pub use system_clock::SystemClock;
 pub struct ReadmeDoctests;
 
 /// The ledger format crate: records, hashing, chain verification, JSONL export.
-pub mod ledger {
-    pub use ledgerflow_ledger::*;
-}
+pub use ledgerflow_ledger as ledger;

@@ -15,7 +15,7 @@ use ledgerflow_kernel::{
     StepPlan, Store, WorkflowSpec,
 };
 use ledgerflow_ledger::{verify_chain, RecordDraft};
-use ledgerflow_scheduler::{Scheduler, SchedulerConfig};
+use ledgerflow_scheduler::{Scheduler, SchedulerConfig, SystemClock};
 use ledgerflow_sled::{Durability, SledConfig, SledStore};
 use serde_json::{json, Value};
 
@@ -153,15 +153,6 @@ struct FloorArgs {
     seconds: u64,
     #[command(flatten)]
     common: Common,
-}
-
-/// The wall clock.
-struct WallClock;
-
-impl Clock for WallClock {
-    fn now_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
-    }
 }
 
 /// A store directory that is removed afterwards unless the user named it.
@@ -326,7 +317,7 @@ fn steps(a: &StepsArgs) -> Result<Value> {
         steps_per_tick_max: 1,
         ..EngineConfig::default()
     };
-    let engine = Arc::new(Engine::with_config(store, Arc::new(WallClock), config));
+    let engine = Arc::new(Engine::with_config(store, Arc::new(SystemClock), config));
     engine.register(counter_spec(a.steps)?);
     let runs: Vec<RunId> = (0..a.runs)
         .map(|_| engine.start(("bench-steps", 1), json!({})))
@@ -424,7 +415,7 @@ fn hitl(a: &HitlArgs) -> Result<Value> {
     }
     let dir = BenchDir::new(&a.common, "hitl")?;
     let (store, _) = make_store(a.store, &dir.path, durability(a.durability))?;
-    let engine = Arc::new(Engine::new(store, Arc::new(WallClock)));
+    let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
     engine.register(
         WorkflowSpec::builder("bench-hitl", 1)
             .node("ask", |_: &mut StepContext<'_>| {
@@ -489,8 +480,8 @@ fn timers(a: &TimersArgs) -> Result<Value> {
     }
     let dir = BenchDir::new(&a.common, "timers")?;
     let (store, _) = make_store(a.store, &dir.path, Durability::default())?;
-    let engine = Arc::new(Engine::new(store, Arc::new(WallClock)));
-    let due_at_ms = WallClock.now_ms() + a.due_in_ms.max(0);
+    let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
+    let due_at_ms = SystemClock.now_ms() + a.due_in_ms.max(0);
     let spread_ms = a.spread_ms.max(0);
     engine.register(
         WorkflowSpec::builder("bench-timers", 1)
@@ -516,7 +507,7 @@ fn timers(a: &TimersArgs) -> Result<Value> {
             .collect()
     })?;
     let runs: Vec<RunId> = created.into_iter().flatten().collect();
-    let created_by_ms = WallClock.now_ms();
+    let created_by_ms = SystemClock.now_ms();
     let create_s = (created_by_ms - (due_at_ms - a.due_in_ms.max(0))) as f64 / 1e3;
     if created_by_ms > due_at_ms {
         bail!(
@@ -660,7 +651,7 @@ fn recover(a: &RecoverArgs) -> Result<Value> {
         };
         let engine = Arc::new(Engine::with_config(
             Arc::clone(&store) as Arc<dyn Store>,
-            Arc::new(WallClock),
+            Arc::new(SystemClock),
             engine_config,
         ));
         engine.register(steps_then_wait_spec(per_run - 1)?);

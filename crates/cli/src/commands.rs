@@ -13,6 +13,7 @@ use ledgerflow_kernel::{
     Clock, Delivered, Engine, EngineConfig, Record, RunId, RunQuery, RunStatus, Store,
 };
 use ledgerflow_ledger::{export_jsonl, import_jsonl, verify_chain, verify_lineage};
+use ledgerflow_scheduler::SystemClock;
 use ledgerflow_sled::{SledConfig, SledStore, SnapshotFilter};
 use serde_json::{json, Value};
 
@@ -22,15 +23,6 @@ use crate::{
     Cli, Command, EventsCommand, LedgerCommand, Order, PayloadArgs, RunsCommand, SnapshotCommand,
     VerifyArgs,
 };
-
-/// The wall clock, for the times this command records.
-struct WallClock;
-
-impl Clock for WallClock {
-    fn now_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
-    }
-}
 
 /// The store and an engine that runs no steps: this command records resumptions and
 /// operator actions; the application that has the workflow code carries the runs on.
@@ -56,7 +48,7 @@ fn open(cli: &Cli) -> Result<Opened> {
     };
     let engine = Engine::with_config(
         Arc::clone(&store) as Arc<dyn Store>,
-        Arc::new(WallClock),
+        Arc::new(SystemClock),
         config,
     );
     Ok(Opened { store, engine })
@@ -382,7 +374,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
         }
         Command::Snapshot(SnapshotCommand::Create { run, name, tags, description }) => {
             let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-            let snapshot = store.create_snapshot(run_id(store.as_ref(), run)?, name, description, &tags, WallClock.now_ms())?;
+            let snapshot = store.create_snapshot(run_id(store.as_ref(), run)?, name, description, &tags, SystemClock.now_ms())?;
             report(cli, json!({ "run_id": snapshot.run_id, "name": snapshot.name, "seq": snapshot.seq, "record_hash": snapshot.record_hash, "tags": snapshot.tags }), &format!("snapshot {:?} of run {} at seq {}", snapshot.name, snapshot.run_id, snapshot.seq));
         }
         Command::Snapshot(SnapshotCommand::List { run, tag, limit }) => {

@@ -31,6 +31,8 @@
 //! ```
 
 mod scheduler;
+mod system_clock;
 
 pub use ledgerflow_kernel::{WorkflowKey, WorkflowRegistry};
 pub use scheduler::{Error, Scheduler, SchedulerConfig, Stats};
+pub use system_clock::SystemClock;

@@ -1,5 +1,7 @@
-//! `SystemClock`: the wall clock, kept out of the kernel so the kernel never reads time
-//! except through the `Clock` port.
+//! `SystemClock`: the wall clock a scheduler runs on, kept out of the kernel so the
+//! kernel never reads time except through the `Clock` port. The one wall clock of the
+//! workspace (the facade and the CLI use it; only the sled crate's crash-test writer,
+//! which cannot depend on this crate, reads the time itself).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

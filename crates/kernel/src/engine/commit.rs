@@ -1,0 +1,297 @@
+//! Committing steps: what a step is, the steps a tick carries to its next commit, the
+//! commit itself (inbox and wait-key races), and the one rule for failures after a
+//! call's own commit.
+
+use super::*;
+
+/// Events of one step, plus inbox changes and a key to drain after committing.
+pub(super) struct Step {
+    pub(super) events: Vec<Event>,
+    pub(super) inbox: Vec<IndexChange>,
+    pub(super) emitted_to: Option<String>,
+    /// Child runs started by this step, driven once the step is committed.
+    pub(super) children: Vec<RunId>,
+}
+
+impl Step {
+    pub(super) fn of(event: Event) -> Self {
+        Step {
+            events: vec![event],
+            inbox: Vec::new(),
+            emitted_to: None,
+            children: Vec::new(),
+        }
+    }
+
+    /// A step of no events: what commits the steps a run carries and nothing more.
+    pub(super) fn none() -> Self {
+        Step {
+            events: Vec::new(),
+            inbox: Vec::new(),
+            emitted_to: None,
+            children: Vec::new(),
+        }
+    }
+
+    /// Whether nothing outside the run depends on this step being durable before the
+    /// next one is planned: a node that moved on, or an effect's completion (the effect
+    /// ran; a crash before the commit runs it again with the same idempotency key, as a
+    /// crash just after it ran always could). Waits, ends, effect requests, children and
+    /// emitted events are committed before anything follows them.
+    pub(super) fn stays_inside(&self) -> bool {
+        self.inbox.is_empty()
+            && self.emitted_to.is_none()
+            && self.children.is_empty()
+            && self
+                .events
+                .iter()
+                .all(|e| matches!(e, Event::Advanced { .. } | Event::EffectCompleted { .. }))
+    }
+}
+
+/// Steps of a run folded onto its committed state but not committed yet: sealed records
+/// (each hashed once, here) that the next commit writes before its own.
+pub(super) struct Carried {
+    /// The state after the carried records.
+    pub(super) state: RunState,
+    pub(super) records: Vec<Record>,
+    /// Index changes the carried steps made (an inbox entry a resume consumed).
+    pub(super) inbox: Vec<IndexChange>,
+}
+
+/// A run being driven: the state the store holds and the steps carried past it.
+pub(super) struct Driven {
+    pub(super) run_id: RunId,
+    /// `None` for a run whose start is carried.
+    pub(super) base: Option<RunState>,
+    pub(super) carried: Option<Carried>,
+    /// Whether this call has committed a change to the run already.
+    pub(super) committed: bool,
+}
+
+impl Driven {
+    /// The run's state with the carried steps applied: what the next step is planned on.
+    pub(super) fn state(&self) -> Option<&RunState> {
+        self.carried
+            .as_ref()
+            .map(|c| &c.state)
+            .or(self.base.as_ref())
+    }
+
+    /// The seq of the state the store holds (0 before the run's first commit).
+    pub(super) fn base_seq(&self) -> u64 {
+        self.base.as_ref().map_or(0, |s| s.head.seq)
+    }
+
+    /// How many records the run carries.
+    pub(super) fn carried_records(&self) -> usize {
+        self.carried.as_ref().map_or(0, |c| c.records.len())
+    }
+
+    /// Folds `step`, taken at `at_ms`, onto the run's state and carries it to the next
+    /// commit.
+    pub(super) fn carry(&mut self, step: Step, at_ms: i64) -> Result<(), String> {
+        let (state, records) = append(self.state(), self.run_id, &step.events, at_ms)?;
+        let carried = self.carried.get_or_insert_with(|| Carried {
+            state: state.clone(),
+            records: Vec::new(),
+            inbox: Vec::new(),
+        });
+        carried.state = state;
+        carried.records.extend(records);
+        carried.inbox.extend(step.inbox);
+        Ok(())
+    }
+}
+
+/// How many times a commit is retried when the inbox of the key it waits on fills
+/// between reading it and committing. Each retry consumes an event, so 3 is plenty.
+pub(super) const INBOX_RACE_RETRIES: usize = 3;
+
+/// The key the last of `events` leaves the run waiting on, if any.
+pub(super) fn waits_on_key(events: &[Event]) -> Option<String> {
+    match events.last()? {
+        Event::Waiting { wait, .. } => wait.wait_key.clone(),
+        Event::EffectWaiting { wait_key, .. } => Some(wait_key.clone()),
+        _ => None,
+    }
+}
+
+/// The failure to record instead of a wait on a key another run holds.
+pub(super) fn wait_key_failure(events: &[Event], message: String) -> Event {
+    let failure = RunFailure {
+        code: FailureCode::WaitKeyInUse,
+        message: message.clone(),
+    };
+    match events.first() {
+        Some(Event::Waiting { node, vars, .. }) => Event::Failed {
+            node: Some(node.clone()),
+            vars: vars.clone(),
+            failure,
+        },
+        Some(Event::EffectWaiting {
+            idempotency_key, ..
+        }) => Event::EffectFailed {
+            idempotency_key: idempotency_key.clone(),
+            error: message,
+            retryable: false,
+        },
+        _ => Event::Failed {
+            node: None,
+            vars: None,
+            failure,
+        },
+    }
+}
+
+impl Engine {
+    /// Commits the steps `run` carries, if any; the run's state after them.
+    pub(super) fn flush(&self, mut run: Driven) -> Result<RunState, Error> {
+        let Some(carried) = run.carried.take() else {
+            return run.base.ok_or(Error::Internal(format!(
+                "run {} driven with no state and no start",
+                run.run_id
+            )));
+        };
+        self.commit(run.base.as_ref(), run.run_id, Some(carried), Step::none())
+            .or_else(|e| self.after_commit(run.committed, run.run_id, run.base_seq(), e))
+    }
+
+    /// A failure while driving `run`: the steps it carries are committed first (an
+    /// effect that ran, a resume), then the failure is answered as [`Engine::after_commit`]
+    /// says.
+    pub(super) fn fail_driven(&self, run: Driven, e: Error) -> Result<RunState, Error> {
+        let committed = run.committed || run.carried.is_some();
+        let state = self.flush(run)?;
+        self.after_commit(committed, state.run_id, state.head.seq, e)
+    }
+
+    /// What a failure inside [`Engine::drive`] means for its caller. Before the call's
+    /// first commit it is the call's error. After it, a conflict means another owner is
+    /// advancing the run, so the latest state is the answer; any other failure is
+    /// [`Error::AfterCommit`], so the caller knows its change stands and must not repeat it.
+    /// `seq` is the run's head as this call last committed it.
+    pub(super) fn after_commit(
+        &self,
+        committed: bool,
+        run_id: RunId,
+        seq: u64,
+        e: Error,
+    ) -> Result<RunState, Error> {
+        if !committed {
+            return Err(e);
+        }
+        if e.is_conflict() {
+            return self.load(run_id);
+        }
+        Err(Error::AfterCommit {
+            run_id,
+            seq,
+            source: Box::new(e),
+        })
+    }
+
+    /// Commits a step, after the steps `carried` past `old` (the state the store holds).
+    /// If the step leaves the run waiting on a key whose inbox holds an event, the oldest
+    /// event is consumed in the same commit. If another run holds the key, the run fails
+    /// instead.
+    pub(super) fn commit(
+        &self,
+        old: Option<&RunState>,
+        run_id: RunId,
+        carried: Option<Carried>,
+        mut step: Step,
+    ) -> Result<RunState, Error> {
+        let (from, carried_records, carried_inbox) = match carried {
+            Some(c) => (Some(c.state), c.records, c.inbox),
+            None => (old.cloned(), Vec::new(), Vec::new()),
+        };
+        for _ in 0..INBOX_RACE_RETRIES {
+            let now_ms = self.clock.now_ms();
+            let mut events = step.events.clone();
+            let mut index = carried_inbox.clone();
+            index.extend(step.inbox.iter().cloned());
+            if let Some(wait_key) = waits_on_key(&events) {
+                if let Some(entry) = self.store.inbox(&wait_key, 1)?.into_iter().next() {
+                    index.push(IndexChange::InboxConsume {
+                        wait_key: wait_key.clone(),
+                        seq: entry.seq,
+                    });
+                    events.push(Event::Resumed {
+                        wait_key,
+                        payload: entry.payload,
+                        inbox_seq: Some(entry.seq),
+                    });
+                }
+            }
+            let mut records = carried_records.clone();
+            let new = match (&from, events.is_empty()) {
+                (Some(state), true) => state.clone(),
+                (_, _) => {
+                    let (new, own) =
+                        append(from.as_ref(), run_id, &events, now_ms).map_err(Error::Internal)?;
+                    records.extend(own);
+                    new
+                }
+            };
+            let notify_parent = self.parent_notice(old, &new)?;
+            if let Some((wait_key, result)) = &notify_parent {
+                index.push(IndexChange::InboxPush {
+                    wait_key: wait_key.clone(),
+                    payload: result.clone(),
+                });
+            }
+            let mut commit = Commit::between(old, new.clone(), records, now_ms).sealed_by_fold();
+            commit.index.extend(index);
+            match self.store.commit(commit) {
+                Ok(()) => {
+                    let observers = self
+                        .observers
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    for observer in observers {
+                        observer(&new);
+                    }
+                    if let Some((wait_key, _)) = notify_parent {
+                        self.wake_waiter(&wait_key);
+                    }
+                    return Ok(new);
+                }
+                Err(store::Error::InboxNotEmpty { .. }) => continue,
+                Err(store::Error::WaitKeyTaken { wait_key, holder }) => {
+                    let message =
+                        format!("wait_key {wait_key:?} is already waited on by run {holder}");
+                    step = Step::of(wait_key_failure(&step.events, message));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Store(store::Error::Conflict {
+            run_id,
+            expected_seq: old.map_or(0, |s| s.head.seq),
+            actual_seq: self.store.load(run_id)?.map_or(0, |s| s.head.seq),
+        }))
+    }
+
+    /// When `new` ends a synchronous child, the parent's wait_key and the child's result,
+    /// to be queued in the same commit. Skipped when the parent has already ended.
+    pub(super) fn parent_notice(
+        &self,
+        old: Option<&RunState>,
+        new: &RunState,
+    ) -> Result<Option<(String, Value)>, Error> {
+        let ended_now = new.status.is_terminal() && !old.is_some_and(|o| o.status.is_terminal());
+        let Some(link) = new.parent.as_ref().filter(|_| ended_now) else {
+            return Ok(None);
+        };
+        let (Some(wait_key), Some(result)) = (link.wait_key.clone(), new.child_result()) else {
+            return Ok(None);
+        };
+        let parent_ended = self
+            .store
+            .load(link.run_id)?
+            .is_none_or(|p| p.status.is_terminal());
+        Ok((!parent_ended).then_some((wait_key, result)))
+    }
+}
