@@ -52,7 +52,8 @@ pub use ledgerflow_kernel::{
 };
 // The engine and what its calls answer.
 pub use ledgerflow_kernel::{
-    Advanced, CancelOutcome, Delivered, Engine, EngineConfig, Error, ErrorKind, LedgerReader,
+    Advanced, CancelOutcome, CascadeOutcome, Delivered, Engine, EngineConfig, Error, ErrorKind,
+    LedgerReader,
 };
 // Runs: their state, waits, failures.
 pub use ledgerflow_kernel::{

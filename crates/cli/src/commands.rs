@@ -356,15 +356,8 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
         }
         Command::Cancel { run, reason } => {
             let root = run_id(store.as_ref(), run)?;
-            let descendants = engine.descendants(root, store.limits().read_items_max)?;
-            let outcome = engine.cancel(root, reason)?;
-            let child_reason = format!("parent run {root} cancelled: {reason}");
-            let mut cancelled = vec![];
-            for child in descendants {
-                if engine.cancel(child, &child_reason)?.changed {
-                    cancelled.push(child);
-                }
-            }
+            let cascade = engine.cancel_cascade(root, reason, store.limits().read_items_max)?;
+            let (outcome, cancelled) = (cascade.root, cascade.children_cancelled);
             let message = if outcome.changed {
                 format!("run {root} cancelled ({} child runs too)", cancelled.len())
             } else {

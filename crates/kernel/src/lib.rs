@@ -31,7 +31,9 @@ pub use clock::{Clock, ClockListener, ManualClock};
 pub use effect::{
     kind as effect_kind, Effect, EffectCall, EffectHandler, EffectOutcome, RetryPolicy,
 };
-pub use engine::{Advanced, CancelOutcome, Delivered, Engine, EngineConfig, Error, LedgerReader};
+pub use engine::{
+    Advanced, CancelOutcome, CascadeOutcome, Delivered, Engine, EngineConfig, Error, LedgerReader,
+};
 pub use error_kind::ErrorKind;
 pub use event::{replay, replay_stored, Event, ReplayError, Replayer, VarsChange};
 pub use feed::{FeedCursor, FeedPage, ParseCursorError};

@@ -1150,3 +1150,61 @@ fn run_commits_the_start_with_the_first_steps_and_refuses_a_taken_id() {
         Err(Error::WorkflowNotRegistered { .. })
     ));
 }
+
+#[test]
+fn cancel_cascade_cancels_descendants_or_nothing_over_the_bound() {
+    let (engine, _clock) = engine();
+    let waits = |id: &str| {
+        WorkflowSpec::builder(id, 1)
+            .node("w", |_: &mut Ctx<'_>| {
+                StepPlan::effect(Effect::wait_event("never-sent")).then_next("w")
+            })
+            .entry("w")
+            .build()
+            .expect("valid")
+    };
+    // A run that starts a synchronous child of `child` and waits for it.
+    let spawner = |id: &str, child: &'static str| {
+        WorkflowSpec::builder(id, 1)
+            .node("spawn", move |_: &mut Ctx<'_>| {
+                let mode = ledgerflow_kernel::SubworkflowMode::Sync;
+                StepPlan::effect(Effect::start_subworkflow(child, 1, json!({}), mode))
+                    .then_next("spawn")
+            })
+            .entry("spawn")
+            .build()
+            .expect("valid")
+    };
+    engine.register(waits("leaf"));
+    engine.register(spawner("middle", "leaf"));
+    engine.register(spawner("top", "middle"));
+    let top = engine.run(("top", 1), json!({})).expect("run").run_id;
+    let tree = engine.descendants(top, 10).expect("descendants");
+    assert_eq!(tree.len(), 2, "a middle run and its leaf");
+
+    // Over the bound: refused before anything is cancelled.
+    assert!(matches!(
+        engine.cancel_cascade(top, "too big", 1),
+        Err(Error::LimitExceeded { .. })
+    ));
+    for run in std::iter::once(top).chain(tree.iter().copied()) {
+        assert_eq!(engine.load(run).expect("load").status, RunStatus::Waiting);
+    }
+
+    let outcome = engine.cancel_cascade(top, "duplicate", 10).expect("cancel");
+    assert!(outcome.root.changed);
+    assert_eq!(outcome.children_cancelled, tree, "parents before children");
+    for run in &tree {
+        let state = assert_consistent(&engine, *run);
+        assert_eq!(state.status, RunStatus::Cancelled);
+        let last = engine.records(*run, state.head.seq, 1).expect("records");
+        assert_eq!(
+            last[0].body()["reason"],
+            json!(format!("parent run {top} cancelled: duplicate"))
+        );
+    }
+    // Again: nothing changes, nothing is reported cancelled.
+    let again = engine.cancel_cascade(top, "again", 10).expect("cancel");
+    assert!(!again.root.changed);
+    assert!(again.children_cancelled.is_empty());
+}

@@ -808,24 +808,19 @@ impl Scheduler {
     /// than `cascade_runs_max` is refused before anything is cancelled.
     pub fn cancel(&self, run_id: RunId, reason: &str) -> Result<CancelOutcome, Error> {
         self.check_running()?;
-        let engine = &self.shared.engine;
         let max = self.shared.config.cascade_runs_max;
-        let descendants = match engine.descendants(run_id, max) {
+        let claim = |run| self.shared.claim(run);
+        match self
+            .shared
+            .engine
+            .cancel_cascade_with(run_id, reason, max, claim)
+        {
+            Ok(cascade) => Ok(cascade.root),
             Err(ledgerflow_kernel::Error::LimitExceeded { .. }) => {
-                return Err(Error::CascadeTooLarge { run_id, max })
+                Err(Error::CascadeTooLarge { run_id, max })
             }
-            other => other?,
-        };
-        let outcome = {
-            let _owner = self.shared.claim(run_id);
-            self.with_retries(|| engine.cancel(run_id, reason))?
-        };
-        let child_reason = format!("parent run {run_id} cancelled: {reason}");
-        for child in descendants {
-            let _owner = self.shared.claim(child);
-            self.with_retries(|| engine.cancel(child, &child_reason))?;
+            Err(e) => Err(e.into()),
         }
-        Ok(outcome)
     }
 
     /// Blocks until the run stops to wait — for anything: a person, an event, a timer, a

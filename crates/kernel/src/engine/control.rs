@@ -15,6 +15,20 @@ pub struct CancelOutcome {
     pub changed: bool,
 }
 
+/// What a cascading cancel did (see [`Engine::cancel_cascade`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CascadeOutcome {
+    /// What cancelling the run itself did.
+    pub root: CancelOutcome,
+    /// The descendants this call cancelled (ones that had ended already are left out).
+    pub children_cancelled: Vec<RunId>,
+}
+
+/// How many times a cancel is tried again after losing a race with a step of the run
+/// (cancel is idempotent, so trying again is always right; each loss means the run moved
+/// on, so a handful of tries is plenty).
+const CANCEL_RETRIES: usize = 16;
+
 impl Engine {
     /// Pauses the run: no step runs until [`Engine::unpause`]. Waits still end (their
     /// payload is recorded) but the run does not move on. Pausing a paused run does
@@ -122,5 +136,75 @@ impl Engine {
             parent = *child;
             next += 1;
         }
+    }
+
+    /// Cancels the run and every descendant (children, their children, …), as an
+    /// operator means it: the descendants are listed first (more than `runs_max` is
+    /// `LimitExceeded` and nothing is cancelled), then the run is cancelled, then each
+    /// descendant, parents before children, with the reason "parent run … cancelled:
+    /// `reason`". Idempotent like [`Engine::cancel`]; a cancel that loses a race with a
+    /// step of the run is tried again.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use ledgerflow_kernel::{Effect, Engine, ManualClock, MemoryStore, RunStatus, StepContext, StepPlan, WorkflowSpec};
+    /// # use serde_json::json;
+    /// let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(ManualClock::new(0)));
+    /// engine.register(
+    ///     WorkflowSpec::builder("wait", 1)
+    ///         .node("w", |_: &mut StepContext<'_>| {
+    ///             StepPlan::effect(Effect::wait_event("never")).then_next("w")
+    ///         })
+    ///         .entry("w")
+    ///         .build()
+    ///         .expect("the entry node exists"),
+    /// );
+    /// let run = engine.run(("wait", 1), json!({}))?.run_id;
+    /// let outcome = engine.cancel_cascade(run, "duplicate", 1_000)?;
+    /// assert_eq!(outcome.root.state.status, RunStatus::Cancelled);
+    /// assert!(outcome.children_cancelled.is_empty());
+    /// # Ok::<(), ledgerflow_kernel::Error>(())
+    /// ```
+    pub fn cancel_cascade(
+        &self,
+        run_id: RunId,
+        reason: &str,
+        runs_max: usize,
+    ) -> Result<CascadeOutcome, Error> {
+        self.cancel_cascade_with(run_id, reason, runs_max, |_| ())
+    }
+
+    /// [`Engine::cancel_cascade`], holding the value `claim(run_id)` returns while each
+    /// run is cancelled: how a scheduler is each run's one owner for its cancel.
+    pub fn cancel_cascade_with<G>(
+        &self,
+        run_id: RunId,
+        reason: &str,
+        runs_max: usize,
+        claim: impl Fn(RunId) -> G,
+    ) -> Result<CascadeOutcome, Error> {
+        let descendants = self.descendants(run_id, runs_max)?;
+        let cancel = |run: RunId, reason: &str| {
+            let _owner = claim(run);
+            let mut tries = 0;
+            loop {
+                match self.cancel(run, reason) {
+                    Err(e) if e.is_conflict() && tries < CANCEL_RETRIES => tries += 1,
+                    other => return other,
+                }
+            }
+        };
+        let root = cancel(run_id, reason)?;
+        let child_reason = format!("parent run {run_id} cancelled: {reason}");
+        let mut children_cancelled = Vec::new();
+        for child in descendants {
+            if cancel(child, &child_reason)?.changed {
+                children_cancelled.push(child);
+            }
+        }
+        Ok(CascadeOutcome {
+            root,
+            children_cancelled,
+        })
     }
 }

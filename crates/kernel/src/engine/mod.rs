@@ -57,7 +57,7 @@ use self::effects::*;
 use self::values::*;
 
 pub use self::config::EngineConfig;
-pub use self::control::CancelOutcome;
+pub use self::control::{CancelOutcome, CascadeOutcome};
 pub use self::delivery::Delivered;
 pub use self::error::Error;
 pub use self::read::LedgerReader;
