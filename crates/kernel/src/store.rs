@@ -93,9 +93,18 @@ pub enum Error {
     /// The store's files are missing.
     #[error("store missing: {0}")]
     Missing(String),
-    /// An IO error (including a failed fsync): the commit was not acknowledged.
-    #[error("store io: {0}")]
-    Io(String),
+    /// An IO error (including a failed fsync): the commit was not acknowledged. The
+    /// message says what failed and includes the operating system's error text; the
+    /// error itself is the [`std::error::Error::source`] when there was one (to tell a
+    /// full disk from a failed device, say).
+    #[error("store io: {message}")]
+    Io {
+        /// What failed.
+        message: String,
+        /// The operating system's error, when there was one.
+        #[source]
+        source: Option<std::sync::Arc<std::io::Error>>,
+    },
     /// The store was closed; it rejects writes.
     #[error("store is closed")]
     Closed,
@@ -117,8 +126,25 @@ impl Error {
             Error::AlreadyExists(_) | Error::InvalidInput(_) => K::InvalidInput,
             Error::Corrupt(_) => K::Corrupt,
             Error::Missing(_) => K::Missing,
-            Error::Io(_) => K::Io,
+            Error::Io { .. } => K::Io,
             Error::Closed => K::Closed,
+        }
+    }
+
+    /// An IO error: `context` says what failed, `source` is the operating system's error.
+    pub fn io(context: impl std::fmt::Display, source: std::io::Error) -> Error {
+        Error::Io {
+            message: format!("{context}: {source}"),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+
+    /// An IO error with no operating-system error behind it (a storage engine's own
+    /// failure, a store poisoned by an earlier one).
+    pub fn io_failed(message: impl Into<String>) -> Error {
+        Error::Io {
+            message: message.into(),
+            source: None,
         }
     }
 

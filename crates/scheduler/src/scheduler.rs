@@ -1016,8 +1016,9 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .name(name.to_owned())
         .spawn(f)
         .map_err(|e| {
-            Error::Engine(ledgerflow_kernel::Error::Store(store::Error::Io(format!(
-                "spawning {name}: {e}"
-            ))))
+            Error::Engine(ledgerflow_kernel::Error::Store(store::Error::io(
+                format!("spawning {name}"),
+                e,
+            )))
         })
 }

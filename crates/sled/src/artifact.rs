@@ -7,7 +7,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use crate::codec::{self, keys, ArtifactEnvelopeV1};
-use crate::store::SledStore;
+use crate::store::{sled_err, SledStore};
 
 /// Artifacts are stored in chunks of this size (64 KiB), each well under sled's blob
 /// threshold, so their bytes live in the log file the store fsyncs.
@@ -68,7 +68,7 @@ impl SledStore {
         match result {
             Ok(()) => {}
             Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(Error::Io(e.to_string())),
+            Err(TransactionError::Storage(e)) => return Err(sled_err(e)),
         }
         self.after_write()?;
         Ok(ArtifactRef {
@@ -83,7 +83,7 @@ impl SledStore {
         self.trees
             .artifacts
             .contains_key(digest.as_bytes())
-            .map_err(|e| Error::Io(e.to_string()))
+            .map_err(sled_err)
     }
 
     /// The stored description of an artifact, if stored.
@@ -91,7 +91,7 @@ impl SledStore {
         self.trees
             .artifacts
             .get(digest.as_bytes())
-            .map_err(|e| Error::Io(e.to_string()))?
+            .map_err(sled_err)?
             .map(|value| codec::decode_artifact(&value))
             .transpose()
     }
@@ -122,7 +122,7 @@ impl SledStore {
                 .trees
                 .artifact_chunks
                 .get(keys::chunk(digest, index))
-                .map_err(|e| Error::Io(e.to_string()))?
+                .map_err(sled_err)?
                 .ok_or_else(|| {
                     Error::Corrupt(format!("artifact {digest}: chunk {index} missing"))
                 })?;
@@ -146,7 +146,7 @@ impl SledStore {
             .scan_prefix(run_id.as_bytes())
             .take(limit)
         {
-            let (key, _) = item.map_err(|e| Error::Io(e.to_string()))?;
+            let (key, _) = item.map_err(sled_err)?;
             let digest: [u8; 32] =
                 key.get(16..48)
                     .and_then(|d| d.try_into().ok())

@@ -60,8 +60,8 @@ impl Default for CheckpointConfig {
     }
 }
 
-fn io(context: String, e: impl std::fmt::Display) -> Error {
-    Error::Io(format!("{context}: {e}"))
+fn io(context: String, e: std::io::Error) -> Error {
+    Error::io(context, e)
 }
 
 /// Loads the signing key from `path`, making a new one there if the file is missing.
@@ -81,12 +81,12 @@ pub(crate) fn load_or_make_key(path: &Path, name: &str) -> Result<CheckpointSign
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut seed = [0u8; 32];
             getrandom::getrandom(&mut seed)
-                .map_err(|e| io("reading the OS's random source".into(), e))?;
+                .map_err(|e| Error::io_failed(format!("reading the OS's random source: {e}")))?;
             let (private, public) = CheckpointSigner::generate(name, seed)
                 .map_err(|e| Error::InvalidInput(e.to_string()))?;
             write_new_file(path, &format!("{private}\n{public}\n"), true)?;
             let signer = CheckpointSigner::new(&private, &public)
-                .map_err(|e| Error::Io(format!("new key does not load: {e}")))?;
+                .map_err(|e| Error::io_failed(format!("new key does not load: {e}")))?;
             Ok(signer)
         }
         Err(e) => Err(io(format!("reading {}", path.display()), e)),
@@ -507,7 +507,7 @@ impl Checkpointer {
                 return Ok(());
             }
             if let Some(e) = &state.failed {
-                return Err(Error::Io(format!(
+                return Err(Error::io_failed(format!(
                     "writing a checkpoint failed: {e}; the store refuses writes until it is reopened"
                 )));
             }

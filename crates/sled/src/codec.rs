@@ -682,10 +682,10 @@ pub(crate) mod golden {
     #[test]
     fn golden_v2_envelopes_decode() -> Result<(), Error> {
         if std::env::var_os("LEDGERFLOW_WRITE_GOLDEN").is_some() {
-            std::fs::create_dir_all(DIR_V2).map_err(|e| Error::Io(e.to_string()))?;
+            std::fs::create_dir_all(DIR_V2).map_err(|e| Error::io("golden files", e))?;
             for (name, bytes) in files_v2()? {
                 std::fs::write(format!("{DIR_V2}/{name}"), bytes)
-                    .map_err(|e| Error::Io(e.to_string()))?;
+                    .map_err(|e| Error::io("golden files", e))?;
             }
         }
         assert_eq!(decode_record(RUN, &read_v2("record.bin"))?, record());
@@ -743,10 +743,10 @@ pub(crate) mod golden {
     #[test]
     fn golden_v1_envelopes_decode() -> Result<(), Error> {
         if std::env::var_os("LEDGERFLOW_WRITE_GOLDEN").is_some() {
-            std::fs::create_dir_all(DIR).map_err(|e| Error::Io(e.to_string()))?;
+            std::fs::create_dir_all(DIR).map_err(|e| Error::io("golden files", e))?;
             for (name, bytes) in files()? {
                 std::fs::write(format!("{DIR}/{name}"), bytes)
-                    .map_err(|e| Error::Io(e.to_string()))?;
+                    .map_err(|e| Error::io("golden files", e))?;
             }
         }
         assert_eq!(decode_state(&read("state.bin"))?, state());

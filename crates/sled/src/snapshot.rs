@@ -4,7 +4,7 @@ use ledgerflow_kernel::store::{Error, Store};
 use ledgerflow_kernel::{Hash, RunId, RunState};
 
 use crate::codec::{self, keys, SnapshotEnvelopeV1};
-use crate::store::SledStore;
+use crate::store::{sled_err, SledStore};
 
 /// Longest snapshot name, in bytes.
 const NAME_BYTES_MAX: usize = 128;
@@ -87,7 +87,7 @@ impl SledStore {
             .trees
             .snapshots
             .compare_and_swap(key, None as Option<&[u8]>, Some(value))
-            .map_err(|e| Error::Io(e.to_string()))?;
+            .map_err(sled_err)?;
         if swapped.is_err() {
             return Err(Error::AlreadyExists(format!(
                 "snapshot {name:?} of run {run_id}"
@@ -103,7 +103,7 @@ impl SledStore {
             .trees
             .snapshots
             .get(keys::snapshot(run_id, name))
-            .map_err(|e| Error::Io(e.to_string()))?
+            .map_err(sled_err)?
             .ok_or_else(|| Error::NotFound(format!("snapshot {name:?} of run {run_id}")))?;
         Ok(to_snapshot(
             run_id,
@@ -130,7 +130,7 @@ impl SledStore {
             if out.len() >= limit {
                 break;
             }
-            let (key, value) = item.map_err(|e| Error::Io(e.to_string()))?;
+            let (key, value) = item.map_err(sled_err)?;
             if key.len() < 16 {
                 return Err(Error::Corrupt("snapshot key shorter than a run id".into()));
             }

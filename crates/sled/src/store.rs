@@ -279,7 +279,7 @@ impl InspectionCopy {
                 Err(e) => return Err(io(&format!("creating {}", dir.display()), e)),
             }
         }
-        Err(Error::Io(format!(
+        Err(Error::io_failed(format!(
             "no free name for an inspection copy in {}",
             std::env::temp_dir().display()
         )))
@@ -346,15 +346,18 @@ impl std::fmt::Debug for SledStore {
     }
 }
 
-fn io(context: &str, e: impl std::fmt::Display) -> Error {
-    Error::Io(format!("{context}: {e}"))
+/// An IO error of the store's own files: what failed, and the operating system's error.
+pub(crate) fn io(context: &str, e: std::io::Error) -> Error {
+    Error::io(context, e)
 }
 
-fn sled_err(e: sled::Error) -> Error {
+/// A sled error as a store error: its corruption as `Corrupt`, its IO errors with their
+/// source kept.
+pub(crate) fn sled_err(e: sled::Error) -> Error {
     match e {
         sled::Error::Corruption { .. } => Error::Corrupt(e.to_string()),
-        sled::Error::Io(io_err) => Error::Io(io_err.to_string()),
-        other => Error::Io(other.to_string()),
+        sled::Error::Io(io_err) => Error::io("sled", io_err),
+        other => Error::io_failed(format!("sled: {other}")),
     }
 }
 
@@ -418,11 +421,12 @@ fn open_db(dir: &Path, config: &SledConfig, where_: &str) -> Result<sled::Db, Er
                     sled::Error::Io(io_err)
                         if io_err.to_string().contains("could not acquire lock") =>
                     {
-                        Error::Io(format!(
-                            "{where_}: the store is open elsewhere (file lock held): {io_err}"
-                        ))
+                        Error::io(
+                            format!("{where_}: the store is open elsewhere (file lock held)"),
+                            io_err,
+                        )
                     }
-                    sled::Error::Io(io_err) => Error::Io(format!("{where_}: {io_err}")),
+                    sled::Error::Io(io_err) => Error::io(where_, io_err),
                     // sled reads its settings from `conf` first; what it cannot read there
                     // it reports as "unsupported" (e.g. "created using a sled version
                     // earlier than 0.29" for a damaged file).
@@ -434,7 +438,7 @@ fn open_db(dir: &Path, config: &SledConfig, where_: &str) -> Result<sled::Db, Er
                 })
         });
         match opened {
-            Err(Error::Io(message))
+            Err(Error::Io { message, .. })
                 if message.contains("file lock held") && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(10));
@@ -487,7 +491,7 @@ impl SledStore {
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Io(format!(
+                return Err(Error::io_failed(format!(
                     "{}: the store is open in another process (file lock held); stop it, or \
                      inspect a live store through that process",
                     dir.display()
@@ -880,7 +884,7 @@ impl SledStore {
             return Err(Error::Closed);
         }
         if let Some(e) = self.checkpointer.failure() {
-            return Err(Error::Io(format!(
+            return Err(Error::io_failed(format!(
                 "writing a checkpoint failed: {e}; the store refuses writes until it is reopened"
             )));
         }
@@ -982,7 +986,7 @@ impl SledStore {
             Ok(value) => value,
             Err(ConflictableTransactionError::Abort(e)) => return Err(e),
             Err(ConflictableTransactionError::Storage(e)) => return Err(sled_err(e)),
-            Err(e) => return Err(Error::Io(format!("sled: {e:?}"))),
+            Err(e) => return Err(Error::io_failed(format!("sled: {e:?}"))),
         };
         let ops = ops.into_inner();
         apply_ops(
@@ -1713,8 +1717,8 @@ impl Drop for Batch {
     fn drop(&mut self) {
         for slot in &self.0 {
             lock(&slot.outcome).get_or_insert_with(|| {
-                Err(Error::Io(
-                    "the commit was not applied: applying its batch panicked".into(),
+                Err(Error::io_failed(
+                    "the commit was not applied: applying its batch panicked",
                 ))
             });
             if slot.thread.id() != std::thread::current().id() {
@@ -1840,7 +1844,7 @@ impl SledStore {
                 (Ok(logged), Some(Ok(_))) => *lock(&slot.logged) = Some(*logged),
                 (Err(e), Some(Ok(_))) => {
                     self.recent.forget(slot.prepared.commit.run_id);
-                    *outcome = Some(Err(Error::Io(format!("the commit log: {e}"))))
+                    *outcome = Some(Err(Error::io_failed(format!("the commit log: {e}"))))
                 }
                 _ => {}
             }
@@ -1959,7 +1963,7 @@ impl Store for SledStore {
         }
         let outcome = lock(&slot.outcome).take();
         let last_feed_seq =
-            outcome.unwrap_or_else(|| Err(Error::Io("commit was not applied".into())))?;
+            outcome.unwrap_or_else(|| Err(Error::io_failed("commit was not applied")))?;
         match (&self.wal, *lock(&slot.logged)) {
             (Some(wal), Some(logged)) => self.after_logged(wal, logged)?,
             _ => self.after_write()?,

@@ -233,7 +233,7 @@ impl GroupSync {
 }
 
 fn poisoned(reason: &str) -> Error {
-    Error::Io(format!(
+    Error::io_failed(format!(
         "{reason}; the store refuses writes until it is reopened"
     ))
 }

@@ -16,7 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ledgerflow_kernel::store::Error;
 
@@ -35,8 +35,17 @@ pub type Lsn = u64;
 /// Entries read back on open: each with its LSN.
 pub type Recovered = Vec<(Lsn, Vec<u8>)>;
 
-fn io(context: String, e: impl std::fmt::Display) -> Error {
-    Error::Io(format!("{context}: {e}"))
+fn io(context: String, e: std::io::Error) -> Error {
+    Error::io(context, e)
+}
+
+/// The error of every caller after the log's `fdatasync` failed: the first failure's
+/// text, then `then`, with the operating system's error as the source.
+fn fsync_failed(e: &Arc<std::io::Error>, then: &str) -> Error {
+    Error::Io {
+        message: format!("the commit log's fsync failed: {e}{then}"),
+        source: Some(Arc::clone(e)),
+    }
 }
 
 fn segment_name(first_lsn: Lsn) -> String {
@@ -73,7 +82,7 @@ struct SyncState {
     /// the latest round covers.
     round: u64,
     target: Lsn,
-    failed: Option<String>,
+    failed: Option<Arc<std::io::Error>>,
 }
 
 /// What a sync round made durable (see [`Wal::sync`]).
@@ -312,7 +321,9 @@ impl Wal {
         }
         let mut w = lock(&self.writer);
         if let Some(e) = &w.failed {
-            return Err(Error::Io(format!("the commit log failed earlier: {e}")));
+            return Err(Error::io_failed(format!(
+                "the commit log failed earlier: {e}"
+            )));
         }
         let len = (HEADER_BYTES + payload.len()) as u64;
         if w.position + len > w.allocated {
@@ -333,9 +344,9 @@ impl Wal {
             .seek(SeekFrom::Start(position))
             .and_then(|_| w.file.write_all(&entry));
         if let Err(e) = written {
-            let message = format!("writing {}: {e}", w.path.display());
-            w.failed = Some(message.clone());
-            return Err(Error::Io(message));
+            let context = format!("writing {}", w.path.display());
+            w.failed = Some(format!("{context}: {e}"));
+            return Err(io(context, e));
         }
         w.position += len;
         let lsn = w.next_lsn;
@@ -352,7 +363,7 @@ impl Wal {
         let mut state = lock(&self.sync);
         loop {
             if let Some(e) = &state.failed {
-                return Err(Error::Io(format!("the commit log's fsync failed: {e}")));
+                return Err(fsync_failed(e, ""));
             }
             if state.durable >= lsn {
                 return Ok(SyncRound {
@@ -377,10 +388,10 @@ impl Wal {
         state.target = covered;
         drop(state);
         let result = if self.fail_next.swap(false, Ordering::SeqCst) {
-            Err("injected failure".to_owned())
+            Err(std::io::Error::other("injected failure"))
         } else {
             self.syncs.fetch_add(1, Ordering::Relaxed);
-            file.and_then(|f| f.sync_data()).map_err(|e| e.to_string())
+            file.and_then(|f| f.sync_data())
         };
         let mut state = lock(&self.sync);
         state.syncing = false;
@@ -391,7 +402,7 @@ impl Wal {
             }
             Ok(()) => {}
             Err(e) => {
-                state.failed.get_or_insert(e);
+                state.failed.get_or_insert(Arc::new(e));
             }
         }
         // Whether anyone waits for a next round is not counted: wake one to be sure.
@@ -404,9 +415,10 @@ impl Wal {
     /// can be trusted to reach the disk.
     pub fn check_healthy(&self) -> Result<(), Error> {
         match &lock(&self.sync).failed {
-            Some(e) => Err(Error::Io(format!(
-                "the commit log's fsync failed: {e}; the store refuses writes until it is reopened"
-            ))),
+            Some(e) => Err(fsync_failed(
+                e,
+                "; the store refuses writes until it is reopened",
+            )),
             None => Ok(()),
         }
     }

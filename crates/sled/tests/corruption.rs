@@ -165,7 +165,7 @@ fn damage_matrix(
                     );
                     slot[0] += 1;
                 }
-                Err(Error::Corrupt(_) | Error::Missing(_) | Error::Io(_)) => slot[1] += 1,
+                Err(Error::Corrupt(_) | Error::Missing(_) | Error::Io { .. }) => slot[1] += 1,
                 Err(other) => panic!("{file} {damage:?}: unexpected error {other:?}"),
             }
             std::fs::remove_dir_all(&copy).ok();

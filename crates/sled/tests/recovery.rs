@@ -233,25 +233,31 @@ fn failed_fsync_is_reported_and_poisons_the_store() {
 }
 
 fn failed_fsync_poisons(config: SledConfig) {
+    let commit_log = matches!(config.durability, Durability::Log { .. });
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SledStore::open_with(dir.path(), config).expect("create"));
     let engine = engine(Arc::clone(&store), &ManualClock::new(T0));
     let run = engine.start(("event", 1), json!({})).expect("start");
     store.inject_fsync_failure();
     match engine.tick(run) {
-        Err(ledgerflow_kernel::Error::Store(Error::Io(message))) => {
-            assert!(message.contains("fsync"), "{message}")
+        Err(ledgerflow_kernel::Error::Store(Error::Io { message, source })) => {
+            assert!(message.contains("fsync"), "{message}");
+            // The commit log keeps the operating system's error as the source.
+            if commit_log {
+                let source = source.expect("the fsync's own error");
+                assert_eq!(source.to_string(), "injected failure");
+            }
         }
         other => panic!("expected an fsync error, got {other:?}"),
     }
     // Not acknowledged, and no later write is either: the store must be reopened.
     assert!(matches!(
         engine.start(("event", 1), json!({})),
-        Err(ledgerflow_kernel::Error::Store(Error::Io(_)))
+        Err(ledgerflow_kernel::Error::Store(Error::Io { .. }))
     ));
     assert!(matches!(
         store.deliver("k", json!(1), T0),
-        Err(Error::Io(_))
+        Err(Error::Io { .. })
     ));
 }
 
