@@ -219,6 +219,67 @@ fn a_resume_whose_commit_loses_writes_nothing_and_the_event_is_kept() {
     assert_eq!(queued[0].payload, json!(9));
 }
 
+/// A run that keeps waiting on the same key, counting the events it gets, consumes an
+/// emitted event once: its resume (from the inbox) and the steps up to its next wait on
+/// the key share a commit, and that wait must not find the event it just consumed.
+#[test]
+fn a_run_waiting_again_on_its_key_consumes_each_event_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stores: [Arc<dyn Store>; 2] = [
+        Arc::new(MemoryStore::new()),
+        Arc::new(SledStore::open(dir.path()).expect("open")),
+    ];
+    for store in stores {
+        let engine = Engine::new(store, Arc::new(ManualClock::new(T0)));
+        engine.register(
+            WorkflowSpec::builder("collector", 1)
+                .node("wait", |_: &mut Ctx<'_>| {
+                    StepPlan::effect(Effect::wait_event("ping").result_key("last"))
+                        .then_next("count")
+                })
+                .node("count", |ctx: &mut Ctx<'_>| {
+                    let got = ctx.var("got").and_then(Value::as_u64).unwrap_or(0);
+                    ctx.set("got", json!(got + 1));
+                    StepPlan::next("wait")
+                })
+                .entry("wait")
+                .build()
+                .expect("valid spec"),
+        );
+        engine.register(
+            WorkflowSpec::builder("emitter", 1)
+                .node("emit", |_: &mut Ctx<'_>| {
+                    StepPlan::effect(Effect::emit_event("ping", json!("pong")))
+                        .then_complete(json!("sent"))
+                })
+                .entry("emit")
+                .build()
+                .expect("valid spec"),
+        );
+        let collector = engine.run(("collector", 1), json!({})).expect("run");
+        assert_eq!(collector.status, RunStatus::Waiting);
+        for sent in 1..=3u64 {
+            let emitter = engine.run(("emitter", 1), json!({})).expect("emit");
+            assert_eq!(emitter.output, Some(json!("sent")));
+            let state = engine.load(collector.run_id).expect("load");
+            assert_eq!(state.status, RunStatus::Waiting, "waits for the next one");
+            assert_eq!(state.vars.get("got"), Some(&json!(sent)), "each event once");
+            assert!(engine.store().inbox("ping", 10).expect("inbox").is_empty());
+        }
+        let resumed = engine
+            .records(collector.run_id, 1, 100)
+            .expect("records")
+            .iter()
+            .filter(|r| r.kind() == "resumed")
+            .count();
+        assert_eq!(resumed, 3);
+        assert_eq!(
+            engine.verify_run(collector.run_id).expect("verifies").head,
+            engine.load(collector.run_id).expect("load").head
+        );
+    }
+}
+
 fn counter_loop(steps: u64) -> WorkflowSpec {
     WorkflowSpec::builder("loop", 1)
         .node("step", move |ctx: &mut Ctx<'_>| {

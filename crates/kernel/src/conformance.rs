@@ -463,6 +463,54 @@ pub fn inbox_per_wait_key(store: &dyn Store) {
         "a waiter's event is not queued"
     );
     assert_eq!(store.inbox("other", 10).expect("read").len(), 1);
+
+    // One commit may consume several entries of a key, oldest first (a resume and the
+    // steps after it, up to a wait on the same key, are one commit); out of order, or the
+    // same entry twice, is refused and nothing is consumed.
+    for seq in [1, 2, 3] {
+        assert_eq!(
+            store.deliver("many", json!(seq), T0).expect("deliver"),
+            Delivery::Queued(seq)
+        );
+    }
+    let other = RunId::new_v4();
+    let o1 = commit_ok(store, started(other));
+    let consuming = |seqs: &[u64]| {
+        let mut commit = step(
+            Some(&o1),
+            other,
+            vec![Event::Advanced {
+                node: o1.node.clone().unwrap_or_default(),
+                vars: None,
+                next: "next".into(),
+            }],
+        );
+        commit
+            .index
+            .extend(seqs.iter().map(|seq| IndexChange::InboxConsume {
+                wait_key: "many".into(),
+                seq: *seq,
+            }));
+        commit
+    };
+    for wrong in [&[2, 1][..], &[1, 1][..], &[1, 3][..]] {
+        assert!(
+            matches!(
+                store.commit(consuming(wrong)),
+                Err(Error::InboxEntryGone { .. })
+            ),
+            "consuming {wrong:?} is refused"
+        );
+        assert_eq!(store.inbox("many", 10).expect("read").len(), 3);
+    }
+    commit_ok(store, consuming(&[1, 2]));
+    let left: Vec<u64> = store
+        .inbox("many", 10)
+        .expect("read")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(left, vec![3]);
 }
 
 /// A key's inbox holds at most `inbox_entries_max` events; more is a typed error.

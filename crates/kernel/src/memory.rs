@@ -112,6 +112,9 @@ impl Inner {
         }
         commit.check_shape(current.map_or(Hash::GENESIS, |s| s.head.hash))?;
         let mut pushes: HashMap<&str, usize> = HashMap::new();
+        // Entries of a key this commit consumed so far: the next consume must take the
+        // one after them.
+        let mut consumed: HashMap<&str, usize> = HashMap::new();
         for change in &commit.index {
             match change {
                 IndexChange::WaitKeySet(key) => {
@@ -130,8 +133,13 @@ impl Inner {
                     }
                 }
                 IndexChange::InboxConsume { wait_key, seq } => {
-                    let front = self.inboxes.get(wait_key).and_then(|i| i.entries.front());
-                    if front.map(|e| e.seq) != Some(*seq) {
+                    let taken = consumed.entry(wait_key).or_insert(0);
+                    let next = self
+                        .inboxes
+                        .get(wait_key)
+                        .and_then(|i| i.entries.get(*taken));
+                    *taken += 1;
+                    if next.map(|e| e.seq) != Some(*seq) {
                         return Err(Error::InboxEntryGone {
                             wait_key: wait_key.clone(),
                             seq: *seq,

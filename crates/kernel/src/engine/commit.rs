@@ -212,7 +212,19 @@ impl Engine {
             let mut index = carried_inbox.clone();
             index.extend(step.inbox.iter().cloned());
             if let Some(wait_key) = waits_on_key(&events) {
-                if let Some(entry) = self.store.inbox(&wait_key, 1)?.into_iter().next() {
+                // The oldest entry this commit does not consume already: a resume carried
+                // into it may have taken the one at the front.
+                let taken: Vec<u64> = index
+                    .iter()
+                    .filter_map(|change| match change {
+                        IndexChange::InboxConsume { wait_key: key, seq } if *key == wait_key => {
+                            Some(*seq)
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let queued = self.store.inbox(&wait_key, taken.len() + 1)?;
+                if let Some(entry) = queued.into_iter().find(|e| !taken.contains(&e.seq)) {
                     index.push(IndexChange::InboxConsume {
                         wait_key: wait_key.clone(),
                         seq: entry.seq,
