@@ -219,6 +219,70 @@ fn a_resume_whose_commit_loses_writes_nothing_and_the_event_is_kept() {
     assert_eq!(queued[0].payload, json!(9));
 }
 
+/// A child's parent link cites the parent's record before the step that starts it, so
+/// the steps carried before that step are committed first: when they lose a race (an
+/// operator cancels the parent while the step is planned), no child is created at all,
+/// rather than one citing a parent record that was never stored.
+#[test]
+fn a_child_is_started_only_after_what_its_parent_link_cites_is_stored() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("open"));
+    let engine = Arc::new(Engine::new(store, Arc::new(ManualClock::new(T0))));
+    let (gate, entered, release) = Gate::new();
+    engine.register(invoice(Effect::wait_event("never"), None));
+    engine.register(
+        WorkflowSpec::builder("batch", 1)
+            .node("wait", |_: &mut Ctx<'_>| {
+                StepPlan::effect(Effect::wait_event("go")).then_next("spawn")
+            })
+            .node("spawn", {
+                let gate = gate.clone();
+                move |_: &mut Ctx<'_>| {
+                    gate.pass();
+                    let mode = ledgerflow::SubworkflowMode::Async;
+                    StepPlan::effect(Effect::start_subworkflow("invoice", 1, json!({}), mode))
+                        .then_complete(json!("spawned"))
+                }
+            })
+            .entry("wait")
+            .build()
+            .expect("valid spec"),
+    );
+    // Undisturbed: the child cites the parent's stored record before its start.
+    let parent = engine.run(("batch", 1), json!({})).expect("run").run_id;
+    engine.deliver("go", json!(1)).expect("deliver");
+    let child = engine.store().children(parent, None, 10).expect("children");
+    assert_eq!(child.len(), 1);
+    let link = engine
+        .load(child[0])
+        .expect("child")
+        .parent
+        .expect("a parent link");
+    let after = link.after.expect("the record it follows");
+    let cited = engine.records(parent, after.seq, 1).expect("records");
+    assert_eq!(cited[0].hash(), after.hash, "the cited record is stored");
+
+    // Raced: the parent is cancelled while `spawn` is planned.
+    let parent = engine.run(("batch", 1), json!({})).expect("run").run_id;
+    gate.armed.store(true, Ordering::SeqCst);
+    let deliverer = {
+        let engine = Arc::clone(&engine);
+        std::thread::spawn(move || engine.deliver("go", json!(2)))
+    };
+    entered.recv_timeout(WAIT).expect("the spawn handler runs");
+    engine.cancel(parent, "stop").expect("cancel");
+    release.send(()).expect("release");
+    deliverer.join().expect("no panic").expect("delivered");
+    assert!(
+        engine
+            .store()
+            .children(parent, None, 10)
+            .expect("children")
+            .is_empty(),
+        "no child of a step that was never committed"
+    );
+}
+
 /// A run that keeps waiting on the same key, counting the events it gets, consumes an
 /// emitted event once: its resume (from the inbox) and the steps up to its next wait on
 /// the key share a commit, and that wait must not find the event it just consumed.

@@ -18,6 +18,19 @@ pub(super) fn child_run_id(parent: RunId, seq: u64) -> RunId {
 }
 
 impl Engine {
+    /// Commits the start of a child run a step of its parent planned. A child already
+    /// there was created by the same step before a crash (its id is derived from the
+    /// parent's step): it is carried on with.
+    pub(super) fn commit_child(&self, child: RunId, started: Event) -> Result<(), Error> {
+        match self.commit(None, child, None, Step::of(started)) {
+            Ok(_)
+            | Err(Error::Store(store::Error::Conflict {
+                expected_seq: 0, ..
+            })) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Starts a child run of `parent` (which must exist and not have ended). The child
     /// records its parent, is listed by [`Store::children`], and is cancelled with it.
     pub fn start_child(
@@ -50,7 +63,8 @@ impl Engine {
         self.start_inner(workflow.into(), input, Some(link))
     }
 
-    /// Creates the child run of a `start_subworkflow` effect and returns the parent's step.
+    /// Plans the child run of a `start_subworkflow` effect: the parent's step, carrying
+    /// the child's `started` event for the driver to commit first (see `Step::children`).
     pub(super) fn plan_subworkflow(
         &self,
         state: &RunState,
@@ -113,12 +127,8 @@ impl Engine {
             after: Some(state.head),
         };
         let input = payload.get("input").cloned().unwrap_or(Value::Null);
-        match self.start_with_id(child, key, input, Some(link)) {
-            Ok(()) => {}
-            // Created before a crash, by the same step: carry on with it.
-            Err(Error::Store(store::Error::Conflict {
-                expected_seq: 0, ..
-            })) => {}
+        let started = match self.started_event(child, key, input, Some(link)) {
+            Ok(started) => started,
             Err(Error::InvalidInput { reason }) => return invalid(reason),
             Err(Error::ValueTooLarge { what, bytes, max }) => {
                 return Ok(Err((
@@ -133,7 +143,7 @@ impl Engine {
                 )))
             }
             Err(e) => return Err(e),
-        }
+        };
         let mut step = Step::of(Event::SubworkflowStarted {
             node: node.to_owned(),
             vars,
@@ -144,7 +154,7 @@ impl Engine {
             result_key: effect.result_key.clone(),
             then,
         });
-        step.children.push(child);
+        step.children.push((child, started));
         Ok(Ok(step))
     }
 }

@@ -9,8 +9,10 @@ pub(super) struct Step {
     pub(super) events: Vec<Event>,
     pub(super) inbox: Vec<IndexChange>,
     pub(super) emitted_to: Option<String>,
-    /// Child runs started by this step, driven once the step is committed.
-    pub(super) children: Vec<RunId>,
+    /// Child runs this step starts: each child's `started` event, committed before the
+    /// step (after the steps carried before it, which the child's parent link cites);
+    /// the children are driven once the step is committed.
+    pub(super) children: Vec<(RunId, Event)>,
 }
 
 impl Step {
@@ -155,6 +157,20 @@ impl Engine {
         };
         self.commit(run.base.as_ref(), run.run_id, Some(carried), Step::none())
             .or_else(|e| self.after_commit(run.committed, run.run_id, run.base_seq(), e))
+    }
+
+    /// Commits the steps `run` carries, if any, and goes on driving it from there.
+    pub(super) fn commit_carried(&self, run: Driven) -> Result<Driven, Error> {
+        if run.carried.is_none() {
+            return Ok(run);
+        }
+        let run_id = run.run_id;
+        Ok(Driven {
+            run_id,
+            base: Some(self.flush(run)?),
+            carried: None,
+            committed: true,
+        })
     }
 
     /// A failure while driving `run`: the steps it carries are committed first (an

@@ -214,7 +214,7 @@ impl Engine {
                 Some(_) => self.run_pending_effect(state),
                 None => self.run_node(&spec, state),
             };
-            let step = match step {
+            let mut step = match step {
                 Ok(step) => step,
                 Err(e) => return self.fail_driven(run, e),
             };
@@ -223,17 +223,22 @@ impl Engine {
                     return self.fail_driven(run, Error::Internal(e));
                 }
                 if run.carried_records() >= self.config.records_per_commit_max as usize {
-                    run = Driven {
-                        run_id,
-                        committed: true,
-                        base: Some(self.flush(run)?),
-                        carried: None,
-                    };
+                    run = self.commit_carried(run)?;
                 }
                 continue;
             }
             let emitted_to = step.emitted_to.clone();
-            children.extend(step.children.iter().copied());
+            if !step.children.is_empty() {
+                // A child's parent link cites the record before this step: commit what is
+                // carried first, so the child never cites a record that is not stored.
+                run = self.commit_carried(run)?;
+                for (child, started) in step.children.drain(..) {
+                    if let Err(e) = self.commit_child(child, started) {
+                        return self.after_commit(run.committed, run_id, run.base_seq(), e);
+                    }
+                    children.push(child);
+                }
+            }
             match self.commit(run.base.as_ref(), run_id, run.carried.take(), step) {
                 Ok(new) => run.base = Some(new),
                 Err(e) => return self.after_commit(run.committed, run_id, run.base_seq(), e),
