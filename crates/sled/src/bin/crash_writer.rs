@@ -1,6 +1,7 @@
 //! Test helper for the crash-loop test: commits steps of many runs to a sled store with
 //! `Durability::Sync` and appends `run_id seq checkpointed_size` to an ack file after each acknowledged
-//! commit, until it is killed.
+//! commit, until it is killed. Half the threads tick one step at a time (a commit a
+//! step); the other half up to four, which the engine commits as one multi-record commit.
 //!
 //! Usage: `ledgerflow-sled-crash-writer STORE_DIR ACK_FILE RUNS THREADS`
 
@@ -70,15 +71,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..SledConfig::default()
         },
     )?);
-    let engine = Arc::new(Engine::with_config(
-        Arc::clone(&store) as Arc<dyn ledgerflow_kernel::Store>,
-        Arc::new(WallClock),
-        EngineConfig {
-            steps_per_tick_max: 1,
-            ..EngineConfig::default()
-        },
-    ));
-    engine.register(spec()?);
+    let engine_with = |steps_per_tick_max| -> Result<Arc<Engine>, Box<dyn std::error::Error>> {
+        let engine = Engine::with_config(
+            Arc::clone(&store) as Arc<dyn ledgerflow_kernel::Store>,
+            Arc::new(WallClock),
+            EngineConfig {
+                steps_per_tick_max,
+                ..EngineConfig::default()
+            },
+        );
+        engine.register(spec()?);
+        Ok(Arc::new(engine))
+    };
+    let engines = [engine_with(1)?, engine_with(4)?];
     let ack = Arc::new(Mutex::new(
         OpenOptions::new().create(true).append(true).open(ack)?,
     ));
@@ -93,8 +98,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .write_all(line.as_bytes())
         };
     let mut handles = Vec::new();
-    for _ in 0..threads {
-        let (engine, ack) = (Arc::clone(&engine), Arc::clone(&ack));
+    for thread in 0..threads {
+        let engine = Arc::clone(&engines[thread % engines.len()]);
+        let ack = Arc::clone(&ack);
         let acknowledge = acknowledge.clone();
         handles.push(std::thread::spawn(move || -> Result<(), String> {
             let mut mine = Vec::new();
