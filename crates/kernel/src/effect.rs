@@ -22,6 +22,22 @@ pub mod kind {
 
 /// A request for IO made by a node: a kind, a JSON payload, where in `vars` to put the
 /// result (`None` discards it), and how to retry a custom effect that fails.
+///
+/// ```
+/// use ledgerflow_kernel::{Effect, RetryPolicy, StepPlan};
+/// use serde_json::json;
+///
+/// // Built-in: wait for a person's answer, then go on at `refund`.
+/// let ask = StepPlan::effect(Effect::ask_user("Refund $40?", &["yes", "no"]).result_key("answer"))
+///     .then_next("refund");
+/// // Custom: run by the handler registered for "charge_card", retried on failure, with
+/// // the same idempotency key on every attempt.
+/// let charge = Effect::custom("charge_card", json!({ "cents": 4000 }))
+///     .result_key("receipt")
+///     .retry(RetryPolicy::exponential(5));
+/// assert!(!charge.is_builtin());
+/// # let _ = ask;
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Effect {
     /// The effect kind: one of [`kind`] or a name an effect handler is registered under.

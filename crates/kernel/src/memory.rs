@@ -15,7 +15,28 @@ use crate::store::{
 };
 use crate::{ArtifactRef, RunId, RunState, RunStatus};
 
-/// An in-memory [`Store`]. Nothing survives the process.
+/// An in-memory [`Store`]. Nothing survives the process. It keeps every rule a durable
+/// store keeps (it runs the same conformance suite), so it is the store for tests and for
+/// runs that need no restart.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ledgerflow_kernel::{Engine, ManualClock, MemoryStore, Store, StepContext, StepPlan, WorkflowSpec};
+/// use serde_json::json;
+///
+/// let store = Arc::new(MemoryStore::new());
+/// let engine = Engine::new(store.clone(), Arc::new(ManualClock::new(0)));
+/// engine.register(
+///     WorkflowSpec::builder("hello", 1)
+///         .node("greet", |_: &mut StepContext<'_>| StepPlan::complete(json!("hi")))
+///         .entry("greet")
+///         .build()
+///         .expect("the entry node exists"),
+/// );
+/// let run = engine.run(("hello", 1), json!({}))?.run_id;
+/// assert_eq!(store.read_records(run, 1, 10)?.len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,

@@ -153,6 +153,27 @@ impl ChainVerifier {
 
 /// Verifies a whole chain from seq 1. Returns its head (`None` for an empty chain), or the
 /// first bad record with the reason.
+///
+/// ```
+/// use ledgerflow_ledger::{verify_chain, Hash, RecordDraft, RunId};
+/// use serde_json::json;
+///
+/// let run_id = RunId::from_bytes([7; 16]);
+/// let draft = |seq, kind: &str| RecordDraft {
+///     run_id,
+///     seq,
+///     at_ms: 1_700_000_000_000,
+///     kind: kind.to_owned(),
+///     body: json!({}),
+///     state_hash: Hash::GENESIS,
+/// };
+/// let first = draft(1, "started").seal(Hash::GENESIS);
+/// let second = draft(2, "completed").seal(first.hash());
+/// assert_eq!(verify_chain([&first, &second]).expect("verifies").map(|h| h.seq), Some(2));
+/// // A record that does not follow the one before it is named.
+/// let stray = draft(2, "completed").seal(Hash::GENESIS);
+/// assert!(verify_chain([&first, &stray]).is_err());
+/// ```
 pub fn verify_chain<'a>(
     records: impl IntoIterator<Item = &'a Record>,
 ) -> Result<Option<ChainHead>, ChainError> {

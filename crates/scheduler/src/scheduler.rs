@@ -579,6 +579,34 @@ impl Shared {
 /// `respond`, `deliver`, `pause`, `unpause` or `cancel`, which owns the run for the call.
 /// A run with work left (over its step budget, a child started, an event queued for it)
 /// is queued again, behind the runs already waiting, so one long run cannot starve others.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use ledgerflow_kernel::{Effect, Engine, ManualClock, MemoryStore, RunStatus, StepContext, StepPlan, WorkflowSpec};
+/// use ledgerflow_scheduler::{Scheduler, SchedulerConfig};
+/// use serde_json::json;
+///
+/// let clock = ManualClock::new(1_000);
+/// let engine = Arc::new(Engine::new(Arc::new(MemoryStore::new()), Arc::new(clock.clone())));
+/// engine.register(
+///     WorkflowSpec::builder("nap", 1)
+///         .node("sleep", |ctx: &mut StepContext<'_>| {
+///             StepPlan::effect(Effect::wait_until(ctx.now_ms + 60_000)).then_complete(json!("rested"))
+///         })
+///         .entry("sleep")
+///         .build()
+///         .expect("the entry node exists"),
+/// );
+/// let scheduler = Scheduler::start(Arc::clone(&engine), SchedulerConfig::default())?;
+/// let run = scheduler.run(("nap", 1), json!({}))?;
+/// assert_eq!(run.status, RunStatus::Waiting);
+/// clock.advance_ms(60_000); // the timer thread wakes and a worker fires the timer
+/// let done = scheduler.await_end(run.run_id, Duration::from_secs(10))?;
+/// assert_eq!(done.output, Some(json!("rested")));
+/// scheduler.stop();
+/// # Ok::<(), ledgerflow_scheduler::Error>(())
+/// ```
 pub struct Scheduler {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,

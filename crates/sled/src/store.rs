@@ -481,14 +481,26 @@ impl SledStore {
     /// against the last checkpoint like any open. Writes are refused ([`Error::Closed`]).
     ///
     /// The copy is taken while holding sled's file lock on `db`, so a store that another
-    /// process has open is refused ([`Error::Io`]) instead of copied mid-write.
+    /// process has open is refused ([`Error::Io`], after waiting up to 5 s for the lock as
+    /// `open` does) instead of copied mid-write.
     pub fn open_for_inspection(dir: impl AsRef<Path>) -> Result<Self, Error> {
         let dir = dir.as_ref();
         SledStore::check_exists(dir)?;
         let db = dir.join("db");
         let lock =
             std::fs::File::open(&db).map_err(|e| io(&format!("opening {}", db.display()), e))?;
-        match lock.try_lock() {
+        // As `open` does, wait a moment for a lock held by a store just closed (sled's
+        // threads let go of its files shortly after the last handle drops).
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let locked = loop {
+            match lock.try_lock() {
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other,
+            }
+        };
+        match locked {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(Error::io_failed(format!(

@@ -100,6 +100,30 @@ impl Engine {
     /// decides is the commit that consumed the event. Once the resume is committed the
     /// answer is [`Delivered::Resumed`] (or [`Error::AfterCommit`] if the steps after it
     /// failed), never a retry that could queue the event again.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use ledgerflow_kernel::{Effect, Engine, ManualClock, MemoryStore, RunStatus, StepContext, StepPlan, WorkflowSpec};
+    /// # use serde_json::json;
+    /// # let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(ManualClock::new(0)));
+    /// # engine.register(
+    /// #     WorkflowSpec::builder("pay", 1)
+    /// #         .node("wait", |_: &mut StepContext<'_>| {
+    /// #             StepPlan::effect(Effect::wait_event("invoice-7").result_key("paid")).then_next("done")
+    /// #         })
+    /// #         .node("done", |ctx: &mut StepContext<'_>| StepPlan::complete(ctx.var("paid").cloned().unwrap_or_default()))
+    /// #         .entry("wait")
+    /// #         .build()
+    /// #         .expect("the entry node exists"),
+    /// # );
+    /// use ledgerflow_kernel::Delivered;
+    /// // Nobody waits on the key yet: the event is queued, and the run that waits on it
+    /// // later consumes it in the commit of its wait.
+    /// assert!(matches!(engine.deliver("invoice-7", json!(40))?, Delivered::Queued(1)));
+    /// let state = engine.run(("pay", 1), json!({}))?;
+    /// assert_eq!(state.output, Some(json!(40)));
+    /// # Ok::<(), ledgerflow_kernel::Error>(())
+    /// ```
     pub fn deliver(&self, wait_key: &str, payload: Value) -> Result<Delivered, Error> {
         self.deliver_with(wait_key, payload, |_| ())
     }

@@ -20,6 +20,30 @@ impl Engine {
     /// cites the parent's run id, seq and record hash. A wait_key becomes the fork's own
     /// (`fork:<new run id>:<key>`), as does a pending effect's idempotency key. The parent
     /// is not changed. Tick the fork to run it.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use ledgerflow_kernel::{Effect, Engine, ManualClock, MemoryStore, RunStatus, StepContext, StepPlan, WorkflowSpec};
+    /// # use serde_json::json;
+    /// # let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(ManualClock::new(0)));
+    /// # engine.register(
+    /// #     WorkflowSpec::builder("pay", 1)
+    /// #         .node("wait", |_: &mut StepContext<'_>| {
+    /// #             StepPlan::effect(Effect::wait_event("invoice-7").result_key("paid")).then_next("done")
+    /// #         })
+    /// #         .node("done", |ctx: &mut StepContext<'_>| StepPlan::complete(ctx.var("paid").cloned().unwrap_or_default()))
+    /// #         .entry("wait")
+    /// #         .build()
+    /// #         .expect("the entry node exists"),
+    /// # );
+    /// let run = engine.run(("pay", 1), json!({}))?.run_id; // waits on "invoice-7"
+    /// let fork = engine.fork(run, 2)?;                     // from the `waiting` record
+    /// let waiting = engine.tick(fork)?;
+    /// let key = waiting.waiting.and_then(|w| w.wait_key).expect("the fork waits too");
+    /// assert_eq!(key, format!("fork:{fork}:invoice-7"));
+    /// assert_eq!(engine.verify_lineage(fork)?, (run, 2));
+    /// # Ok::<(), ledgerflow_kernel::Error>(())
+    /// ```
     pub fn fork(&self, run_id: RunId, seq: u64) -> Result<RunId, Error> {
         let at = self.state_at(run_id, seq)?;
         if at.status.is_terminal() {

@@ -101,6 +101,32 @@ impl Engine {
     /// then workflow, status, created or updated time, then all runs), continuing after
     /// `cursor` if given. Each call reads at most the store's `read_items_max` index
     /// entries, so a page can be short and still have a next cursor.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use ledgerflow_kernel::{Effect, Engine, ManualClock, MemoryStore, RunStatus, StepContext, StepPlan, WorkflowSpec};
+    /// # use serde_json::json;
+    /// # let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(ManualClock::new(0)));
+    /// engine.register(
+    ///     WorkflowSpec::builder("pay", 1)
+    ///         .node("ask", |_: &mut StepContext<'_>| {
+    ///             StepPlan::effect(Effect::ask_user("Pay?", &["yes", "no"])).then_complete(json!(null))
+    ///         })
+    ///         .entry("ask")
+    ///         .build()
+    ///         .expect("the entry node exists"),
+    /// );
+    /// use ledgerflow_kernel::RunQuery;
+    /// for _ in 0..3 {
+    ///     engine.run(("pay", 1), json!({}))?;
+    /// }
+    /// let query = RunQuery { status: Some(RunStatus::Waiting), ..RunQuery::default() };
+    /// let first = engine.query_runs(&query, None, 2)?;
+    /// assert_eq!(first.runs.len(), 2);
+    /// let cursor = first.next_cursor.expect("one more");
+    /// assert_eq!(engine.query_runs(&query, Some(&cursor), 2)?.runs.len(), 1);
+    /// # Ok::<(), ledgerflow_kernel::Error>(())
+    /// ```
     pub fn query_runs(
         &self,
         query: &RunQuery,
@@ -261,6 +287,31 @@ impl Engine {
     /// Up to `limit` events after `cursor`, in commit order, and the cursor to read on
     /// from. Only acknowledged (durable, in the default mode) commits are returned. A limit
     /// over the store's maximum is `LimitTooLarge`; a cursor from another store is refused.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use ledgerflow_kernel::{Effect, Engine, ManualClock, MemoryStore, RunStatus, StepContext, StepPlan, WorkflowSpec};
+    /// # use serde_json::json;
+    /// # let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(ManualClock::new(0)));
+    /// # engine.register(
+    /// #     WorkflowSpec::builder("pay", 1)
+    /// #         .node("wait", |_: &mut StepContext<'_>| {
+    /// #             StepPlan::effect(Effect::wait_event("invoice-7").result_key("paid")).then_next("done")
+    /// #         })
+    /// #         .node("done", |ctx: &mut StepContext<'_>| StepPlan::complete(ctx.var("paid").cloned().unwrap_or_default()))
+    /// #         .entry("wait")
+    /// #         .build()
+    /// #         .expect("the entry node exists"),
+    /// # );
+    /// let cursor = engine.cursor_now()?;
+    /// let run = engine.run(("pay", 1), json!({}))?.run_id;
+    /// let page = engine.read_events(&cursor, 10)?;
+    /// let kinds: Vec<&str> = page.events.iter().map(|e| e.kind.as_str()).collect();
+    /// assert_eq!(kinds, ["started", "waiting"]);
+    /// assert!(page.events.iter().all(|e| e.run_id == run));
+    /// assert!(!page.has_more);
+    /// # Ok::<(), ledgerflow_kernel::Error>(())
+    /// ```
     pub fn read_events(&self, cursor: &FeedCursor, limit: usize) -> Result<FeedPage, Error> {
         if cursor.store_id != self.store.store_id() {
             return Err(Error::CursorFromAnotherStore {
