@@ -532,6 +532,47 @@ pub fn inbox_is_bounded(store: &dyn Store) {
             .len(),
         max.min(store.limits().read_items_max)
     );
+    // A commit that pushes onto the full inbox is refused whole; one that consumes an
+    // entry first makes room for its push.
+    let run_id = RunId::new_v4();
+    let s1 = commit_ok(store, started(run_id));
+    let with = |changes: Vec<IndexChange>| {
+        let mut commit = step(
+            Some(&s1),
+            run_id,
+            vec![Event::Advanced {
+                node: s1.node.clone().unwrap_or_default(),
+                vars: None,
+                next: "next".into(),
+            }],
+        );
+        commit.index.extend(changes);
+        commit
+    };
+    let push = || IndexChange::InboxPush {
+        wait_key: "full".into(),
+        payload: json!("pushed"),
+    };
+    assert!(matches!(
+        store.commit(with(vec![push()])),
+        Err(Error::InboxFull { .. })
+    ));
+    assert_eq!(
+        store.load(run_id).expect("load"),
+        Some(s1.clone()),
+        "nothing written"
+    );
+    let oldest = store.inbox("full", 1).expect("read")[0].seq;
+    commit_ok(
+        store,
+        with(vec![
+            IndexChange::InboxConsume {
+                wait_key: "full".into(),
+                seq: oldest,
+            },
+            push(),
+        ]),
+    );
 }
 
 /// Runs list by status, in id order, paged by the last id seen.

@@ -49,7 +49,7 @@ pub use state::{
     FailureCode, LedgerHead, ParentLink, PendingEffect, RunFailure, RunState, RunStatus,
     SubworkflowMode, WaitReason, WaitState,
 };
-pub use store::{InboxEntry, Store, StoreLimits, TimerEntry};
+pub use store::{InboxEntry, IndexReader, Store, StoreLimits, TimerEntry};
 pub use tlog::{
     log_head, log_leaves, log_root, prove_consistency, prove_record, LogHead, RecordProof,
 };

@@ -10,10 +10,27 @@ use ledgerflow_ledger::{Hash, Record};
 use serde_json::Value;
 
 use crate::store::{
-    Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, Store, StoreLimits, TimeField,
-    TimerEntry,
+    Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, IndexReader, Store, StoreLimits,
+    TimeField, TimerEntry,
 };
 use crate::{ArtifactRef, RunId, RunState, RunStatus};
+
+impl IndexReader for Inner {
+    type Error = Error;
+
+    fn wait_key_holder(&self, wait_key: &str) -> Result<Option<RunId>, Error> {
+        Ok(self.wait_keys.get(wait_key).copied())
+    }
+
+    fn inbox_span(&self, wait_key: &str) -> Result<(u64, u64), Error> {
+        Ok(self.inboxes.get(wait_key).map_or((0, 0), |inbox| {
+            (
+                inbox.entries.front().map_or(0, |e| e.seq),
+                inbox.entries.len() as u64,
+            )
+        }))
+    }
+}
 
 /// An in-memory [`Store`]. Nothing survives the process. It keeps every rule a durable
 /// store keeps (it runs the same conformance suite), so it is the store for tests and for
@@ -132,63 +149,7 @@ impl Inner {
             });
         }
         commit.check_shape(current.map_or(Hash::GENESIS, |s| s.head.hash))?;
-        let mut pushes: HashMap<&str, usize> = HashMap::new();
-        // Entries of a key this commit consumed so far: the next consume must take the
-        // one after them.
-        let mut consumed: HashMap<&str, usize> = HashMap::new();
-        for change in &commit.index {
-            match change {
-                IndexChange::WaitKeySet(key) => {
-                    if let Some(holder) = self.wait_keys.get(key) {
-                        if *holder != commit.run_id {
-                            return Err(Error::WaitKeyTaken {
-                                wait_key: key.clone(),
-                                holder: *holder,
-                            });
-                        }
-                    }
-                    if self.inboxes.get(key).is_some_and(|i| !i.entries.is_empty()) {
-                        return Err(Error::InboxNotEmpty {
-                            wait_key: key.clone(),
-                        });
-                    }
-                }
-                IndexChange::InboxConsume { wait_key, seq } => {
-                    let taken = consumed.entry(wait_key).or_insert(0);
-                    let next = self
-                        .inboxes
-                        .get(wait_key)
-                        .and_then(|i| i.entries.get(*taken));
-                    *taken += 1;
-                    if next.map(|e| e.seq) != Some(*seq) {
-                        return Err(Error::InboxEntryGone {
-                            wait_key: wait_key.clone(),
-                            seq: *seq,
-                        });
-                    }
-                }
-                IndexChange::InboxPush { wait_key, .. } => {
-                    let queued = self.inboxes.get(wait_key).map_or(0, |i| i.entries.len());
-                    let pushed = pushes.entry(wait_key).or_insert(0);
-                    *pushed += 1;
-                    if queued + *pushed > limits.inbox_entries_max {
-                        return Err(Error::InboxFull {
-                            wait_key: wait_key.clone(),
-                            entries_max: limits.inbox_entries_max,
-                        });
-                    }
-                }
-                IndexChange::WaitKeyClear(_)
-                | IndexChange::Child { .. }
-                | IndexChange::Workflow { .. }
-                | IndexChange::Created(_)
-                | IndexChange::Updated { .. }
-                | IndexChange::TimerSet(_)
-                | IndexChange::TimerClear(_)
-                | IndexChange::Status { .. } => {}
-            }
-        }
-        Ok(())
+        commit.check_index_rules(self, limits.inbox_entries_max, |e| e)
     }
 
     fn apply(&mut self, commit: Commit) {

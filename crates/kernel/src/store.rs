@@ -232,7 +232,90 @@ pub struct Commit {
     sealed: bool,
 }
 
+/// What the index rules of a commit read of a store, as it is before the commit: who
+/// holds a wait_key, and which entries a key's inbox holds. Each store implements it over
+/// its own storage (the sled store over its transaction, whose writes of earlier commits
+/// in the same batch it sees) and calls [`Commit::check_index_rules`].
+pub trait IndexReader {
+    /// The store's own error on the way (a storage engine's transaction error).
+    type Error;
+    /// The run waiting on `wait_key`, if any.
+    fn wait_key_holder(&self, wait_key: &str) -> Result<Option<RunId>, Self::Error>;
+    /// The seq of the oldest entry queued for `wait_key` and how many are queued (the
+    /// entries are `head .. head + len`; any head when `len` is 0).
+    fn inbox_span(&self, wait_key: &str) -> Result<(u64, u64), Self::Error>;
+}
+
 impl Commit {
+    /// The rules every store checks of a commit's index changes, after its head and shape
+    /// checks and before writing anything, in one place so that every store refuses the
+    /// same commits with the same errors: a wait on a key another run holds
+    /// (`WaitKeyTaken`) or whose inbox holds events (`InboxNotEmpty`); consumes that do
+    /// not take a key's entries oldest first, each once, several in one commit included
+    /// (`InboxEntryGone`); pushes past `inbox_entries_max` (the store's
+    /// [`StoreLimits::inbox_entries_max`]: `InboxFull`). `refuse` turns a refusal into the
+    /// reader's error.
+    pub fn check_index_rules<R: IndexReader>(
+        &self,
+        reader: &R,
+        inbox_entries_max: usize,
+        refuse: impl Fn(Error) -> R::Error,
+    ) -> Result<(), R::Error> {
+        // Per key: how many entries this commit consumed and pushed so far.
+        let mut seen: std::collections::HashMap<&str, (u64, u64)> =
+            std::collections::HashMap::new();
+        for change in &self.index {
+            match change {
+                IndexChange::WaitKeySet(key) => {
+                    if let Some(holder) = reader.wait_key_holder(key)? {
+                        if holder != self.run_id {
+                            return Err(refuse(Error::WaitKeyTaken {
+                                wait_key: key.clone(),
+                                holder,
+                            }));
+                        }
+                    }
+                    if reader.inbox_span(key)?.1 > 0 {
+                        return Err(refuse(Error::InboxNotEmpty {
+                            wait_key: key.clone(),
+                        }));
+                    }
+                }
+                IndexChange::InboxConsume { wait_key, seq } => {
+                    let (head, len) = reader.inbox_span(wait_key)?;
+                    let (consumed, _) = seen.entry(wait_key).or_insert((0, 0));
+                    if *consumed >= len || head + *consumed != *seq {
+                        return Err(refuse(Error::InboxEntryGone {
+                            wait_key: wait_key.clone(),
+                            seq: *seq,
+                        }));
+                    }
+                    *consumed += 1;
+                }
+                IndexChange::InboxPush { wait_key, .. } => {
+                    let (_, len) = reader.inbox_span(wait_key)?;
+                    let (consumed, pushed) = seen.entry(wait_key).or_insert((0, 0));
+                    *pushed += 1;
+                    if len - (*consumed).min(len) + *pushed > inbox_entries_max as u64 {
+                        return Err(refuse(Error::InboxFull {
+                            wait_key: wait_key.clone(),
+                            entries_max: inbox_entries_max,
+                        }));
+                    }
+                }
+                IndexChange::WaitKeyClear(_)
+                | IndexChange::Child { .. }
+                | IndexChange::Workflow { .. }
+                | IndexChange::Created(_)
+                | IndexChange::Updated { .. }
+                | IndexChange::TimerSet(_)
+                | IndexChange::TimerClear(_)
+                | IndexChange::Status { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
     /// A commit from `old` (`None` for a new run) to `new`, with the wait_key, timer and
     /// status index changes the two states imply. Inbox changes are added by the caller.
     pub fn between(

@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ledgerflow_kernel::store::{
-    Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, Store, StoreLimits, TimeField,
-    TimerEntry,
+    Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, IndexReader, Store, StoreLimits,
+    TimeField, TimerEntry,
 };
 use ledgerflow_kernel::{
     replay_stored, ArtifactRef, Hash, Record, Replayer, RunId, RunState, RunStatus,
@@ -1427,6 +1427,24 @@ fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
+/// The commit rules read the step's trees as the batch has left them so far.
+impl IndexReader for StepTrees<'_> {
+    type Error = ConflictableTransactionError<Error>;
+
+    fn wait_key_holder(&self, wait_key: &str) -> Result<Option<RunId>, Self::Error> {
+        match self.wait_keys.get(wait_key.as_bytes())? {
+            Some(holder) => keys::decode_run_id(&holder).map(Some).or_else(abort),
+            None => Ok(None),
+        }
+    }
+
+    fn inbox_span(&self, wait_key: &str) -> Result<(u64, u64), Self::Error> {
+        let meta = codec::decode_inbox_meta(self.inbox_meta.get(wait_key.as_bytes())?.as_deref())
+            .or_else(abort)?;
+        Ok((meta.head, meta.len()))
+    }
+}
+
 /// A commit's values, encoded before the transaction so the closure (which sled may run
 /// more than once) only moves bytes.
 struct Encoded {
@@ -1545,26 +1563,12 @@ fn apply_prepared(
         });
     }
     p.commit.check_shape(head_hash).or_else(abort)?;
+    p.commit
+        .check_index_rules(t, inbox_max as usize, ConflictableTransactionError::Abort)?;
     let mut pushes = p.encoded.pushes.iter();
     for change in &p.commit.index {
         match change {
             IndexChange::WaitKeySet(key) => {
-                if let Some(holder) = t.wait_keys.get(key.as_bytes())? {
-                    if holder.as_ref() != run_key {
-                        let holder = keys::decode_run_id(&holder).or_else(abort)?;
-                        return abort(Error::WaitKeyTaken {
-                            wait_key: key.clone(),
-                            holder,
-                        });
-                    }
-                }
-                let meta = codec::decode_inbox_meta(t.inbox_meta.get(key.as_bytes())?.as_deref())
-                    .or_else(abort)?;
-                if !meta.is_empty() {
-                    return abort(Error::InboxNotEmpty {
-                        wait_key: key.clone(),
-                    });
-                }
                 t.wait_keys.insert(key.as_bytes(), &run_key[..])?;
             }
             IndexChange::WaitKeyClear(key) => {
@@ -1587,15 +1591,10 @@ fn apply_prepared(
                     .insert(&keys::status(*to, p.commit.run_id)[..], &[][..])?;
             }
             IndexChange::InboxConsume { wait_key, seq } => {
+                // Checked by the index rules: `seq` is the oldest entry left.
                 let mut meta =
                     codec::decode_inbox_meta(t.inbox_meta.get(wait_key.as_bytes())?.as_deref())
                         .or_else(abort)?;
-                if meta.is_empty() || meta.head != *seq {
-                    return abort(Error::InboxEntryGone {
-                        wait_key: wait_key.clone(),
-                        seq: *seq,
-                    });
-                }
                 t.inbox.remove(keys::inbox(wait_key, *seq))?;
                 meta.head += 1;
                 t.inbox_meta.insert(
