@@ -476,15 +476,7 @@ pub fn inbox_per_wait_key(store: &dyn Store) {
     let other = RunId::new_v4();
     let o1 = commit_ok(store, started(other));
     let consuming = |seqs: &[u64]| {
-        let mut commit = step(
-            Some(&o1),
-            other,
-            vec![Event::Advanced {
-                node: o1.node.clone().unwrap_or_default(),
-                vars: None,
-                next: "next".into(),
-            }],
-        );
+        let mut commit = advance(&o1, "next");
         commit
             .index
             .extend(seqs.iter().map(|seq| IndexChange::InboxConsume {
@@ -537,15 +529,7 @@ pub fn inbox_is_bounded(store: &dyn Store) {
     let run_id = RunId::new_v4();
     let s1 = commit_ok(store, started(run_id));
     let with = |changes: Vec<IndexChange>| {
-        let mut commit = step(
-            Some(&s1),
-            run_id,
-            vec![Event::Advanced {
-                node: s1.node.clone().unwrap_or_default(),
-                vars: None,
-                next: "next".into(),
-            }],
-        );
+        let mut commit = advance(&s1, "next");
         commit.index.extend(changes);
         commit
     };
