@@ -94,14 +94,20 @@ impl Driven {
     /// commit.
     pub(super) fn carry(&mut self, step: Step, at_ms: i64) -> Result<(), String> {
         let (state, records) = append(self.state(), self.run_id, &step.events, at_ms)?;
-        let carried = self.carried.get_or_insert_with(|| Carried {
-            state: state.clone(),
-            records: Vec::new(),
-            inbox: Vec::new(),
-        });
-        carried.state = state;
-        carried.records.extend(records);
-        carried.inbox.extend(step.inbox);
+        match &mut self.carried {
+            Some(carried) => {
+                carried.state = state;
+                carried.records.extend(records);
+                carried.inbox.extend(step.inbox);
+            }
+            None => {
+                self.carried = Some(Carried {
+                    state,
+                    records,
+                    inbox: step.inbox,
+                })
+            }
+        }
         Ok(())
     }
 }
