@@ -899,6 +899,74 @@ fn large_values_are_stored_as_artifacts_and_records_hash_the_digest() {
     assert_consistent(&engine, exploding);
 }
 
+/// The digest a value offloaded as an artifact is stored under.
+fn artifact_digest(value: &Value) -> ledgerflow_kernel::Hash {
+    ledgerflow_kernel::Hash::of(&ledgerflow_ledger::canonical_json(value))
+}
+
+#[test]
+fn a_refused_start_stores_no_artifact_and_a_carried_one_is_read_before_it_is_written() {
+    let config = EngineConfig {
+        artifact_threshold_bytes: 64,
+        value_bytes_max: 4_096,
+        ..EngineConfig::default()
+    };
+    let store = Arc::new(MemoryStore::new());
+    let engine = Engine::with_config(
+        Arc::clone(&store) as Arc<dyn Store>,
+        Arc::new(ManualClock::new(T0)),
+        config,
+    );
+    engine.register(
+        WorkflowSpec::builder("carry", 1)
+            .node("make", |ctx: &mut Ctx<'_>| {
+                ctx.set("made", json!("m".repeat(300)));
+                StepPlan::next("use")
+            })
+            .node("use", |ctx: &mut Ctx<'_>| {
+                // Set by the step before, carried in this tick's one commit: its artifact
+                // is not in the store yet, and the handler still sees the whole value.
+                let made = ctx.var("made").and_then(Value::as_str).map_or(0, str::len);
+                StepPlan::complete(json!({ "made_len": made }))
+            })
+            .entry("make")
+            .build()
+            .expect("valid spec"),
+    );
+
+    // "a" (under the value limit, over the threshold) is planned as an artifact before
+    // "b" is found too large: the refused start stores neither.
+    let a = json!("a".repeat(200));
+    let refused = engine.start(("carry", 1), json!({ "a": a, "b": "b".repeat(5_000) }));
+    assert!(
+        matches!(refused, Err(Error::ValueTooLarge { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.get_artifact(&artifact_digest(&a)).expect("read"),
+        None
+    );
+    assert_eq!(store.feed_head().expect("feed"), 0, "nothing committed");
+
+    let done = engine.run(("carry", 1), json!({})).expect("run");
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(done.output, Some(json!({ "made_len": 300 })));
+    assert_eq!(
+        engine.records(done.run_id, 1, 10).expect("records").len(),
+        3,
+        "start and both steps in one commit"
+    );
+    let made = json!("m".repeat(300));
+    assert!(
+        store
+            .get_artifact(&artifact_digest(&made))
+            .expect("read")
+            .is_some(),
+        "the carried step's artifact is written with its commit"
+    );
+    assert_consistent(&engine, done.run_id);
+}
+
 #[test]
 fn event_feed_pages_from_cursors_and_refuses_foreign_ones() {
     let (engine, _) = engine();

@@ -21,8 +21,8 @@ impl Engine {
     /// Commits the start of a child run a step of its parent planned. A child already
     /// there was created by the same step before a crash (its id is derived from the
     /// parent's step): it is carried on with.
-    pub(super) fn commit_child(&self, child: RunId, started: Event) -> Result<(), Error> {
-        match self.commit(None, child, None, Step::of(started)) {
+    pub(super) fn commit_child(&self, child: RunId, started: Step) -> Result<(), Error> {
+        match self.commit(None, child, None, started) {
             Ok(_)
             | Err(Error::Store(store::Error::Conflict {
                 expected_seq: 0, ..
@@ -72,6 +72,7 @@ impl Engine {
         vars: Option<crate::VarsChange>,
         effect: &Effect,
         then: Continuation,
+        planned: &[&[NewArtifact]],
     ) -> Result<Result<Step, PlanFailure>, Error> {
         let invalid = |what: String| {
             Ok(Err((
@@ -79,7 +80,7 @@ impl Engine {
                 format!("start_subworkflow effect: {what}"),
             )))
         };
-        let payload = match self.resolve(&effect.payload) {
+        let payload = match self.resolve_in(&effect.payload, planned) {
             Ok(payload) => payload,
             Err(e) => return invalid(e.to_string()),
         };
@@ -127,7 +128,7 @@ impl Engine {
             after: Some(state.head),
         };
         let input = payload.get("input").cloned().unwrap_or(Value::Null);
-        let started = match self.started_event(child, key, input, Some(link)) {
+        let started = match self.started_step(child, key, input, Some(link)) {
             Ok(started) => started,
             Err(Error::InvalidInput { reason }) => return invalid(reason),
             Err(Error::ValueTooLarge { what, bytes, max }) => {

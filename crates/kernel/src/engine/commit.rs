@@ -9,10 +9,12 @@ pub(super) struct Step {
     pub(super) events: Vec<Event>,
     pub(super) inbox: Vec<IndexChange>,
     pub(super) emitted_to: Option<String>,
-    /// Child runs this step starts: each child's `started` event, committed before the
+    /// Child runs this step starts: each child's `started` step, committed before the
     /// step (after the steps carried before it, which the child's parent link cites);
     /// the children are driven once the step is committed.
-    pub(super) children: Vec<(RunId, Event)>,
+    pub(super) children: Vec<(RunId, Step)>,
+    /// Values the events hold by reference: written just before the commit of the step.
+    pub(super) artifacts: Vec<NewArtifact>,
 }
 
 impl Step {
@@ -22,7 +24,14 @@ impl Step {
             inbox: Vec::new(),
             emitted_to: None,
             children: Vec::new(),
+            artifacts: Vec::new(),
         }
+    }
+
+    /// The step with the artifacts its values were offloaded to.
+    pub(super) fn with_artifacts(mut self, artifacts: Vec<NewArtifact>) -> Self {
+        self.artifacts.extend(artifacts);
+        self
     }
 
     /// A step of no events: what commits the steps a run carries and nothing more.
@@ -32,6 +41,7 @@ impl Step {
             inbox: Vec::new(),
             emitted_to: None,
             children: Vec::new(),
+            artifacts: Vec::new(),
         }
     }
 
@@ -59,6 +69,8 @@ pub(super) struct Carried {
     pub(super) records: Vec<Record>,
     /// Index changes the carried steps made (an inbox entry a resume consumed).
     pub(super) inbox: Vec<IndexChange>,
+    /// Artifacts the carried records cite, written before their commit.
+    pub(super) artifacts: Vec<NewArtifact>,
 }
 
 /// A run being driven: the state the store holds and the steps carried past it.
@@ -85,6 +97,12 @@ impl Driven {
         self.base.as_ref().map_or(0, |s| s.head.seq)
     }
 
+    /// The artifacts the carried steps planned: what a value they hold by reference reads
+    /// from until they are committed.
+    pub(super) fn carried_artifacts(&self) -> &[NewArtifact] {
+        self.carried.as_ref().map_or(&[], |c| &c.artifacts)
+    }
+
     /// How many records the run carries.
     pub(super) fn carried_records(&self) -> usize {
         self.carried.as_ref().map_or(0, |c| c.records.len())
@@ -99,12 +117,14 @@ impl Driven {
                 carried.state = state;
                 carried.records.extend(records);
                 carried.inbox.extend(step.inbox);
+                carried.artifacts.extend(step.artifacts);
             }
             None => {
                 self.carried = Some(Carried {
                     state,
                     records,
                     inbox: step.inbox,
+                    artifacts: step.artifacts,
                 })
             }
         }
@@ -217,6 +237,11 @@ impl Engine {
     /// If the step leaves the run waiting on a key whose inbox holds an event, the oldest
     /// event is consumed in the same commit. If another run holds the key, the run fails
     /// instead.
+    ///
+    /// The artifacts the steps cite are written first. They are content-addressed and
+    /// written idempotently, so a crash or a lost race between them and the commit leaves
+    /// only bytes nothing cites (the next attempt writes the same ones again), never a
+    /// reference without its bytes.
     pub(super) fn commit(
         &self,
         old: Option<&RunState>,
@@ -225,9 +250,13 @@ impl Engine {
         mut step: Step,
     ) -> Result<RunState, Error> {
         let (from, carried_records, carried_inbox) = match carried {
-            Some(c) => (Some(c.state), c.records, c.inbox),
+            Some(c) => {
+                self.put_artifacts(&c.artifacts)?;
+                (Some(c.state), c.records, c.inbox)
+            }
             None => (old.cloned(), Vec::new(), Vec::new()),
         };
+        self.put_artifacts(&step.artifacts)?;
         for _ in 0..INBOX_RACE_RETRIES {
             let now_ms = self.clock.now_ms();
             let mut events = step.events.clone();

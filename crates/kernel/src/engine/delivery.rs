@@ -40,13 +40,14 @@ impl Engine {
             });
         }
         self.require_spec(&state)?;
-        let payload = self.offload(Some(run_id), payload, "the resume payload")?;
+        let mut artifacts = Vec::new();
+        let payload = self.offload(Some(run_id), payload, "the resume payload", &mut artifacts)?;
         let event = Event::Resumed {
             wait_key: wait_key.to_owned(),
             payload,
             inbox_seq: None,
         };
-        self.drive(state, Some(Step::of(event)))
+        self.drive(state, Some(Step::of(event).with_artifacts(artifacts)))
     }
 
     /// Answers what the run waits for — a person's answer (`ask_user`) or an event
@@ -137,7 +138,10 @@ impl Engine {
         claim: impl Fn(RunId) -> G,
     ) -> Result<Delivered, Error> {
         self.check_wait_key_len(wait_key)?;
-        let payload = self.offload(None, payload, "the event payload")?;
+        let mut artifacts = Vec::new();
+        let payload = self.offload(None, payload, "the event payload", &mut artifacts)?;
+        // Queued or handed to a waiter, the event cites its artifact: written first.
+        self.put_artifacts(&artifacts)?;
         for _ in 0..DELIVER_RETRIES {
             match self
                 .store
@@ -223,6 +227,7 @@ impl Engine {
             }],
             emitted_to: None,
             children: Vec::new(),
+            artifacts: Vec::new(),
         };
         self.drive(state, Some(step))
     }

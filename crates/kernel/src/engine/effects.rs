@@ -62,11 +62,12 @@ impl Engine {
         vars: Option<crate::VarsChange>,
         effect: Effect,
         then: Continuation,
+        planned: &[&[NewArtifact]],
     ) -> Result<Result<Step, PlanFailure>, Error> {
         if effect.kind == kind::START_SUBWORKFLOW {
-            return self.plan_subworkflow(state, node, vars, &effect, then);
+            return self.plan_subworkflow(state, node, vars, &effect, then, planned);
         }
-        Ok(self.plan_other_effect(state, node, vars, effect, then))
+        Ok(self.plan_other_effect(state, node, vars, effect, then, planned))
     }
 
     /// Turns any effect but `start_subworkflow` into the events of its step.
@@ -77,10 +78,11 @@ impl Engine {
         vars: Option<crate::VarsChange>,
         effect: Effect,
         then: Continuation,
+        planned: &[&[NewArtifact]],
     ) -> Result<Step, PlanFailure> {
         let seq = state.head.seq + 1;
         let resolved = self
-            .resolve(&effect.payload)
+            .resolve_in(&effect.payload, planned)
             .map_err(|e| (FailureCode::InvalidEffect, e.to_string()))?;
         let payload = &resolved;
         let invalid = |what: &str| {
@@ -184,6 +186,7 @@ impl Engine {
                     }],
                     emitted_to: Some(key),
                     children: Vec::new(),
+                    artifacts: Vec::new(),
                 })
             }
             custom => {
@@ -210,11 +213,15 @@ impl Engine {
     }
 
     /// Runs the handler of the run's pending custom effect.
-    pub(super) fn run_pending_effect(&self, state: &RunState) -> Result<Step, Error> {
+    pub(super) fn run_pending_effect(
+        &self,
+        state: &RunState,
+        planned: &[NewArtifact],
+    ) -> Result<Step, Error> {
         let Some(pending) = &state.pending_effect else {
             return Err(Error::Internal("no pending effect to run".into()));
         };
-        let payload = self.resolve(&pending.effect.payload)?;
+        let payload = self.resolve_in(&pending.effect.payload, &[planned])?;
         let key = pending.idempotency_key.clone();
         let handler = self
             .effects
@@ -246,9 +253,11 @@ impl Engine {
                 })
             }
         };
-        Ok(Step::of(match outcome {
+        let mut artifacts = Vec::new();
+        let event = match outcome {
             EffectOutcome::Completed(result) => {
-                match self.offload(Some(state.run_id), result, "the effect result") {
+                let what = "the effect result";
+                match self.offload(Some(state.run_id), result, what, &mut artifacts) {
                     Ok(result) => Event::EffectCompleted {
                         idempotency_key: key,
                         result,
@@ -288,6 +297,7 @@ impl Engine {
                     },
                 }
             }
-        }))
+        };
+        Ok(Step::of(event).with_artifacts(artifacts))
     }
 }

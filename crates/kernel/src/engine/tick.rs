@@ -56,8 +56,8 @@ impl Engine {
         workflow: impl Into<WorkflowKey>,
         input: Value,
     ) -> Result<RunState, Error> {
-        let started = self.started_event(run_id, workflow.into(), input, None)?;
-        self.drive_from(run_id, None, Some(Step::of(started)))
+        let started = self.started_step(run_id, workflow.into(), input, None)?;
+        self.drive_from(run_id, None, Some(started))
     }
 
     pub(super) fn start_inner(
@@ -78,20 +78,20 @@ impl Engine {
         input: Value,
         parent: Option<ParentLink>,
     ) -> Result<(), Error> {
-        let event = self.started_event(run_id, workflow, input, parent)?;
-        self.commit(None, run_id, None, Step::of(event))?;
+        let started = self.started_step(run_id, workflow, input, parent)?;
+        self.commit(None, run_id, None, started)?;
         Ok(())
     }
 
-    /// The `started` event of a new run: its workflow checked, its input checked and its
-    /// large values stored as artifacts.
-    pub(super) fn started_event(
+    /// The step that starts a new run: its `started` event, with the workflow checked,
+    /// the input checked and its large values offloaded as artifacts.
+    pub(super) fn started_step(
         &self,
         run_id: RunId,
         workflow: WorkflowKey,
         input: Value,
         parent: Option<ParentLink>,
-    ) -> Result<Event, Error> {
+    ) -> Result<Step, Error> {
         let spec = self.spec(&workflow)?;
         let vars = match input {
             Value::Object(vars) => vars,
@@ -102,12 +102,14 @@ impl Engine {
                 })
             }
         };
+        let mut artifacts = Vec::new();
         let vars = vars
             .into_iter()
             .map(|(key, value)| {
+                let what = format!("input var {key:?}");
                 Ok((
-                    key.clone(),
-                    self.offload(Some(run_id), value, &format!("input var {key:?}"))?,
+                    key,
+                    self.offload(Some(run_id), value, &what, &mut artifacts)?,
                 ))
             })
             .collect::<Result<Map<String, Value>, Error>>()?;
@@ -119,7 +121,7 @@ impl Engine {
             vars,
             parent,
         };
-        Ok(event)
+        Ok(Step::of(event).with_artifacts(artifacts))
     }
 
     /// Runs the run's steps until it waits, ends, is paused, or
@@ -210,9 +212,10 @@ impl Engine {
             let Some(state) = run.state().filter(|s| s.is_runnable()) else {
                 break;
             };
+            let planned = run.carried_artifacts();
             let step = match &state.pending_effect {
-                Some(_) => self.run_pending_effect(state),
-                None => self.run_node(&spec, state),
+                Some(_) => self.run_pending_effect(state, planned),
+                None => self.next_step(&spec, state, planned),
             };
             let mut step = match step {
                 Ok(step) => step,
@@ -268,8 +271,31 @@ impl Engine {
         }
     }
 
-    /// Runs the current node's handler and turns its plan into events.
-    pub(super) fn run_node(&self, spec: &WorkflowSpec, state: &RunState) -> Result<Step, Error> {
+    /// The run's next step: runs the current node's handler and turns its plan into a
+    /// [`Step`] — the events, the index changes, the artifacts to write and the children
+    /// to start. Reads the run's values (through `planned`, the artifacts of the steps
+    /// carried before it, then the store) but writes nothing: the driver persists the
+    /// step, or drops it and nothing happened.
+    pub(super) fn next_step(
+        &self,
+        spec: &WorkflowSpec,
+        state: &RunState,
+        planned: &[NewArtifact],
+    ) -> Result<Step, Error> {
+        let mut artifacts = Vec::new();
+        let step = self.plan_node(spec, state, planned, &mut artifacts)?;
+        Ok(step.with_artifacts(artifacts))
+    }
+
+    /// [`Engine::next_step`] with the artifacts its values were offloaded to collected in
+    /// `artifacts`.
+    fn plan_node(
+        &self,
+        spec: &WorkflowSpec,
+        state: &RunState,
+        planned: &[NewArtifact],
+        artifacts: &mut Vec<NewArtifact>,
+    ) -> Result<Step, Error> {
         let node = state.node.clone().unwrap_or_default();
         let fail = |vars, code, message: String| {
             Step::of(Event::Failed {
@@ -282,7 +308,7 @@ impl Engine {
             let message = format!("node {node:?} is not in workflow {:?}", spec.workflow_id());
             return Ok(fail(None, FailureCode::UnknownNode, message));
         };
-        let before = self.resolve_vars(&state.vars)?;
+        let before = self.resolve_vars(&state.vars, &[planned])?;
         let mut vars = before.clone();
         let now_ms = self.clock.now_ms();
         let plan = catch_unwind(AssertUnwindSafe(|| {
@@ -300,7 +326,7 @@ impl Engine {
                 return Ok(fail(None, FailureCode::HandlerPanicked, message));
             }
         };
-        let vars = match self.offload_vars(state, &before, vars) {
+        let vars = match self.offload_vars(state, &before, vars, artifacts) {
             Ok(vars) => vars,
             Err(Error::ValueTooLarge { what, bytes, max }) => {
                 let message =
@@ -323,7 +349,7 @@ impl Engine {
             }
         }
         let change = vars_change(&state.vars, &vars);
-        let plan = match self.offload_plan(Some(state.run_id), plan) {
+        let plan = match self.offload_plan(Some(state.run_id), plan, artifacts) {
             Ok(plan) => plan,
             Err(Error::ValueTooLarge { what, bytes, max }) => {
                 let message = format!(
@@ -365,7 +391,8 @@ impl Engine {
                 fail(change, FailureCode::UnknownNode, unknown(&next))
             }
             StepPlan::Effect { effect, then } => {
-                match self.plan_effect(state, &node, change.clone(), effect, then)? {
+                let known = [planned, artifacts.as_slice()];
+                match self.plan_effect(state, &node, change.clone(), effect, then, &known)? {
                     Ok(step) => step,
                     Err((code, message)) => fail(change, code, message),
                 }
