@@ -7,7 +7,8 @@
 //! - the kernel (`ledgerflow-kernel`): specs, the engine, the `Store` and `Clock` ports and
 //!   the in-memory store, re-exported at the top level;
 //! - the embedded sled store (`ledgerflow-sled`): [`SledStore`], [`SledConfig`],
-//!   [`Durability`], snapshots and artifacts;
+//!   [`Durability`], its checkpoint files; [`open_store`] opens any store by its
+//!   location ([`StoreChoice`]: `sled:PATH`, a directory, `memory:`);
 //! - the scheduler (`ledgerflow-scheduler`): [`Scheduler`] with workers, timers, delivery
 //!   and operator control, and [`ScheduledRuntime`], the zero-config facade;
 //! - [`SystemClock`], the wall clock the kernel itself never reads.
@@ -39,6 +40,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod open;
 mod runtime;
 
 // Workflows: specs, node handlers and what they plan.
@@ -65,8 +67,16 @@ pub use ledgerflow_kernel::{
     replay, replay_stored, ArtifactRef, Event, Hash, Record, ReplayError, Replayer, VarsChange,
     ARTIFACT_MARKER,
 };
-// Stores: the port, its limits, the in-memory store (the sled store is below).
-pub use ledgerflow_kernel::{store, InboxEntry, MemoryStore, Store, StoreLimits, TimerEntry};
+// Stores: the port, its limits, what `check` reports, the in-memory store (the sled store
+// is below), and opening a store by its location.
+pub use ledgerflow_kernel::{
+    store, CheckReport, InboxEntry, MemoryStore, Store, StoreLimits, TimerEntry,
+};
+pub use open::{open_store, OpenMode, StoreChoice};
+// Snapshots (bookmarks) of runs.
+pub use ledgerflow_kernel::{
+    Snapshot, SnapshotFilter, SNAPSHOT_NAME_BYTES_MAX, SNAPSHOT_TAGS_MAX, SNAPSHOT_TEXT_BYTES_MAX,
+};
 // Queries and the event feed.
 pub use ledgerflow_kernel::{
     is_engine_made_wait_key, orphaned_inboxes, FeedCursor, FeedPage, ParseCursorError, RunPage,
@@ -82,11 +92,12 @@ pub use ledgerflow_kernel::{Clock, ClockListener, ManualClock};
 pub use ledgerflow_scheduler::{
     Error as SchedulerError, Scheduler, SchedulerConfig, Stats as SchedulerStats, SystemClock,
 };
+// The embedded sled store and its checkpoint files.
 pub use ledgerflow_sled::{
-    latest_checkpoint, public_key, read_checkpoints, CheckReport, CheckpointConfig, Durability,
-    Signing, SledConfig, SledStore, Snapshot, SnapshotFilter, CHECKPOINT_LOG_FILE, PUBLIC_KEY_FILE,
+    latest_checkpoint, public_key, read_checkpoints, CheckpointConfig, Durability, Signing,
+    SledConfig, SledStore, CHECKPOINT_LOG_FILE, PUBLIC_KEY_FILE,
 };
-pub use runtime::{RuntimeBuilder, RuntimeConfig, ScheduledRuntime, StoreChoice, DEFAULT_DATA_DIR};
+pub use runtime::{RuntimeBuilder, RuntimeConfig, ScheduledRuntime, DEFAULT_DATA_DIR};
 
 /// README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

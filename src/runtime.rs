@@ -5,24 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ledgerflow_kernel::{
-    Clock, EffectHandler, Engine, EngineConfig, MemoryStore, Store, StoreLimits, WorkflowSpec,
+    Clock, EffectHandler, Engine, EngineConfig, Store, StoreLimits, WorkflowSpec,
 };
 use ledgerflow_scheduler::{Error, Scheduler, SchedulerConfig};
-use ledgerflow_sled::{SledConfig, SledStore};
+use ledgerflow_sled::SledConfig;
 
-use crate::SystemClock;
+use crate::{open_store, OpenMode, StoreChoice, SystemClock};
 
 /// The directory [`ScheduledRuntime::open_default`] uses: `./ledgerflow-data`.
 pub const DEFAULT_DATA_DIR: &str = "ledgerflow-data";
-
-/// Where a runtime keeps its data.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreChoice {
-    /// The embedded sled store in this directory (created if missing).
-    Sled(PathBuf),
-    /// The in-memory store: nothing survives the process.
-    Memory,
-}
 
 /// Everything a runtime can be configured with; every field has a default.
 #[derive(Clone, Debug)]
@@ -79,13 +70,13 @@ impl Default for RuntimeConfig {
 /// ```
 pub struct ScheduledRuntime {
     scheduler: Scheduler,
-    sled: Option<Arc<SledStore>>,
+    store: StoreChoice,
 }
 
 impl std::fmt::Debug for ScheduledRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScheduledRuntime")
-            .field("sled", &self.sled)
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
@@ -164,14 +155,14 @@ impl ScheduledRuntime {
         Ok(self.scheduler.engine().register_effect(kind, handler)?)
     }
 
-    /// The store the runtime writes to.
+    /// The store the runtime writes to (snapshots, artifacts and `check` are on it).
     pub fn store(&self) -> &Arc<dyn Store> {
         self.scheduler.engine().store()
     }
 
-    /// The sled store, when the runtime uses one (for snapshots, artifacts, `check`).
-    pub fn sled(&self) -> Option<&Arc<SledStore>> {
-        self.sled.as_ref()
+    /// Where the store lives.
+    pub fn store_choice(&self) -> &StoreChoice {
+        &self.store
     }
 
     /// Drains the scheduler, stops its threads, and closes the store: everything is
@@ -264,20 +255,13 @@ impl RuntimeBuilder {
     /// Opens the store, registers everything, and starts the scheduler's threads.
     pub fn start(self) -> Result<ScheduledRuntime, Error> {
         let config = self.config;
-        let (store, sled): (Arc<dyn Store>, Option<Arc<SledStore>>) = match &config.store {
-            StoreChoice::Memory => (Arc::new(MemoryStore::with_limits(config.limits)), None),
-            StoreChoice::Sled(dir) => {
-                let sled_config = SledConfig {
-                    limits: config.limits,
-                    ..config.sled
-                };
-                let sled = Arc::new(
-                    SledStore::open_with(dir, sled_config)
-                        .map_err(ledgerflow_kernel::Error::from)?,
-                );
-                (Arc::clone(&sled) as Arc<dyn Store>, Some(sled))
-            }
-        };
+        let store = open_store(
+            &config.store,
+            OpenMode::CreateOrOpen,
+            config.limits,
+            config.sled,
+        )
+        .map_err(ledgerflow_kernel::Error::from)?;
         let engine = Arc::new(Engine::with_config(store, self.clock, config.engine));
         for spec in self.specs {
             engine.register(spec);
@@ -286,7 +270,10 @@ impl RuntimeBuilder {
             register(&engine)?;
         }
         let scheduler = Scheduler::start(engine, config.scheduler)?;
-        Ok(ScheduledRuntime { scheduler, sled })
+        Ok(ScheduledRuntime {
+            scheduler,
+            store: config.store,
+        })
     }
 }
 

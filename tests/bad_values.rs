@@ -182,8 +182,12 @@ fn respond_answers_people_and_events_not_children_or_timers() {
         .expect("the parent gets the child's result");
     assert_eq!(done.output.expect("output")["output"], json!("yes"));
     runtime.stop().expect("stop");
-    let sled = runtime.sled().expect("sled");
-    assert!(sled.check().expect("check").orphaned_inboxes.is_empty());
+    assert!(runtime
+        .store()
+        .check()
+        .expect("check")
+        .orphaned_inboxes
+        .is_empty());
 }
 
 #[test]

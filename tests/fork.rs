@@ -155,13 +155,16 @@ fn fork_refuses_ended_and_out_of_range_seqs() {
 
 #[test]
 fn fork_at_a_snapshot() {
-    each_store(|engine, sled| {
-        let Some(sled) = sled else { return };
+    each_store(|engine, _| {
         let run = engine.start(("decide", 1), json!({})).expect("start");
-        engine.tick(run).expect("tick");
-        let snapshot = sled
-            .create_snapshot(run, "before-answer", "", &["checkpoint"], 0)
+        let waiting = engine.tick(run).expect("tick");
+        let snapshot = engine
+            .create_snapshot(run, "before-answer", "", &["checkpoint"])
             .expect("snapshot");
+        assert_eq!(
+            engine.snapshot(run, "before-answer").expect("found"),
+            snapshot
+        );
         let key = engine
             .load(run)
             .expect("load")
@@ -177,5 +180,17 @@ fn fork_at_a_snapshot() {
             (run, snapshot.seq)
         );
         assert_eq!(engine.load(fork).expect("load").status, RunStatus::Waiting);
+        // The snapshot still replays to the state it marked, though the run moved on.
+        assert_eq!(
+            engine
+                .snapshot_state(run, "before-answer")
+                .expect("replayed"),
+            waiting
+        );
+        let missing = engine.snapshot(run, "never-made");
+        assert_eq!(
+            missing.err().map(|e| e.kind()),
+            Some(ledgerflow::ErrorKind::NotFound)
+        );
     });
 }

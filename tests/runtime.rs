@@ -61,7 +61,7 @@ fn runtime_runs_responds_fires_timers_and_survives_a_restart() {
         .expect("timer fires");
     assert_eq!(done.output, Some(json!("yes")));
     runtime.stop().expect("stop");
-    let report = runtime.sled().expect("sled").check().expect("check");
+    let report = runtime.store().check().expect("check");
     assert_eq!(report.runs, 1);
     let stats = runtime.stats();
     assert_eq!((stats.timers_fired, stats.events_delivered), (1, 1));

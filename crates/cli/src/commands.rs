@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use ledgerflow::{open_store, OpenMode, SledConfig, SnapshotFilter, StoreChoice};
 use ledgerflow_kernel::{
-    Clock, Delivered, Engine, EngineConfig, Record, RunId, RunQuery, RunStatus, Store,
+    Delivered, Engine, EngineConfig, Record, RunId, RunQuery, RunStatus, Store,
 };
 use ledgerflow_ledger::{export_jsonl, import_jsonl, verify_chain, verify_lineage};
 use ledgerflow_scheduler::SystemClock;
-use ledgerflow_sled::{SledConfig, SledStore, SnapshotFilter};
 use serde_json::{json, Value};
 
 use crate::errors::InputError;
@@ -27,31 +27,36 @@ use crate::{
 /// The store and an engine that runs no steps: this command records resumptions and
 /// operator actions; the application that has the workflow code carries the runs on.
 struct Opened {
-    store: Arc<SledStore>,
+    store: Arc<dyn Store>,
     engine: Engine,
 }
 
 /// Opens the store: for commands that only read, a copy of it (the store's files are
 /// never changed, even by sled's recovery of a damaged file); for the others, the store.
 fn open(cli: &Cli) -> Result<Opened> {
-    let opened = if cli.command.only_reads() {
-        SledStore::open_for_inspection(cli.db())
+    let location = cli.db().map_err(|e| InputError(e.to_string()))?;
+    let mode = if cli.command.only_reads() {
+        OpenMode::Inspect
     } else {
-        SledStore::open_existing(cli.db(), SledConfig::default())
+        OpenMode::Existing
     };
-    let store = Arc::new(
-        opened.with_context(|| format!("cannot open the store at {}", cli.db().display()))?,
-    );
+    let config = SledConfig::default();
+    let store = open_store(&location, mode, config.limits, config)
+        .with_context(|| format!("cannot open the store at {}", shown(&location)))?;
     let config = EngineConfig {
         steps_per_tick_max: 0,
         ..EngineConfig::default()
     };
-    let engine = Engine::with_config(
-        Arc::clone(&store) as Arc<dyn Store>,
-        Arc::new(SystemClock),
-        config,
-    );
+    let engine = Engine::with_config(Arc::clone(&store), Arc::new(SystemClock), config);
     Ok(Opened { store, engine })
+}
+
+/// A store's location as messages show it: a sled directory as its path.
+pub fn shown(location: &StoreChoice) -> String {
+    match location {
+        StoreChoice::Sled(dir) => dir.display().to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// A run id, or an unambiguous prefix of one (at least 4 hex digits; dashes as in the
@@ -367,13 +372,13 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
         }
         Command::Snapshot(SnapshotCommand::Create { run, name, tags, description }) => {
             let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-            let snapshot = store.create_snapshot(run_id(store.as_ref(), run)?, name, description, &tags, SystemClock.now_ms())?;
+            let snapshot = engine.create_snapshot(run_id(store.as_ref(), run)?, name, description, &tags)?;
             report(cli, json!({ "run_id": snapshot.run_id, "name": snapshot.name, "seq": snapshot.seq, "record_hash": snapshot.record_hash, "tags": snapshot.tags }), &format!("snapshot {:?} of run {} at seq {}", snapshot.name, snapshot.run_id, snapshot.seq));
         }
         Command::Snapshot(SnapshotCommand::List { run, tag, limit }) => {
             check_limit(*limit, store.as_ref())?;
             let filter = SnapshotFilter { run_id: run.as_deref().map(|r| run_id(store.as_ref(), r)).transpose()?, tag: tag.clone(), name_contains: None };
-            let snapshots = store.list_snapshots(&filter, *limit)?;
+            let snapshots = engine.list_snapshots(&filter, *limit)?;
             if cli.json {
                 print_json(&Value::Array(snapshots.iter().map(|s| json!({ "run_id": s.run_id, "name": s.name, "seq": s.seq, "record_hash": s.record_hash, "description": s.description, "tags": s.tags, "created_at": time(s.created_at_ms) })).collect()));
             } else {
@@ -385,7 +390,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             let run = run_id(store.as_ref(), &args.run)?;
             let seq = match (&args.at, &args.snapshot) {
                 (Some(seq), _) => *seq,
-                (None, Some(name)) => store.snapshot(run, name)?.seq,
+                (None, Some(name)) => engine.snapshot(run, name)?.seq,
                 (None, None) => bail!("give --at SEQ or --snapshot NAME"),
             };
             let fork = engine.fork(run, seq)?;
@@ -424,7 +429,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             let events = store.feed_head()?;
             let inbox_keys = store.inbox_keys(None, store.limits().read_items_max)?.len();
             if cli.json {
-                print_json(&json!({ "runs_by_status": counts, "events": events, "inbox_keys": inbox_keys, "fsyncs": store.fsyncs(), "db": cli.db() }));
+                print_json(&json!({ "runs_by_status": counts, "events": events, "inbox_keys": inbox_keys, "db": cli.db()?.to_string() }));
             } else {
                 let rows: Vec<Vec<String>> = counts.iter().map(|(s, n)| vec![s.clone(), n.to_string()]).collect();
                 table(&["STATUS", "RUNS"], &rows);

@@ -13,7 +13,7 @@ use ledgerflow_ledger::bundle::{LeafProof, ProofBundle, PROOF_FILE_BYTES_MAX};
 use ledgerflow_ledger::checkpoint::{CheckpointKey, SignedCheckpoint};
 use ledgerflow_ledger::merkle::{self, tree_hash_hex};
 use ledgerflow_ledger::{artifact_cites, artifact_matches, ArtifactCite};
-use ledgerflow_sled::{latest_checkpoint, public_key, SledStore, PUBLIC_KEY_FILE};
+use ledgerflow_sled::PUBLIC_KEY_FILE;
 use serde_json::{json, Value};
 
 use crate::errors::InputError;
@@ -27,20 +27,28 @@ pub fn proof_path(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The store's latest signed checkpoint, read from its directory.
-fn checkpoint(cli: &Cli) -> Result<SignedCheckpoint> {
-    latest_checkpoint(&cli.db())?.with_context(|| {
+/// The store's latest signed checkpoint.
+fn checkpoint(cli: &Cli, store: &dyn Store) -> Result<SignedCheckpoint> {
+    store.latest_checkpoint()?.with_context(|| {
         format!(
             "{} has no checkpoint yet; a store writes one after every durable commit and on \
              close, so open it once with this version of ledgerflow",
-            cli.db().display()
+            location(cli)
         )
     })
 }
 
+/// The store's location as messages show it.
+fn location(cli: &Cli) -> String {
+    cli.db()
+        .map_or_else(|e| e.to_string(), |l| crate::commands::shown(&l))
+}
+
 /// The store's public key (`checkpoint.pub`), if it signs its checkpoints.
-fn store_key(cli: &Cli) -> Result<Option<CheckpointKey>> {
-    public_key(&cli.db()).with_context(|| format!("reading the key of {}", cli.db().display()))
+fn store_key(cli: &Cli, store: &dyn Store) -> Result<Option<CheckpointKey>> {
+    store
+        .checkpoint_public_key()
+        .with_context(|| format!("reading the key of {}", location(cli)))
 }
 
 fn hexes(path: &[merkle::TreeHash]) -> Vec<String> {
@@ -48,11 +56,11 @@ fn hexes(path: &[merkle::TreeHash]) -> Vec<String> {
 }
 
 /// Runs a `log` subcommand on a store opened for reading.
-pub fn run(cli: &Cli, store: &SledStore, command: &LogCommand) -> Result<ExitCode> {
+pub fn run(cli: &Cli, store: &dyn Store, command: &LogCommand) -> Result<ExitCode> {
     match command {
         LogCommand::Checkpoint => {
-            let latest = checkpoint(cli)?;
-            let key = store_key(cli)?;
+            let latest = checkpoint(cli, store)?;
+            let key = store_key(cli, store)?;
             let verified = key.as_ref().map(|k| latest.verify(k).is_ok());
             if cli.json {
                 print_json(&json!({
@@ -67,7 +75,7 @@ pub fn run(cli: &Cli, store: &SledStore, command: &LogCommand) -> Result<ExitCod
                 crate::out!("{}", latest.note.trim_end_matches('\n'));
             }
         }
-        LogCommand::Key => match store_key(cli)? {
+        LogCommand::Key => match store_key(cli, store)? {
             Some(key) => {
                 if cli.json {
                     print_json(&json!({ "public_key": key.as_str() }));
@@ -77,11 +85,11 @@ pub fn run(cli: &Cli, store: &SledStore, command: &LogCommand) -> Result<ExitCod
             }
             None => bail!(
                 "{} has no {PUBLIC_KEY_FILE}: its checkpoints are unsigned",
-                cli.db().display()
+                location(cli)
             ),
         },
         LogCommand::Prove { run, seq } => {
-            let latest = checkpoint(cli)?;
+            let latest = checkpoint(cli, store)?;
             let run = crate::commands::run_id(store, run)?;
             let seqs: Vec<u64> = match seq {
                 Some(seq) => vec![*seq],
@@ -137,7 +145,7 @@ pub fn run(cli: &Cli, store: &SledStore, command: &LogCommand) -> Result<ExitCod
             }
         }
         LogCommand::Consistency { old_size } => {
-            let latest = checkpoint(cli)?;
+            let latest = checkpoint(cli, store)?;
             if *old_size > latest.head.size {
                 return Err(InputError(format!(
                     "old size {old_size} is beyond the latest checkpoint's tree size {}",
@@ -182,12 +190,12 @@ pub fn run(cli: &Cli, store: &SledStore, command: &LogCommand) -> Result<ExitCod
 /// holds all runs, else one inclusion proof per record.
 pub fn export_proof(
     cli: &Cli,
-    store: &SledStore,
+    store: &dyn Store,
     complete: bool,
     exported: &[(RunId, u64)],
 ) -> Result<ProofBundle> {
-    let latest = checkpoint(cli)?;
-    let key = store_key(cli)?;
+    let latest = checkpoint(cli, store)?;
+    let key = store_key(cli, store)?;
     if complete {
         let leaves = log_leaves(store, latest.head.size)?;
         return Ok(ProofBundle::complete(&latest, key.as_ref(), leaves));
@@ -339,7 +347,7 @@ pub fn artifacts_dir(out: &Path) -> PathBuf {
 
 /// Writes every artifact `records` cite to `OUT.artifacts/<digest>`.
 pub fn export_artifacts(
-    store: &SledStore,
+    store: &dyn Store,
     out: &Path,
     records: &[Record],
 ) -> Result<ExportedArtifacts> {

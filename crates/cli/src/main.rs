@@ -16,9 +16,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "ledgerflow", version, about)]
 struct Cli {
-    /// The store directory [default: ledgerflow-data].
+    /// The store: a directory or sled:PATH [default: ledgerflow-data].
     #[arg(long, global = true)]
-    db: Option<PathBuf>,
+    db: Option<String>,
     /// Print one JSON document on stdout instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -320,11 +320,9 @@ impl Command {
 }
 
 impl Cli {
-    /// The store directory: `--db`, or `ledgerflow-data`.
-    fn db(&self) -> PathBuf {
-        self.db
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("ledgerflow-data"))
+    /// The store `--db` names (a directory or `sled:PATH`), or `ledgerflow-data`.
+    fn db(&self) -> Result<ledgerflow::StoreChoice, ledgerflow_kernel::store::Error> {
+        self.db.as_deref().unwrap_or("ledgerflow-data").parse()
     }
 }
 

@@ -332,6 +332,21 @@ fn bad_input_gets_one_clear_line_and_exit_code_1() {
         "is not waiting for an answer: it waits for nothing: it has ended (completed)",
     );
     fails(&f.db.join("missing"), &["runs", "list"], "store missing");
+    fails(
+        Path::new("postgres://db/ledger"),
+        &["runs", "list"],
+        "no store for the scheme \"postgres\" is built in",
+    );
+    fails(
+        Path::new("memory:"),
+        &["runs", "list"],
+        "cannot be opened again",
+    );
+    // A location with the scheme names the same store as its directory.
+    let located = format!("sled:{}", f.db.display());
+    let listed = ok_json(Path::new(&located), &["runs", "list"]);
+    assert_eq!(listed, ok_json(&f.db, &["runs", "list"]));
+    assert_eq!(listed["runs"].as_array().map(Vec::len), Some(3), "{listed}");
     let usage = ledgerflow(&f.db, &["ledger", "verify"]);
     assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
 }

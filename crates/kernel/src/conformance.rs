@@ -36,6 +36,8 @@ macro_rules! store_conformance_tests {
             workflow_time_and_count_indexes,
             closed_store_refuses_writes_and_keeps_reads,
             global_log_covers_every_record_in_feed_order,
+            snapshots_by_name_tag_and_run,
+            check_verifies_runs_indexes_and_log,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -908,6 +910,8 @@ pub fn closed_store_refuses_writes_and_keeps_reads(store: &dyn Store) {
     assert!(matches!(refused, Err(Error::Closed)), "{refused:?}");
     let refused = store.deliver("closed-key", json!(1), T0);
     assert!(matches!(refused, Err(Error::Closed)), "{refused:?}");
+    let refused = store.create_snapshot(&snapshot_of(&state, "closed", &[]));
+    assert!(matches!(refused, Err(Error::Closed)), "{refused:?}");
     let refused = store.put_artifact(b"bytes", "text/plain", None);
     assert!(matches!(refused, Err(Error::Closed)), "{refused:?}");
     assert_eq!(load(store, run_id), state);
@@ -1000,4 +1004,156 @@ pub fn global_log_covers_every_record_in_feed_order(store: &dyn Store) {
         crate::prove_record(store, RunId::new_v4(), 1, None),
         Err(Error::InvalidInput(_))
     ));
+}
+
+fn snapshot_of(state: &RunState, name: &str, tags: &[&str]) -> crate::Snapshot {
+    crate::Snapshot {
+        run_id: state.run_id,
+        name: name.to_owned(),
+        seq: state.head.seq,
+        record_hash: state.head.hash,
+        description: format!("{name} of the conformance suite"),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        created_at_ms: T0,
+    }
+}
+
+/// Snapshots are stored only for a record the run holds, under a name unique within the
+/// run, within the kernel's bounds; they are found by run and name, and listed by run then
+/// name with filters and a limit. A refused one stores nothing.
+pub fn snapshots_by_name_tag_and_run(store: &dyn Store) {
+    use crate::{Snapshot, SnapshotFilter};
+
+    let first = commit_ok(store, started(RunId::new_v4()));
+    let later = commit_ok(store, advance(&first, "b"));
+    let other = commit_ok(store, started(RunId::new_v4()));
+    let at_start = snapshot_of(&first, "at-start", &["review"]);
+    store
+        .create_snapshot(&at_start)
+        .expect("a snapshot at seq 1");
+    store
+        .create_snapshot(&snapshot_of(&later, "later", &[]))
+        .expect("a snapshot at the head");
+    store
+        .create_snapshot(&snapshot_of(&other, "at-start", &["review"]))
+        .expect("the same name on another run");
+
+    /// A snapshot to refuse, and whether an error is the right refusal.
+    type Refusal = (Snapshot, fn(&Error) -> bool);
+    let refusals: Vec<Refusal> = vec![
+        (snapshot_of(&later, "at-start", &[]), |e| {
+            matches!(e, Error::AlreadyExists(_))
+        }),
+        (snapshot_of(&later, "", &[]), |e| {
+            matches!(e, Error::InvalidInput(_))
+        }),
+        (
+            snapshot_of(&later, &"n".repeat(crate::SNAPSHOT_NAME_BYTES_MAX + 1), &[]),
+            |e| matches!(e, Error::ValueTooLarge { .. }),
+        ),
+        (
+            snapshot_of(&later, "tags", &vec!["t"; crate::SNAPSHOT_TAGS_MAX + 1]),
+            |e| matches!(e, Error::ValueTooLarge { .. }),
+        ),
+        (
+            Snapshot {
+                record_hash: other.head.hash,
+                ..snapshot_of(&later, "wrong-hash", &[])
+            },
+            |e| matches!(e, Error::InvalidInput(_)),
+        ),
+        (
+            Snapshot {
+                seq: 9,
+                ..snapshot_of(&later, "past-the-head", &[])
+            },
+            |e| matches!(e, Error::InvalidInput(_)),
+        ),
+        (
+            Snapshot {
+                run_id: RunId::new_v4(),
+                ..snapshot_of(&later, "no-run", &[])
+            },
+            |e| matches!(e, Error::NotFound(_)),
+        ),
+    ];
+    for (snapshot, expected) in refusals {
+        let refused = store.create_snapshot(&snapshot);
+        assert!(
+            refused.as_ref().is_err_and(expected),
+            "snapshot {:?}: {refused:?}",
+            snapshot.name
+        );
+    }
+
+    let found = store.snapshot(first.run_id, "at-start").expect("read");
+    assert_eq!(found, Some(at_start.clone()));
+    assert_eq!(
+        store.snapshot(first.run_id, "wrong-hash").expect("read"),
+        None
+    );
+    let list = |filter: SnapshotFilter, limit| match store.list_snapshots(&filter, limit) {
+        Ok(found) => found
+            .into_iter()
+            .map(|s| (s.run_id, s.name))
+            .collect::<Vec<_>>(),
+        Err(e) => panic!("listing snapshots failed: {e}"),
+    };
+    let of_first = SnapshotFilter {
+        run_id: Some(first.run_id),
+        ..SnapshotFilter::default()
+    };
+    assert_eq!(
+        list(of_first.clone(), 10),
+        vec![
+            (first.run_id, "at-start".to_owned()),
+            (first.run_id, "later".to_owned())
+        ]
+    );
+    assert_eq!(list(of_first, 1).len(), 1, "the limit holds");
+    let tagged = SnapshotFilter {
+        tag: Some("review".into()),
+        ..SnapshotFilter::default()
+    };
+    let mut both = vec![first.run_id, other.run_id];
+    both.sort();
+    assert_eq!(
+        list(tagged, 10)
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect::<Vec<_>>(),
+        both
+    );
+    let named = SnapshotFilter {
+        name_contains: Some("ate".into()),
+        ..SnapshotFilter::default()
+    };
+    assert_eq!(list(named, 10), vec![(first.run_id, "later".to_owned())]);
+    let too_many = store.list_snapshots(&SnapshotFilter::default(), usize::MAX);
+    assert!(
+        matches!(too_many, Err(Error::LimitTooLarge { .. })),
+        "{too_many:?}"
+    );
+}
+
+/// `check` passes on a store holding runs that wait on keys and timers, an inbox and an
+/// ended run, and counts every run, record and leaf of the global log.
+pub fn check_verifies_runs_indexes_and_log(store: &dyn Store) {
+    let empty = store.check().expect("an empty store checks");
+    assert_eq!((empty.runs, empty.records, empty.log_leaves), (0, 0, 0));
+
+    let keyed = commit_ok(store, started(RunId::new_v4()));
+    let keyed = commit_ok(store, wait(&keyed, Some("check-key"), None));
+    let timed = commit_ok(store, started(RunId::new_v4()));
+    let timed = commit_ok(store, wait(&timed, None, Some(T0 + 5)));
+    let moved = commit_ok(store, started(RunId::new_v4()));
+    commit_ok(store, advance(&moved, "b"));
+    if let Err(e) = store.deliver("nobody-waits", json!(1), T0) {
+        panic!("deliver failed: {e}");
+    }
+    let report = store.check().expect("check");
+    assert_eq!(report.runs, 3);
+    let records = keyed.head.seq + timed.head.seq + 2;
+    assert_eq!((report.records, report.log_leaves), (records, records));
+    assert!(report.orphaned_inboxes.is_empty(), "{report:?}");
 }

@@ -970,3 +970,20 @@ mod tests {
         assert_eq!((kind.as_str(), body), ("paused", json!({})));
     }
 }
+
+/// Events the kernel's unit tests build runs from.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::Event;
+
+    /// The `started` event of a run of workflow `w` version 1 at node `a`, with no vars.
+    pub(crate) fn started() -> Event {
+        Event::Started {
+            workflow_id: "w".into(),
+            workflow_version: 1,
+            node: "a".into(),
+            vars: serde_json::Map::new(),
+            parent: None,
+        }
+    }
+}

@@ -17,6 +17,7 @@ mod feed;
 mod memory;
 mod query;
 mod registry;
+mod snapshot;
 mod spec;
 mod state;
 pub mod store;
@@ -41,6 +42,9 @@ pub use ledgerflow_ledger::{Hash, Record, RunId};
 pub use memory::MemoryStore;
 pub use query::{RunPage, RunQuery};
 pub use registry::{WorkflowKey, WorkflowRegistry};
+pub use snapshot::{
+    Snapshot, SnapshotFilter, SNAPSHOT_NAME_BYTES_MAX, SNAPSHOT_TAGS_MAX, SNAPSHOT_TEXT_BYTES_MAX,
+};
 pub use spec::{
     Continuation, EffectPlan, NodeHandler, SpecError, StepContext, StepPlan, WorkflowSpec,
     WorkflowSpecBuilder,
@@ -49,7 +53,7 @@ pub use state::{
     FailureCode, LedgerHead, ParentLink, PendingEffect, RunFailure, RunState, RunStatus,
     SubworkflowMode, WaitReason, WaitState,
 };
-pub use store::{InboxEntry, IndexReader, Store, StoreLimits, TimerEntry};
+pub use store::{CheckReport, InboxEntry, IndexReader, Store, StoreLimits, TimerEntry};
 pub use tlog::{
     log_head, log_leaves, log_root, prove_consistency, prove_record, LogHead, RecordProof,
 };

@@ -10,10 +10,108 @@ use ledgerflow_ledger::{Hash, Record};
 use serde_json::Value;
 
 use crate::store::{
-    Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, IndexReader, Store, StoreLimits,
-    TimeField, TimerEntry,
+    CheckReport, Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, IndexReader, Store,
+    StoreLimits, TimeField, TimerEntry,
 };
-use crate::{ArtifactRef, RunId, RunState, RunStatus};
+use crate::{ArtifactRef, RunId, RunState, RunStatus, Snapshot, SnapshotFilter};
+
+impl Inner {
+    /// [`Store::check`] of everything behind the lock: chains and replays, indexes, and
+    /// the global log recomputed from the feed.
+    fn check(&self) -> Result<CheckReport, Error> {
+        let mut report = CheckReport::default();
+        for (run_id, state) in &self.runs {
+            let corrupt = |what: &str| Error::Corrupt(format!("run {run_id}: {what}"));
+            let records = self.ledgers.get(run_id).map_or(&[][..], Vec::as_slice);
+            ledgerflow_ledger::verify_chain(records)
+                .map_err(|e| Error::Corrupt(format!("run {run_id}: {e}")))?;
+            let replayed =
+                crate::replay(records).map_err(|e| Error::Corrupt(format!("run {run_id}: {e}")))?;
+            if &replayed != state {
+                return Err(corrupt("replayed ledger differs from the stored state"));
+            }
+            if !self
+                .by_status
+                .get(&state.status)
+                .is_some_and(|runs| runs.contains(run_id))
+            {
+                return Err(corrupt("missing from the status index"));
+            }
+            if let Some(wait) = &state.waiting {
+                if let Some(key) = &wait.wait_key {
+                    if self.wait_keys.get(key) != Some(run_id) {
+                        return Err(corrupt("wait_key index does not point at the run"));
+                    }
+                }
+                if let Some(due_at_ms) = wait.until_ms {
+                    let timer = TimerEntry {
+                        due_at_ms,
+                        run_id: *run_id,
+                    };
+                    if !self.timers.contains(&timer) {
+                        return Err(corrupt("timer missing from the timer index"));
+                    }
+                }
+            }
+            report.runs += 1;
+            report.records += records.len() as u64;
+        }
+        let indexed: usize = self.by_status.values().map(BTreeSet::len).sum();
+        if indexed as u64 != report.runs {
+            return Err(Error::Corrupt(format!(
+                "status index has {indexed} entries for {} runs",
+                report.runs
+            )));
+        }
+        for (key, holder) in &self.wait_keys {
+            if !self.runs.get(holder).is_some_and(|s| s.waits_on(key)) {
+                return Err(Error::Corrupt(format!(
+                    "wait_key index entry for run {holder} that does not wait on it"
+                )));
+            }
+        }
+        let mut frontier = Frontier::new();
+        for entry in &self.feed {
+            let leaf_index = frontier.size();
+            let record = usize::try_from(entry.seq)
+                .ok()
+                .and_then(|seq| seq.checked_sub(1))
+                .and_then(|i| self.ledgers.get(&entry.run_id)?.get(i))
+                .ok_or_else(|| {
+                    Error::Corrupt(format!(
+                        "feed entry {} names record {} of run {}, which is missing",
+                        entry.feed_seq, entry.seq, entry.run_id
+                    ))
+                })?;
+            if self.leaves.get(&(entry.run_id, entry.seq)) != Some(&leaf_index) {
+                return Err(Error::Corrupt(format!(
+                    "record {} of run {} is not leaf {leaf_index} of the global log",
+                    entry.seq, entry.run_id
+                )));
+            }
+            let leaf = merkle::leaf_hash(entry.run_id, entry.seq, &record.hash());
+            for (index, hash) in frontier.append(leaf) {
+                let stored = usize::try_from(index)
+                    .ok()
+                    .and_then(|i| self.log_nodes.get(i));
+                if stored != Some(&hash) {
+                    return Err(Error::Corrupt(format!(
+                        "the global log's hash {index} is missing or wrong"
+                    )));
+                }
+            }
+        }
+        if frontier.size() != report.records || frontier.root() != self.log_frontier.root() {
+            return Err(Error::Corrupt(format!(
+                "the global log has {} leaves for {} records, or another root",
+                frontier.size(),
+                report.records
+            )));
+        }
+        report.log_leaves = frontier.size();
+        Ok(report)
+    }
+}
 
 impl IndexReader for Inner {
     type Error = Error;
@@ -86,6 +184,7 @@ struct Inner {
     by_workflow: BTreeSet<(String, u32, RunId)>,
     by_created: BTreeSet<(i64, RunId)>,
     by_updated: BTreeSet<(i64, RunId)>,
+    snapshots: BTreeMap<(RunId, String), Snapshot>,
     /// Set by [`Store::close`]: writes are refused from then on.
     closed: bool,
 }
@@ -545,7 +644,130 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn create_snapshot(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        snapshot.check_fields()?;
+        let mut inner = self.lock_for_write()?;
+        let run_id = snapshot.run_id;
+        let records = inner
+            .ledgers
+            .get(&run_id)
+            .ok_or_else(|| Error::NotFound(format!("run {run_id}")))?;
+        let marked = usize::try_from(snapshot.seq)
+            .ok()
+            .and_then(|seq| seq.checked_sub(1))
+            .and_then(|i| records.get(i));
+        if marked.map(Record::hash) != Some(snapshot.record_hash) {
+            return Err(Error::InvalidInput(format!(
+                "run {run_id} has no record {} with hash {}",
+                snapshot.seq, snapshot.record_hash
+            )));
+        }
+        let key = (run_id, snapshot.name.clone());
+        if inner.snapshots.contains_key(&key) {
+            return Err(Error::AlreadyExists(format!(
+                "snapshot {:?} of run {run_id}",
+                snapshot.name
+            )));
+        }
+        inner.snapshots.insert(key, snapshot.clone());
+        Ok(())
+    }
+
+    fn snapshot(&self, run_id: RunId, name: &str) -> Result<Option<Snapshot>, Error> {
+        Ok(self
+            .lock()
+            .snapshots
+            .get(&(run_id, name.to_owned()))
+            .cloned())
+    }
+
+    fn list_snapshots(
+        &self,
+        filter: &SnapshotFilter,
+        limit: usize,
+    ) -> Result<Vec<Snapshot>, Error> {
+        self.check_limit(limit)?;
+        Ok(self
+            .lock()
+            .snapshots
+            .values()
+            .filter(|snapshot| snapshot.matches(filter))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn check(&self) -> Result<CheckReport, Error> {
+        let mut report = self.lock().check()?;
+        report.orphaned_inboxes = crate::orphaned_inboxes(self, usize::MAX)?;
+        Ok(report)
+    }
+
     fn limits(&self) -> StoreLimits {
         self.limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{append, Event};
+
+    /// A store holding one run waiting on `key`.
+    fn waiting_run(key: &str) -> MemoryStore {
+        let store = MemoryStore::new();
+        let run_id = RunId::new_v4();
+        let events = vec![
+            crate::event::fixtures::started(),
+            Event::Waiting {
+                node: "a".into(),
+                vars: None,
+                wait: crate::WaitState {
+                    wait_key: Some(key.into()),
+                    reason: crate::WaitReason::Event,
+                    until_ms: None,
+                    prompt: None,
+                    choices: Vec::new(),
+                    result_key: None,
+                    then: crate::Continuation::Next("a".into()),
+                },
+            },
+        ];
+        let (state, records) = append(None, run_id, &events, 0).expect("events apply");
+        store
+            .commit(Commit::between(None, state, records, 0))
+            .expect("commit");
+        store
+    }
+
+    #[test]
+    fn check_finds_each_kind_of_damage() {
+        type Damage = fn(&mut Inner);
+        let damages: [(&str, Damage); 5] = [
+            ("wait_key index", |inner| inner.wait_keys.clear()),
+            ("status index", |inner| inner.by_status.clear()),
+            ("replayed ledger", |inner| {
+                for state in inner.runs.values_mut() {
+                    state.vars.insert("x".into(), serde_json::json!(1));
+                }
+            }),
+            ("global log", |inner| inner.log_nodes.clear()),
+            ("missing", |inner| {
+                for records in inner.ledgers.values_mut() {
+                    records.pop();
+                }
+            }),
+        ];
+        for (what, damage) in damages {
+            let store = waiting_run("k");
+            store.check().expect("intact");
+            damage(&mut store.lock());
+            let found = store.check();
+            assert!(
+                matches!(&found, Err(Error::Corrupt(message)) if message.contains(what)
+                    || what == "missing"),
+                "{what}: {found:?}"
+            );
+        }
     }
 }

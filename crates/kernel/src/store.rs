@@ -6,7 +6,8 @@ use ledgerflow_ledger::Record;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{ArtifactRef, Hash, RunId, RunState, RunStatus};
+use crate::{ArtifactRef, Hash, RunId, RunState, RunStatus, Snapshot, SnapshotFilter};
+use ledgerflow_ledger::checkpoint::{CheckpointKey, SignedCheckpoint};
 
 /// Storage errors. Conflicts are expected under concurrency; the rest are not.
 #[derive(Debug, thiserror::Error)]
@@ -664,6 +665,34 @@ pub trait Store: Send + Sync {
     /// The store's bounds.
     fn limits(&self) -> StoreLimits;
 
+    /// Stores a snapshot (see [`Snapshot::check_fields`] for what is refused). The run
+    /// must exist and hold `snapshot.record_hash` at `snapshot.seq` ([`Error::NotFound`],
+    /// [`Error::InvalidInput`]); a name the run already uses is [`Error::AlreadyExists`].
+    fn create_snapshot(&self, snapshot: &Snapshot) -> Result<(), Error>;
+
+    /// The run's snapshot named `name`, if there is one.
+    fn snapshot(&self, run_id: RunId, name: &str) -> Result<Option<Snapshot>, Error>;
+
+    /// Up to `limit` snapshots matching `filter`, by run then name.
+    fn list_snapshots(&self, filter: &SnapshotFilter, limit: usize)
+        -> Result<Vec<Snapshot>, Error>;
+
+    /// Verifies the whole store: every run's chain, replay equal to its state, the indexes
+    /// agreeing with the runs, and the global log recomputed from the records. Damage is
+    /// [`Error::Corrupt`]; events no run can ever consume are reported, not an error.
+    /// Reads everything once: an operator's command, not a hot path.
+    fn check(&self) -> Result<CheckReport, Error>;
+
+    /// The latest signed checkpoint of the global log, for a store that keeps them.
+    fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, Error> {
+        Ok(None)
+    }
+
+    /// The public key the store signs its checkpoints with, for a store that signs them.
+    fn checkpoint_public_key(&self) -> Result<Option<CheckpointKey>, Error> {
+        Ok(None)
+    }
+
     /// Makes everything committed so far durable and refuses writes from now on
     /// ([`Error::Closed`] from `commit`, `deliver` and `put_artifact`); reads keep
     /// working. Idempotent.
@@ -682,21 +711,30 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// What [`Store::check`] verified.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Runs checked.
+    pub runs: u64,
+    /// Records verified.
+    pub records: u64,
+    /// Leaves of the global log recomputed from the records and matched with the stored
+    /// log (one per record).
+    pub log_leaves: u64,
+    /// Inboxes holding events no run can ever consume (a key only one run could wait on,
+    /// which no longer does), with how many events each holds. Not damage to the files,
+    /// but events lost to the workflows: `ledgerflow check` fails when there are any.
+    pub orphaned_inboxes: Vec<(String, u64)>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::{append, Event};
-    use serde_json::Map;
 
     fn sealed_start(run_id: RunId) -> Commit {
         let events = vec![
-            Event::Started {
-                workflow_id: "w".into(),
-                workflow_version: 1,
-                node: "a".into(),
-                vars: Map::new(),
-                parent: None,
-            },
+            crate::event::fixtures::started(),
             Event::Advanced {
                 node: "a".into(),
                 vars: None,

@@ -22,9 +22,8 @@ pub use checkpoint::{
 #[doc(hidden)]
 pub use codec::decode_any;
 pub use codec::VALUE_BYTES_MAX;
-pub use snapshot::{Snapshot, SnapshotFilter};
 pub use store::{
-    remove_inspection_copies, segment_size_of, CheckReport, SledConfig, SledStore, SEGMENT_BYTES,
+    remove_inspection_copies, segment_size_of, SledConfig, SledStore, SEGMENT_BYTES,
     STATE_SNAPSHOT_RECORDS,
 };
 pub use sync::Durability;

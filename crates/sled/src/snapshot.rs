@@ -1,87 +1,45 @@
-//! Snapshots (bookmarks): named, tagged, searchable checkpoints of a run at a ledger seq.
+//! Snapshots (bookmarks) in the `snapshots` tree: what `Store::create_snapshot`,
+//! `snapshot` and `list_snapshots` do on sled. The rules are the kernel's
+//! (`Snapshot::check_fields`).
 
 use ledgerflow_kernel::store::{Error, Store};
-use ledgerflow_kernel::{Hash, RunId, RunState};
+use ledgerflow_kernel::{Hash, RunId, Snapshot, SnapshotFilter};
 
 use crate::codec::{self, keys, SnapshotEnvelopeV1};
 use crate::store::{sled_err, SledStore};
 
-/// Longest snapshot name, in bytes.
-const NAME_BYTES_MAX: usize = 128;
-/// Most tags on one snapshot.
-const TAGS_MAX: usize = 32;
-
-/// A named checkpoint of a run at a ledger seq.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Snapshot {
-    /// The run.
-    pub run_id: RunId,
-    /// Its name, unique within the run.
-    pub name: String,
-    /// The ledger seq it marks.
-    pub seq: u64,
-    /// The hash of the record at that seq, so the checkpoint can be checked later.
-    pub record_hash: Hash,
-    /// Free text.
-    pub description: String,
-    /// Tags to search by.
-    pub tags: Vec<String>,
-    /// When it was made (ms since the Unix epoch).
-    pub created_at_ms: i64,
-}
-
-/// Which snapshots [`SledStore::list_snapshots`] returns. Empty matches all.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SnapshotFilter {
-    /// Only this run's.
-    pub run_id: Option<RunId>,
-    /// Only those carrying this tag.
-    pub tag: Option<String>,
-    /// Only those whose name contains this text.
-    pub name_contains: Option<String>,
-}
-
 impl SledStore {
-    /// Bookmarks the run at its current ledger head under `name`.
-    pub fn create_snapshot(
-        &self,
-        run_id: RunId,
-        name: &str,
-        description: &str,
-        tags: &[&str],
-        created_at_ms: i64,
-    ) -> Result<Snapshot, Error> {
+    /// Stores `snapshot` if the run holds its record and its name is free.
+    pub(crate) fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), Error> {
         self.check_writable()?;
-        if name.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "a snapshot needs a name of 1 to {NAME_BYTES_MAX} bytes; the name given is empty"
-            )));
+        snapshot.check_fields()?;
+        let run_id = snapshot.run_id;
+        let marked = self
+            .read_records(run_id, snapshot.seq.max(1), 1)?
+            .into_iter()
+            .next()
+            .filter(|record| record.seq() == snapshot.seq);
+        match marked {
+            None if self.load(run_id)?.is_none() => {
+                return Err(Error::NotFound(format!("run {run_id}")))
+            }
+            Some(record) if record.hash() == snapshot.record_hash => {}
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "run {run_id} has no record {} with hash {}",
+                    snapshot.seq, snapshot.record_hash
+                )))
+            }
         }
-        if name.len() > NAME_BYTES_MAX {
-            return Err(Error::ValueTooLarge {
-                what: format!("snapshot name {name:?}"),
-                bytes: name.len(),
-                max: NAME_BYTES_MAX,
-            });
-        }
-        if tags.len() > TAGS_MAX {
-            return Err(Error::ValueTooLarge {
-                what: "snapshot tag list".into(),
-                bytes: tags.len(),
-                max: TAGS_MAX,
-            });
-        }
-        let state = self
-            .load(run_id)?
-            .ok_or_else(|| Error::NotFound(format!("run {run_id}")))?;
         let envelope = SnapshotEnvelopeV1 {
-            seq: state.head.seq,
-            record_hash: *state.head.hash.as_bytes(),
-            description: description.to_owned(),
-            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-            created_at_ms,
+            seq: snapshot.seq,
+            record_hash: *snapshot.record_hash.as_bytes(),
+            description: snapshot.description.clone(),
+            tags: snapshot.tags.clone(),
+            created_at_ms: snapshot.created_at_ms,
         };
         let value = codec::encode_snapshot(&envelope)?;
+        let name = &snapshot.name;
         let key = keys::snapshot(run_id, name);
         let swapped = self
             .trees
@@ -93,29 +51,34 @@ impl SledStore {
                 "snapshot {name:?} of run {run_id}"
             )));
         }
-        self.after_write()?;
-        Ok(to_snapshot(run_id, name.to_owned(), envelope))
+        self.after_write()
     }
 
-    /// The snapshot `name` of the run.
-    pub fn snapshot(&self, run_id: RunId, name: &str) -> Result<Snapshot, Error> {
-        let value = self
+    /// The snapshot `name` of the run, if there is one.
+    pub(crate) fn get_snapshot(
+        &self,
+        run_id: RunId,
+        name: &str,
+    ) -> Result<Option<Snapshot>, Error> {
+        let Some(value) = self
             .trees
             .snapshots
             .get(keys::snapshot(run_id, name))
             .map_err(sled_err)?
-            .ok_or_else(|| Error::NotFound(format!("snapshot {name:?} of run {run_id}")))?;
-        Ok(to_snapshot(
+        else {
+            return Ok(None);
+        };
+        Ok(Some(to_snapshot(
             run_id,
             name.to_owned(),
             codec::decode_snapshot(&value)?,
-        ))
+        )))
     }
 
     /// Up to `limit` snapshots matching `filter`, by run then name. With a run id only
     /// that run's snapshots are read; otherwise all are scanned (they are few: one per
     /// bookmark a person or agent chose to make).
-    pub fn list_snapshots(
+    pub(crate) fn find_snapshots(
         &self,
         filter: &SnapshotFilter,
         limit: usize,
@@ -138,33 +101,11 @@ impl SledStore {
             let name = String::from_utf8(key[16..].to_vec())
                 .map_err(|_| Error::Corrupt("snapshot name is not UTF-8".into()))?;
             let snapshot = to_snapshot(run_id, name, codec::decode_snapshot(&value)?);
-            let tag_ok = filter
-                .tag
-                .as_ref()
-                .is_none_or(|t| snapshot.tags.contains(t));
-            let name_ok = filter
-                .name_contains
-                .as_ref()
-                .is_none_or(|n| snapshot.name.contains(n.as_str()));
-            if tag_ok && name_ok {
+            if snapshot.matches(filter) {
                 out.push(snapshot);
             }
         }
         Ok(out)
-    }
-
-    /// The run's state as it was at the snapshot, by replaying its ledger up to the
-    /// snapshot's seq; checks the record hash the snapshot recorded.
-    pub fn load_snapshot_state(&self, run_id: RunId, name: &str) -> Result<RunState, Error> {
-        let snapshot = self.snapshot(run_id, name)?;
-        let state = self.replay_run(run_id, Some(snapshot.seq))?;
-        if state.head.hash != snapshot.record_hash {
-            return Err(Error::Corrupt(format!(
-                "snapshot {name:?} of run {run_id}: record {} hash differs from the snapshot's",
-                snapshot.seq
-            )));
-        }
-        Ok(state)
     }
 }
 

@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ledgerflow_kernel::store::{
-    Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, IndexReader, Store, StoreLimits,
-    TimeField, TimerEntry,
+    CheckReport, Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, IndexReader, Store,
+    StoreLimits, TimeField, TimerEntry,
 };
 use ledgerflow_kernel::{
     replay_stored, ArtifactRef, Hash, Record, Replayer, RunId, RunState, RunStatus,
@@ -20,7 +20,8 @@ use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use ledgerflow_ledger::checkpoint::CheckpointKey;
+use ledgerflow_kernel::{Snapshot, SnapshotFilter};
+use ledgerflow_ledger::checkpoint::{CheckpointKey, SignedCheckpoint};
 use ledgerflow_ledger::merkle::{
     self, split_stored_hash_index, stored_hash_index, Frontier, NodeReader, TreeHash,
 };
@@ -1105,9 +1106,10 @@ impl SledStore {
             .ok_or_else(|| Error::Corrupt(format!("run {run_id}: state gone while checked")))
     }
 
-    /// Verifies the whole store: every run's chain, replay == stored state, and that the
-    /// wait_key, timer and status indexes agree with the runs. Reads everything once.
-    pub fn check(&self) -> Result<CheckReport, Error> {
+    /// [`Store::check`] on sled: every run's chain, replay == stored state, the wait_key,
+    /// timer, status, workflow and time indexes against the runs, and the global log
+    /// recomputed from the records. Reads everything once.
+    fn check_all(&self) -> Result<CheckReport, Error> {
         let mut report = CheckReport::default();
         for item in self.trees.runs.iter() {
             let (key, value) = item.map_err(sled_err)?;
@@ -1260,22 +1262,6 @@ impl SledStore {
         }
         Ok(frontier.size())
     }
-}
-
-/// What [`SledStore::check`] verified.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CheckReport {
-    /// Runs checked.
-    pub runs: u64,
-    /// Records verified.
-    pub records: u64,
-    /// Leaves of the global log recomputed from the records and matched with the stored
-    /// log (one per record).
-    pub log_leaves: u64,
-    /// Inboxes holding events no run can ever consume (a key only one run could wait on,
-    /// which no longer does), with how many events each holds. Not damage to the files,
-    /// but events lost to the workflows: `ledgerflow check` fails when there are any.
-    pub orphaned_inboxes: Vec<(String, u64)>,
 }
 
 impl Drop for SledStore {
@@ -2370,6 +2356,34 @@ impl Store for SledStore {
 
     fn close(&self) -> Result<(), Error> {
         SledStore::close(self)
+    }
+
+    fn create_snapshot(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        self.put_snapshot(snapshot)
+    }
+
+    fn snapshot(&self, run_id: RunId, name: &str) -> Result<Option<Snapshot>, Error> {
+        self.get_snapshot(run_id, name)
+    }
+
+    fn list_snapshots(
+        &self,
+        filter: &SnapshotFilter,
+        limit: usize,
+    ) -> Result<Vec<Snapshot>, Error> {
+        self.find_snapshots(filter, limit)
+    }
+
+    fn check(&self) -> Result<CheckReport, Error> {
+        self.check_all()
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, Error> {
+        crate::checkpoint::latest_checkpoint(self.dir())
+    }
+
+    fn checkpoint_public_key(&self) -> Result<Option<CheckpointKey>, Error> {
+        crate::checkpoint::public_key(self.dir())
     }
 
     fn limits(&self) -> StoreLimits {

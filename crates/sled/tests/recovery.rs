@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use ledgerflow_kernel::store::{Error, Store};
+use ledgerflow_kernel::SnapshotFilter;
 use ledgerflow_kernel::{
     Delivered, Effect, Engine, ManualClock, RunStatus, StepContext, StepPlan, WorkflowSpec,
 };
-use ledgerflow_sled::{Durability, SledConfig, SledStore, SnapshotFilter};
+use ledgerflow_sled::{Durability, SledConfig, SledStore};
 use serde_json::{json, Value};
 
 const T0: i64 = 1_700_000_000_000;
@@ -56,13 +57,12 @@ fn reopen_restores_runs_waits_timers_inbox_snapshots_artifacts() {
             engine.deliver("early", json!("queued")).expect("deliver"),
             Delivered::Queued(1)
         );
-        store
+        engine
             .create_snapshot(
                 event_run,
                 "before-answer",
                 "waiting for evt",
                 &["review", "v1"],
-                T0,
             )
             .expect("snapshot");
         artifact = store
@@ -123,53 +123,12 @@ fn reopen_restores_runs_waits_timers_inbox_snapshots_artifacts() {
         engine.tick(early).expect("tick").output,
         Some(json!("queued"))
     );
-    let at_snapshot = store
-        .load_snapshot_state(event_run, "before-answer")
+    let at_snapshot = engine
+        .snapshot_state(event_run, "before-answer")
         .expect("snapshot state");
     assert_eq!(at_snapshot.status, RunStatus::Waiting);
     assert_eq!(at_snapshot.vars.get("who"), Some(&json!("ada")));
     store.check().expect("check after more work");
-}
-
-#[test]
-fn snapshot_names_are_unique_and_bounded() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(SledStore::open(dir.path()).expect("create"));
-    let engine = engine(Arc::clone(&store), &ManualClock::new(T0));
-    let run = engine.start(("event", 1), json!({})).expect("start");
-    store.create_snapshot(run, "a", "", &[], T0).expect("first");
-    assert!(matches!(
-        store.create_snapshot(run, "a", "", &[], T0),
-        Err(Error::AlreadyExists(_))
-    ));
-    assert!(matches!(
-        store.create_snapshot(run, "", "", &[], T0),
-        Err(Error::InvalidInput(_))
-    ));
-    assert!(matches!(
-        store.create_snapshot(run, &"n".repeat(129), "", &[], T0),
-        Err(Error::ValueTooLarge { .. })
-    ));
-    assert!(matches!(
-        store.snapshot(run, "nope"),
-        Err(Error::NotFound(_))
-    ));
-    let other = ledgerflow_kernel::RunId::new_v4();
-    assert!(matches!(
-        store.create_snapshot(other, "a", "", &[], T0),
-        Err(Error::NotFound(_))
-    ));
-    let found = store
-        .list_snapshots(
-            &SnapshotFilter {
-                name_contains: Some("a".into()),
-                run_id: Some(run),
-                tag: None,
-            },
-            10,
-        )
-        .expect("list");
-    assert_eq!(found.len(), 1);
 }
 
 #[test]

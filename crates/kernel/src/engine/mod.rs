@@ -13,6 +13,7 @@
 //!   decided whether an event was consumed;
 //! - `control.rs`: pause, unpause, cancel, cascades;
 //! - `history.rs`: `state_at`, fork, lineage, `verify_run`;
+//! - `snapshots.rs`: snapshots (bookmarks) made, listed and replayed;
 //! - `read.rs`: loads, records, ledgers, run queries, the event feed;
 //! - `values.rs`: limits on values entering a run, artifacts offloaded and resolved;
 //! - `config.rs`, `error.rs`: `EngineConfig`, `engine::Error`.
@@ -49,6 +50,7 @@ mod effects;
 mod error;
 mod history;
 mod read;
+mod snapshots;
 mod tick;
 mod values;
 
