@@ -291,3 +291,34 @@ fn unknown_child_workflow_fails_the_parent_clearly() {
         failure.message
     );
 }
+
+/// A worker may run a child to its end before the parent's step that started it is
+/// committed (the scheduler hears of the child's first commit and ticks it at once). The
+/// child's result is then already queued when the parent commits its wait for it: that
+/// commit consumes it, instead of being refused over and over as a wait on a key whose
+/// inbox is not empty.
+#[test]
+fn a_child_that_ends_before_its_parent_waits_resumes_the_parent() {
+    for (name, store, _dir) in stores() {
+        let engine = Arc::new(engine(store));
+        let eager = Arc::downgrade(&engine);
+        engine.observe(move |state| {
+            let is_new_child = state.parent.is_some() && state.head.seq == 1;
+            if let (true, Some(engine)) = (is_new_child, eager.upgrade()) {
+                let ended = engine.tick(state.run_id).expect("the child runs at once");
+                assert_eq!(ended.status, RunStatus::Completed);
+            }
+        });
+        let done = engine.run(("parent", 1), json!({})).expect("run");
+        assert_eq!(done.status, RunStatus::Completed, "{name}: {done:?}");
+        assert_eq!(done.output, Some(json!({ "got": 42 })), "{name}");
+        consistent(&engine, done.run_id);
+        let child = only_child(&engine, done.run_id);
+        assert_eq!(
+            engine.load(child).expect("child").status,
+            RunStatus::Completed
+        );
+        let report = engine.store().check().expect("check");
+        assert!(report.orphaned_inboxes.is_empty(), "{name}: {report:?}");
+    }
+}

@@ -136,11 +136,18 @@ impl Driven {
 /// between reading it and committing. Each retry consumes an event, so 3 is plenty.
 pub(super) const INBOX_RACE_RETRIES: usize = 3;
 
-/// The key the last of `events` leaves the run waiting on, if any.
+/// The key the last of `events` leaves the run waiting on, if any. A synchronous child's
+/// start is a wait too: on the key its result is queued to, which may already hold it (a
+/// worker can run the child to its end before the parent's step is committed).
 pub(super) fn waits_on_key(events: &[Event]) -> Option<String> {
     match events.last()? {
         Event::Waiting { wait, .. } => wait.wait_key.clone(),
         Event::EffectWaiting { wait_key, .. } => Some(wait_key.clone()),
+        Event::SubworkflowStarted {
+            child_run_id,
+            mode: SubworkflowMode::Sync,
+            ..
+        } => Some(wait_keys::child(*child_run_id)),
         _ => None,
     }
 }
