@@ -74,10 +74,7 @@ pub fn run_json(state: &RunState) -> Value {
 
 /// A record as one JSONL export object.
 pub fn record_json(record: &Record) -> Value {
-    let mut out = Vec::new();
-    // Writing to a Vec cannot fail.
-    let _ = ledgerflow_ledger::export_jsonl([record], &mut out);
-    serde_json::from_slice(&out).unwrap_or(Value::Null)
+    ledgerflow_ledger::record_json(record)
 }
 
 /// Prints rows under headers with columns padded to their widest cell.

@@ -90,6 +90,27 @@ pub enum ImportError {
     },
 }
 
+/// One record as the JSON object of its export line (see [`export_jsonl`]).
+pub fn record_json(record: &Record) -> serde_json::Value {
+    let line = line_of(record);
+    // A line is strings, numbers and a JSON body: it always converts.
+    serde_json::to_value(&line).unwrap_or(serde_json::Value::Null)
+}
+
+fn line_of(record: &Record) -> LineOut<'_> {
+    LineOut {
+        format: LINE_FORMAT,
+        run_id: record.run_id(),
+        seq: record.seq(),
+        at_ms: record.at_ms(),
+        kind: record.kind(),
+        body: record.body(),
+        prev_hash: record.prev_hash(),
+        state_hash: record.state_hash(),
+        hash: record.hash(),
+    }
+}
+
 /// Writes `records` as JSONL: one compact JSON object per line, members in the order of
 /// `docs/ledger-format.md`, each line ending in `\n`.
 pub fn export_jsonl<'a, W: Write>(
@@ -97,18 +118,7 @@ pub fn export_jsonl<'a, W: Write>(
     mut out: W,
 ) -> io::Result<()> {
     for record in records {
-        let line = LineOut {
-            format: LINE_FORMAT,
-            run_id: record.run_id(),
-            seq: record.seq(),
-            at_ms: record.at_ms(),
-            kind: record.kind(),
-            body: record.body(),
-            prev_hash: record.prev_hash(),
-            state_hash: record.state_hash(),
-            hash: record.hash(),
-        };
-        serde_json::to_writer(&mut out, &line)?;
+        serde_json::to_writer(&mut out, &line_of(record))?;
         out.write_all(b"\n")?;
     }
     out.flush()

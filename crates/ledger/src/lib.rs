@@ -42,7 +42,9 @@ pub use artifacts::{artifact_cites, artifact_matches, ArtifactCite, ARTIFACT_MEM
 pub use canonical::{canonical_json, write_canonical_json};
 pub use chain::{verify_chain, ChainError, ChainFault, ChainHead, ChainVerifier};
 pub use hash::{Hash, ParseHashError};
-pub use jsonl::{export_jsonl, import_jsonl, parse_jsonl_line, ImportError, JSONL_LINE_BYTES_MAX};
+pub use jsonl::{
+    export_jsonl, import_jsonl, parse_jsonl_line, record_json, ImportError, JSONL_LINE_BYTES_MAX,
+};
 pub use lineage::{verify_lineage, LineageFault, LineageReport};
 pub use record::{hash_input, Record, RecordDraft, RecordFields, FORMAT_VERSION, RECORD_DOMAIN};
 pub use run_id::{ParseRunIdError, RunId};
