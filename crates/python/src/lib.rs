@@ -6,6 +6,8 @@
 //! - `errors.rs`: the exception hierarchy (`LedgerflowError` and one subclass per
 //!   `ErrorKind`);
 //! - `handlers.rs`: node handlers and effect handlers that call Python callables;
+//! - `logs.rs`: named append-only logs, each a run of the built-in `ledgerflow.log`
+//!   workflow (the LangGraph checkpointer's storage);
 //! - `runtime.rs`: `Runtime`, over a `ScheduledRuntime`, releasing the GIL whenever it
 //!   waits or touches the store.
 
@@ -14,6 +16,7 @@ use pyo3::prelude::*;
 mod convert;
 mod errors;
 mod handlers;
+mod logs;
 mod runtime;
 
 /// The extension module.

@@ -45,6 +45,12 @@ fn state_to_py<'py>(py: Python<'py>, state: &RunState) -> PyResult<Bound<'py, Py
     to_py(py, &value)
 }
 
+/// The built-in log workflow's spec, as the runtime's error type.
+fn logs_spec() -> Result<WorkflowSpec, ledgerflow::SchedulerError> {
+    crate::logs::spec()
+        .map_err(|e| ledgerflow::SchedulerError::Engine(ledgerflow::Error::Internal(e.to_string())))
+}
+
 fn seconds(timeout_s: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(timeout_s).map_err(|_| {
         PyValueError::new_err(format!(
@@ -107,7 +113,7 @@ impl Runtime {
         let choice: StoreChoice = location.parse().map_err(to_py_err)?;
         let runtime = py
             .detach(|| {
-                let builder = ScheduledRuntime::builder();
+                let builder = ScheduledRuntime::builder().register(logs_spec()?);
                 let builder = match &choice {
                     StoreChoice::Sled(dir) => builder.sled(dir),
                     StoreChoice::Memory => builder.memory(),
@@ -122,7 +128,12 @@ impl Runtime {
     #[staticmethod]
     fn in_memory(py: Python<'_>) -> PyResult<Self> {
         let runtime = py
-            .detach(|| ScheduledRuntime::builder().memory().start())
+            .detach(|| {
+                ScheduledRuntime::builder()
+                    .register(logs_spec()?)
+                    .memory()
+                    .start()
+            })
             .map_err(to_py_err)?;
         Ok(Runtime::new(runtime))
     }
@@ -451,6 +462,38 @@ impl Runtime {
             }
         };
         to_py(py, &out)
+    }
+
+    /// Appends `entry` (JSON) to the named append-only log in one durable commit: a
+    /// hash-chained record of the log's run. Returns the record's seq (0 when it was
+    /// queued behind an entry being appended).
+    fn append_log(&self, py: Python<'_>, name: &str, entry: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let rt = self.rt()?;
+        let entry = to_json(entry, "entry")?;
+        py.detach(|| crate::logs::append(&rt, name, entry))
+            .map_err(to_py_err)
+    }
+
+    /// Every entry of the named log, in order.
+    fn read_log<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let rt = self.rt()?;
+        let entries = py
+            .detach(|| crate::logs::read(rt.engine(), name))
+            .map_err(to_py_err)?;
+        to_py(py, &Value::Array(entries))
+    }
+
+    /// The names of every log in the store.
+    fn log_names(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let rt = self.rt()?;
+        py.detach(|| crate::logs::names(rt.engine()))
+            .map_err(to_py_err)
+    }
+
+    /// The run id that holds the named log (export or verify it like any run).
+    #[staticmethod]
+    fn log_run_id(name: &str) -> String {
+        crate::logs::run_id(name).to_string()
     }
 
     /// Counts of runs by status.
