@@ -295,3 +295,21 @@ def test_leaving_the_with_block_lets_go_of_the_store(tmp_path):
     with lf.Runtime.open(store) as again:
         again.register(greet())
         assert again.respond(run["run_id"], "Ada")["output"] == "hello, Ada"
+
+
+def test_named_logs_keep_their_entries_in_order_across_runtimes(tmp_path):
+    store = str(tmp_path / "store")
+    with lf.Runtime.open(store) as rt:
+        for i in range(5):
+            rt.append_log("audit", {"i": i})
+        rt.append_log("big", {"blob": "x" * 20_000})  # stored as an artifact
+        assert rt.read_log("audit") == [{"i": i} for i in range(5)]
+    with lf.Runtime.open(store) as rt:
+        assert sorted(rt.log_names()) == ["audit", "big"]
+        assert rt.read_log("audit")[-1] == {"i": 4}
+        assert rt.read_log("big") == [{"blob": "x" * 20_000}]
+        assert rt.read_log("never-written") == []
+        run_id = lf.Runtime.log_run_id("audit")
+        assert rt.verify(run_id)["ok"]
+        kinds = [r["kind"] for r in rt.records(run_id)]
+        assert kinds.count("resumed") == 5
