@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ledgerflow::{
-    Delivered, FeedCursor, RunId, RunQuery, RunState, RunStatus, ScheduledRuntime, SnapshotFilter,
-    StoreChoice, WorkflowKey, WorkflowSpec,
+    Delivered, Durability, FeedCursor, RunId, RunQuery, RunState, RunStatus, RuntimeConfig,
+    ScheduledRuntime, SnapshotFilter, StoreChoice, WorkflowKey, WorkflowSpec,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -108,17 +108,50 @@ impl Runtime {
 #[pymethods]
 impl Runtime {
     /// Opens (creating if missing) the store at `location`: a directory, or `sled:PATH`.
+    /// `durability`: `"log"` (the default: the store's commit log, fsynced per group of
+    /// commits), `"sync"` (sled itself fsynced), or `"none"` (for throwaway data).
+    /// `records_per_commit_max`: how many records the steps of one tick may share a
+    /// commit (64; 1 commits every step on its own).
     #[staticmethod]
-    fn open(py: Python<'_>, location: &str) -> PyResult<Self> {
+    #[pyo3(signature = (location, *, durability=None, records_per_commit_max=None))]
+    fn open(
+        py: Python<'_>,
+        location: &str,
+        durability: Option<&str>,
+        records_per_commit_max: Option<u32>,
+    ) -> PyResult<Self> {
         let choice: StoreChoice = location.parse().map_err(to_py_err)?;
+        // The default sled durability is the commit log (`Durability::Log`).
+        let mut config = RuntimeConfig {
+            store: choice,
+            ..RuntimeConfig::default()
+        };
+        config.sled.durability = match durability {
+            None | Some("log") => config.sled.durability,
+            Some("sync") => Durability::Sync,
+            Some("none") => Durability::None,
+            Some(other) => {
+                return Err(exception(
+                    ledgerflow::ErrorKind::InvalidInput,
+                    format!("unknown durability {other:?}: log, sync or none"),
+                ))
+            }
+        };
+        if let Some(max) = records_per_commit_max {
+            if max == 0 {
+                return Err(exception(
+                    ledgerflow::ErrorKind::InvalidInput,
+                    "records_per_commit_max must be at least 1".into(),
+                ));
+            }
+            config.engine.records_per_commit_max = max;
+        }
         let runtime = py
             .detach(|| {
-                let builder = ScheduledRuntime::builder().register(logs_spec()?);
-                let builder = match &choice {
-                    StoreChoice::Sled(dir) => builder.sled(dir),
-                    StoreChoice::Memory => builder.memory(),
-                };
-                builder.start()
+                ScheduledRuntime::builder()
+                    .config(config)
+                    .register(logs_spec()?)
+                    .start()
             })
             .map_err(to_py_err)?;
         Ok(Runtime::new(runtime))

@@ -313,3 +313,15 @@ def test_named_logs_keep_their_entries_in_order_across_runtimes(tmp_path):
         assert rt.verify(run_id)["ok"]
         kinds = [r["kind"] for r in rt.records(run_id)]
         assert kinds.count("resumed") == 5
+
+
+def test_open_takes_durability_and_commit_size(tmp_path):
+    with pytest.raises(lf.InvalidInputError, match="unknown durability"):
+        lf.Runtime.open(str(tmp_path / "a"), durability="sometimes")
+    with pytest.raises(lf.InvalidInputError, match="at least 1"):
+        lf.Runtime.open(str(tmp_path / "b"), records_per_commit_max=0)
+    with lf.Runtime.open(str(tmp_path / "c"), durability="sync", records_per_commit_max=1) as rt:
+        rt.register(greet())
+        run = rt.run(("greet", 1))
+        assert rt.respond(run["run_id"], "Ada")["output"] == "hello, Ada"
+        assert rt.verify()["ok"]

@@ -44,7 +44,9 @@ class Context:
 
 class Runtime:
     @staticmethod
-    def open(location: str) -> "Runtime": ...
+    def open(
+        location: str, *, durability: Optional[str] = None, records_per_commit_max: Optional[int] = None
+    ) -> "Runtime": ...
     @staticmethod
     def in_memory() -> "Runtime": ...
     @property
