@@ -145,6 +145,37 @@ def saver_bench(name: str, saver):
     )
 
 
+def concurrent_puts(name: str, saver, threads: int):
+    """`threads` LangGraph threads putting at once, each from its own OS thread: a
+    server's load. Checkpoints per second over all of them."""
+    import threading
+
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.checkpoint.base.id import uuid6
+
+    per_thread = CHECKPOINTS // threads
+
+    def work(t: int):
+        config = {"configurable": {"thread_id": f"concurrent-{t}", "checkpoint_ns": ""}}
+        for i in range(per_thread):
+            checkpoint = empty_checkpoint()
+            checkpoint["id"] = str(uuid6(clock_seq=i))
+            checkpoint["channel_values"] = {"messages": [f"message {j}" for j in range(i % 8 + 1)], "step": i}
+            versions = {"messages": saver.get_next_version(None, None), "step": saver.get_next_version(None, None)}
+            checkpoint["channel_versions"] = versions
+            config = saver.put(config, checkpoint, {"source": "loop", "step": i}, versions)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    emit(workload="saver-concurrent", saver=name, threads=threads, checkpoints=per_thread * threads,
+         puts_per_s=per_thread * threads / elapsed)
+
+
 def savers():
     import sqlite3
 
@@ -153,15 +184,23 @@ def savers():
     from ledgerflow.langgraph import LedgerflowSaver
 
     with tempfile.TemporaryDirectory() as tmp:
+        ours = "ledgerflow (sled, log, fsync per commit)"
         with LedgerflowSaver.open(str(Path(tmp) / "store")) as saver:
-            saver_bench("ledgerflow (sled, log, fsync per commit)", saver)
-        conn = sqlite3.connect(Path(tmp) / "checkpoints.sqlite", check_same_thread=False)
-        saver = SqliteSaver(conn)
-        saver.setup()
-        conn.execute("PRAGMA synchronous=FULL")
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        saver_bench(f"langgraph SqliteSaver ({mode}, synchronous=FULL)", saver)
-        conn.close()
+            saver_bench(ours, saver)
+        with LedgerflowSaver.open(str(Path(tmp) / "store-concurrent")) as saver:
+            concurrent_puts(ours, saver, 16)
+        for db in ("checkpoints.sqlite", "concurrent.sqlite"):
+            conn = sqlite3.connect(Path(tmp) / db, check_same_thread=False)
+            saver = SqliteSaver(conn)
+            saver.setup()
+            conn.execute("PRAGMA synchronous=FULL")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            theirs = f"langgraph SqliteSaver ({mode}, synchronous=FULL)"
+            if db == "checkpoints.sqlite":
+                saver_bench(theirs, saver)
+            else:
+                concurrent_puts(theirs, saver, 16)
+            conn.close()
 
 
 def steps():

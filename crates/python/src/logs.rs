@@ -63,11 +63,28 @@ pub fn append(
             Err(e) => return Err(e.into()),
         }
     }
+    // The log's run waits on its key: resume it directly (one commit, no inbox lookup).
+    // Anything else — it is between two entries, or another writer moved it first — goes
+    // through `deliver`, which queues the entry or resumes the run, never both.
+    match engine.resume(id, &key(name), entry.clone()) {
+        Ok(state) => return Ok(state.head.seq.saturating_sub(1)),
+        Err(e) if resume_can_be_retried(&e) => {}
+        Err(e) => return Err(e.into()),
+    }
     match rt.deliver(&key(name), entry)? {
         ledgerflow::Delivered::Resumed(state) => Ok(state.head.seq.saturating_sub(1)),
         // The log's run was between two entries: it consumes this one next, in order.
         ledgerflow::Delivered::Queued(_) => Ok(0),
     }
+}
+
+/// Whether a direct resume failed before writing anything, for a reason `deliver`
+/// handles (the run not waiting at that moment, or a lost race).
+fn resume_can_be_retried(e: &ledgerflow::Error) -> bool {
+    matches!(
+        e.kind(),
+        ledgerflow::ErrorKind::Conflict | ledgerflow::ErrorKind::InvalidState
+    )
 }
 
 /// Every entry of the log `name`, in order (an empty list for a log never written).

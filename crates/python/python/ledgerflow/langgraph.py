@@ -65,6 +65,8 @@ class _Projection(InMemorySaver):
         super().__init__(serde=serde)
         # (thread, ns, checkpoint id) -> the run_id in its metadata.
         self.run_ids: dict[tuple[str, str, str], Optional[str]] = {}
+        # (thread, ns) -> its newest checkpoint id, so reading the latest is not a scan.
+        self.latest: dict[tuple[str, str], str] = {}
 
     def apply(self, thread: str, entry: Mapping[str, Any]) -> None:
         op = entry["op"]
@@ -101,6 +103,9 @@ class _Projection(InMemorySaver):
             entry["parent"],
         )
         self.run_ids[(thread, ns, entry["id"])] = entry.get("run_id")
+        newest = self.latest.get((thread, ns))
+        if newest is None or entry["id"] > newest:
+            self.latest[(thread, ns)] = entry["id"]
 
     def _writes(self, thread: str, ns: str, cid: str, task_id: str, task_path: str, writes: Sequence) -> None:
         outer = self.writes[(thread, ns, cid)]
@@ -118,8 +123,11 @@ class _Projection(InMemorySaver):
                 del spaces[ns][cid]
                 self.writes.pop((thread, ns, cid), None)
                 self.run_ids.pop((thread, ns, cid), None)
-            if not spaces[ns]:
+            if spaces[ns]:
+                self.latest[(thread, ns)] = max(spaces[ns])
+            else:
                 del spaces[ns]
+                self.latest.pop((thread, ns), None)
         if not spaces:
             del self.storage[thread]
             for key in [k for k in self.writes if k[0] == thread]:
@@ -172,9 +180,11 @@ class LedgerflowSaver(BaseCheckpointSaver[str]):
         self.runtime = runtime
         self._owns_runtime = owns_runtime
         self._projection = _Projection(self.serde)
-        # Writers append to the ledger one at a time, so the projection sees entries in
-        # the ledger's order; readers take only the projection's lock.
-        self._write_lock = threading.Lock()
+        # Writers of one thread append one at a time, so the projection applies a thread's
+        # entries in its log's order; writers of different threads commit at once (and
+        # share the store's group commits). Readers take only the projection's lock.
+        self._thread_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         self._read_lock = threading.RLock()
         for name in runtime.log_names():
             if name.startswith(LOG_PREFIX):
@@ -220,7 +230,9 @@ class LedgerflowSaver(BaseCheckpointSaver[str]):
         return Runtime.log_run_id(LOG_PREFIX + thread_id)
 
     def _append(self, thread: str, entry: dict) -> None:
-        with self._write_lock:
+        with self._locks_lock:
+            lock = self._thread_locks.setdefault(thread, threading.Lock())
+        with lock:
             self.runtime.append_log(LOG_PREFIX + thread, entry)
             with self._read_lock:
                 self._projection.apply(thread, entry)
@@ -232,7 +244,15 @@ class LedgerflowSaver(BaseCheckpointSaver[str]):
     # Reads.
 
     def get_tuple(self, config: RunnableConfig) -> Optional[CheckpointTuple]:
+        configurable = config["configurable"]
         with self._read_lock:
+            if not configurable.get("checkpoint_id"):
+                # The latest: named by the projection's index, not found by a scan.
+                ns = configurable.get("checkpoint_ns", "")
+                newest = self._projection.latest.get((configurable["thread_id"], ns))
+                if newest is None:
+                    return None
+                config = {**config, "configurable": {**configurable, "checkpoint_ns": ns, "checkpoint_id": newest}}
             return self._projection.get_tuple(config)
 
     def list(
