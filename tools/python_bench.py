@@ -57,7 +57,7 @@ def ledgerflow_steps(store: str, per_step: bool):
     emit(
         workload="python-steps",
         engine="ledgerflow",
-        store=f"sled-log" if store != "memory" else "memory",
+        store="sled-log" if store != "memory" else "memory",
         commit="per step" if per_step else "per tick",
         runs=RUNS,
         steps=RUNS * STEPS,
@@ -66,57 +66,35 @@ def ledgerflow_steps(store: str, per_step: bool):
 
 
 def abstractruntime_steps(store: str):
-    import abstractruntime as ar
-    from abstractruntime.core.spec import WorkflowSpec
+    """The same workload on AbstractRuntime, one persisted step per tick: the peers
+    script's (tools/bench_peers.py), which prints its own line."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_peers
 
-    def node(run, ctx):
-        n = run.vars.get("n", 0) + 1
-        run.vars["n"] = n
-        if n >= STEPS:
-            return ar.StepPlan(node_id="n", complete_output={"n": n})
-        return ar.StepPlan(node_id="n", next_node="n")
-
-    spec = WorkflowSpec(workflow_id="bench", entry_node="n", nodes={"n": node})
-    with tempfile.TemporaryDirectory() as tmp:
-        if store == "sqlite":
-            db = ar.SqliteDatabase(Path(tmp) / "runs.sqlite")
-            runtime = ar.Runtime(run_store=ar.SqliteRunStore(db), ledger_store=ar.SqliteLedgerStore(db))
-        else:
-            runtime = ar.Runtime(run_store=ar.InMemoryRunStore(), ledger_store=ar.InMemoryLedgerStore())
-        started = time.perf_counter()
-        for _ in range(RUNS):
-            run_id = runtime.start(workflow=spec, vars={"n": 0})
-            while True:
-                state = runtime.tick(workflow=spec, run_id=run_id, max_steps=1)
-                if str(getattr(state.status, "value", state.status)).lower() != "running":
-                    break
-        elapsed = time.perf_counter() - started
-    emit(
-        workload="python-steps",
-        engine="abstractruntime-0.13",
-        store=store,
-        commit="per step",
-        runs=RUNS,
-        steps=RUNS * STEPS,
-        steps_per_s=RUNS * STEPS / elapsed,
-    )
+    bench_peers.abstractruntime(RUNS, STEPS, store)
 
 
-def saver_bench(name: str, saver):
+def agent_step(saver, i: int):
+    """Checkpoint `i` of a small agent: the message list and a counter change every
+    checkpoint. The checkpoint and its new channel versions."""
     from langgraph.checkpoint.base import empty_checkpoint
     from langgraph.checkpoint.base.id import uuid6
 
+    checkpoint = empty_checkpoint()
+    checkpoint["id"] = str(uuid6(clock_seq=i))
+    checkpoint["channel_values"] = {"messages": [f"message {j}" for j in range(i % 8 + 1)], "step": i}
+    versions = {"messages": saver.get_next_version(None, None), "step": saver.get_next_version(None, None)}
+    checkpoint["channel_versions"] = versions
+    return checkpoint, versions
+
+
+def saver_bench(name: str, saver):
     thread = "bench-thread"
     config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
     configs = []
     put_s = []
     for i in range(CHECKPOINTS):
-        # A small agent step: the message list and a counter change every checkpoint.
-        checkpoint = empty_checkpoint()
-        checkpoint["id"] = str(uuid6(clock_seq=i))
-        checkpoint["channel_values"] = {"messages": [f"message {j}" for j in range(i % 8 + 1)], "step": i}
-        versions = {"messages": saver.get_next_version(None, None), "step": saver.get_next_version(None, None)}
-        checkpoint["channel_versions"] = versions
+        checkpoint, versions = agent_step(saver, i)
         t = time.perf_counter()
         config = saver.put(config, checkpoint, {"source": "loop", "step": i}, versions)
         put_s.append(time.perf_counter() - t)
@@ -150,19 +128,12 @@ def concurrent_puts(name: str, saver, threads: int):
     server's load. Checkpoints per second over all of them."""
     import threading
 
-    from langgraph.checkpoint.base import empty_checkpoint
-    from langgraph.checkpoint.base.id import uuid6
-
     per_thread = CHECKPOINTS // threads
 
     def work(t: int):
         config = {"configurable": {"thread_id": f"concurrent-{t}", "checkpoint_ns": ""}}
         for i in range(per_thread):
-            checkpoint = empty_checkpoint()
-            checkpoint["id"] = str(uuid6(clock_seq=i))
-            checkpoint["channel_values"] = {"messages": [f"message {j}" for j in range(i % 8 + 1)], "step": i}
-            versions = {"messages": saver.get_next_version(None, None), "step": saver.get_next_version(None, None)}
-            checkpoint["channel_versions"] = versions
+            checkpoint, versions = agent_step(saver, i)
             config = saver.put(config, checkpoint, {"source": "loop", "step": i}, versions)
 
     workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]

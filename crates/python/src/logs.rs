@@ -50,24 +50,20 @@ pub fn append(
 ) -> Result<u64, ledgerflow::SchedulerError> {
     let engine = rt.engine();
     let id = run_id(name);
-    if engine
-        .store()
-        .load(id)
-        .map_err(ledgerflow::Error::from)?
-        .is_none()
-    {
-        // A lost race to create it is fine: the log exists either way.
-        match engine.run_as(id, (LOG_WORKFLOW, 1), json!({ "log": name })) {
-            Ok(_) => {}
-            Err(e) if e.is_conflict() => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // The log's run waits on its key: resume it directly (one commit, no inbox lookup).
-    // Anything else — it is between two entries, or another writer moved it first — goes
-    // through `deliver`, which queues the entry or resumes the run, never both.
+    // The log's run waits on its key: resume it directly (one load, one commit, no inbox
+    // lookup). A log never written is created first; anything else — the run between two
+    // entries, another writer moving it first — goes through `deliver`, which queues the
+    // entry or resumes the run, never both.
     match engine.resume(id, &key(name), entry.clone()) {
         Ok(state) => return Ok(state.head.seq.saturating_sub(1)),
+        Err(e) if e.kind() == ledgerflow::ErrorKind::NotFound => {
+            // A lost race to create it is fine: the log exists either way.
+            match engine.run_as(id, (LOG_WORKFLOW, 1), json!({ "log": name })) {
+                Ok(_) => {}
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Err(e) if resume_can_be_retried(&e) => {}
         Err(e) => return Err(e.into()),
     }
