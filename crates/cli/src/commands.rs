@@ -174,6 +174,41 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     run_on_store(&cli, open(&cli)?)
 }
 
+/// `ledgerflow serve`: the store over HTTP until the process is stopped. The engine runs
+/// no steps (as every command's): the application carries the runs on.
+fn serve(cli: &Cli, engine: Engine, args: &crate::ServeArgs) -> Result<ExitCode> {
+    let tokens = args
+        .tokens
+        .as_deref()
+        .map(ledgerflow_server::Tokens::from_file)
+        .transpose()
+        .map_err(|e| InputError(e.to_string()))?;
+    let config = ledgerflow_server::ServerConfig {
+        listen: args.listen,
+        tokens,
+        body_bytes_max: args.body_bytes_max,
+        requests_per_s_max: args.requests_per_s_max,
+        cors_origins: args.cors_origins.clone(),
+        ..ledgerflow_server::ServerConfig::default()
+    };
+    let backend = ledgerflow_server::Backend::store(Arc::new(engine));
+    let server = ledgerflow_server::Server::start(backend, config).map_err(|e| match e {
+        ledgerflow_server::ServerError::Bind { .. } => anyhow!(e),
+        other => InputError(other.to_string()).into(),
+    })?;
+    let location = shown(&cli.db()?);
+    if cli.json {
+        print_json(&json!({ "listening": server.addr().to_string(), "db": location }));
+    } else {
+        crate::out!(
+            "serving {location} on http://{}/ (API at /api, OpenAPI at /openapi.json)",
+            server.addr()
+        );
+    }
+    server.wait();
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
     let Opened { store, engine } = opened;
     match &cli.command {
@@ -424,6 +459,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             }
         }
         Command::Bench(_) => {}
+        Command::Serve(args) => return serve(cli, engine, args),
         Command::Stats => {
             let counts: BTreeMap<String, u64> = engine.count_by_status()?.into_iter().map(|(s, n)| (s.to_string(), n)).collect();
             let events = store.feed_head()?;

@@ -87,6 +87,29 @@ enum Command {
     Stats,
     /// Measure throughput and latency on this machine, on a fresh store each time.
     Bench(bench::BenchArgs),
+    /// Serve the store over HTTP: the JSON API, the event feed and the run inspector at /.
+    /// For a store no application holds (an application mounts the same server itself).
+    Serve(ServeArgs),
+}
+
+/// `ledgerflow serve`.
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// The address to listen on; a non-loopback address needs --tokens.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: std::net::SocketAddr,
+    /// Bearer tokens, one a line: NAME ROLE SECRET (ROLE: read or operate).
+    #[arg(long)]
+    tokens: Option<PathBuf>,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    body_bytes_max: usize,
+    /// Requests a second accepted, all callers together.
+    #[arg(long, default_value_t = 2_000)]
+    requests_per_s_max: u32,
+    /// An origin allowed to call the API from its pages (CORS); repeat for more.
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
 }
 
 /// A JSON payload: on the command line, or from a file (`-` for standard input).
@@ -314,7 +337,8 @@ impl Command {
             | Command::Unpause { .. }
             | Command::Cancel { .. }
             | Command::Snapshot(SnapshotCommand::Create { .. })
-            | Command::Fork(_) => false,
+            | Command::Fork(_)
+            | Command::Serve(_) => false,
         }
     }
 }

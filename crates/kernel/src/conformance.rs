@@ -292,6 +292,7 @@ pub fn wait_key_index(store: &dyn Store) {
         wait_key: "k1".into(),
         payload: json!(1),
         inbox_seq: None,
+        by: None,
     };
     commit_ok(store, step(Some(&a2), a, vec![resumed]));
     assert_eq!(store.waiting_on("k1").expect("read"), None);
@@ -730,6 +731,7 @@ pub fn feed_orders_records_across_runs(store: &dyn Store) {
         wait_key: "feed-k".into(),
         payload: json!(1),
         inbox_seq: None,
+        by: None,
     };
     commit_ok(
         store,

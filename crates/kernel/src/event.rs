@@ -173,6 +173,9 @@ pub enum Event {
         payload: Value,
         /// The inbox entry consumed, when the event arrived before the wait.
         inbox_seq: Option<u64>,
+        /// Who delivered it (the API token's name), when one is known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     /// The wait's time came.
     TimerFired {
@@ -198,13 +201,24 @@ pub enum Event {
         failure: RunFailure,
     },
     /// An operator paused the run.
-    Paused {},
+    Paused {
+        /// The operator who did it (the API token's name), when one is known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
     /// An operator unpaused the run.
-    Unpaused {},
+    Unpaused {
+        /// The operator who did it (the API token's name), when one is known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
     /// An operator cancelled the run.
     Cancelled {
         /// The reason given.
         reason: String,
+        /// The operator who did it (the API token's name), when one is known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
 }
 
@@ -598,18 +612,18 @@ pub(crate) fn apply(
             end(&mut state, RunStatus::Failed, at);
             state.failure = Some(failure.clone());
         }
-        Event::Paused {} => {
+        Event::Paused { .. } => {
             require(
                 !state.status.is_terminal() && !state.paused,
                 "paused twice or after end",
             )?;
             state.paused = true;
         }
-        Event::Unpaused {} => {
+        Event::Unpaused { .. } => {
             require(state.paused, "unpaused while not paused")?;
             state.paused = false;
         }
-        Event::Cancelled { reason } => {
+        Event::Cancelled { reason, .. } => {
             require(!state.status.is_terminal(), "cancelled after the run ended")?;
             state.waiting = None;
             state.pending_effect = None;
@@ -962,11 +976,19 @@ mod tests {
     fn event_kind_body_round_trips() {
         let event = Event::Cancelled {
             reason: "ops".into(),
+            by: None,
         };
         let (kind, body) = event.to_kind_body();
         assert_eq!(kind, "cancelled");
         assert_eq!(body, json!({"reason": "ops"}));
-        let (kind, body) = Event::Paused {}.to_kind_body();
+        // Who did it is in the body only when known: records without it hash as before.
+        let by = Event::Cancelled {
+            reason: "ops".into(),
+            by: Some("alice".into()),
+        };
+        let (_, body) = by.to_kind_body();
+        assert_eq!(body, json!({"reason": "ops", "by": "alice"}));
+        let (kind, body) = Event::Paused { by: None }.to_kind_body();
         assert_eq!((kind.as_str(), body), ("paused", json!({})));
     }
 }

@@ -769,11 +769,22 @@ impl Scheduler {
     /// returning), or keeps the event in the key's durable inbox for the run that will
     /// wait on it. Never applies an event twice.
     pub fn deliver(&self, wait_key: &str, payload: Value) -> Result<Delivered, Error> {
+        self.deliver_by(wait_key, payload, None)
+    }
+
+    /// [`Scheduler::deliver`], recording `by` (who delivered) in the `resumed` record when
+    /// a waiting run is resumed.
+    pub fn deliver_by(
+        &self,
+        wait_key: &str,
+        payload: Value,
+        by: Option<&str>,
+    ) -> Result<Delivered, Error> {
         self.check_running()?;
         let delivered = self
             .shared
             .engine
-            .deliver_with(wait_key, payload, |run_id| self.shared.claim(run_id))?;
+            .deliver_with(wait_key, payload, by, |run_id| self.shared.claim(run_id))?;
         let counter = match delivered {
             Delivered::Resumed(_) => &self.shared.counters.events_delivered,
             Delivered::Queued(_) => &self.shared.counters.events_queued,
@@ -789,11 +800,21 @@ impl Scheduler {
     /// committed this returns the run's state, even if a later step lost a race to another
     /// writer (that writer carries the run on).
     pub fn respond(&self, run_id: RunId, payload: Value) -> Result<RunState, Error> {
+        self.respond_by(run_id, payload, None)
+    }
+
+    /// [`Scheduler::respond`], recording `by` (who answered) in the `resumed` record.
+    pub fn respond_by(
+        &self,
+        run_id: RunId,
+        payload: Value,
+        by: Option<&str>,
+    ) -> Result<RunState, Error> {
         self.check_running()?;
         let engine = &self.shared.engine;
         let _owner = self.shared.claim(run_id);
         let state = self
-            .with_retries(|| engine.respond(run_id, payload.clone()))
+            .with_retries(|| engine.respond_by(run_id, payload.clone(), by))
             .map_err(|e| match e {
                 ledgerflow_kernel::Error::NotAnswerable {
                     run_id,
@@ -815,17 +836,27 @@ impl Scheduler {
 
     /// Pauses the run (recorded in its ledger): no step runs until unpaused.
     pub fn pause(&self, run_id: RunId) -> Result<RunState, Error> {
+        self.pause_by(run_id, None)
+    }
+
+    /// [`Scheduler::pause`], recording `by` (who paused) in the `paused` record.
+    pub fn pause_by(&self, run_id: RunId, by: Option<&str>) -> Result<RunState, Error> {
         self.check_running()?;
         let _owner = self.shared.claim(run_id);
-        Ok(self.with_retries(|| self.shared.engine.pause(run_id))?)
+        Ok(self.with_retries(|| self.shared.engine.pause_by(run_id, by))?)
     }
 
     /// Unpauses the run and lets it carry on, firing a timer that came due meanwhile.
     pub fn unpause(&self, run_id: RunId) -> Result<RunState, Error> {
+        self.unpause_by(run_id, None)
+    }
+
+    /// [`Scheduler::unpause`], recording `by` (who unpaused) in the `unpaused` record.
+    pub fn unpause_by(&self, run_id: RunId, by: Option<&str>) -> Result<RunState, Error> {
         self.check_running()?;
         let state = {
             let _owner = self.shared.claim(run_id);
-            self.with_retries(|| self.shared.engine.unpause(run_id))?
+            self.with_retries(|| self.shared.engine.unpause_by(run_id, by))?
         };
         self.shared.wake_timers();
         Ok(state)
@@ -835,13 +866,23 @@ impl Scheduler {
     /// recorded in its own ledger. Idempotent. Returns the root run's outcome. A tree larger
     /// than `cascade_runs_max` is refused before anything is cancelled.
     pub fn cancel(&self, run_id: RunId, reason: &str) -> Result<CancelOutcome, Error> {
+        self.cancel_by(run_id, reason, None)
+    }
+
+    /// [`Scheduler::cancel`], recording `by` (who cancelled) in every `cancelled` record.
+    pub fn cancel_by(
+        &self,
+        run_id: RunId,
+        reason: &str,
+        by: Option<&str>,
+    ) -> Result<CancelOutcome, Error> {
         self.check_running()?;
         let max = self.shared.config.cascade_runs_max;
         let claim = |run| self.shared.claim(run);
         match self
             .shared
             .engine
-            .cancel_cascade_with(run_id, reason, max, claim)
+            .cancel_cascade_with(run_id, reason, by, max, claim)
         {
             Ok(cascade) => Ok(cascade.root),
             Err(ledgerflow_kernel::Error::LimitExceeded { .. }) => {

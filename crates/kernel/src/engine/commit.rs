@@ -291,6 +291,7 @@ impl Engine {
                         wait_key,
                         payload: entry.payload,
                         inbox_seq: Some(entry.seq),
+                        by: None,
                     });
                 }
             }

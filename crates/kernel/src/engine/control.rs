@@ -34,6 +34,12 @@ impl Engine {
     /// payload is recorded) but the run does not move on. Pausing a paused run does
     /// nothing; pausing an ended run is an error.
     pub fn pause(&self, run_id: RunId) -> Result<RunState, Error> {
+        self.pause_by(run_id, None)
+    }
+
+    /// [`Engine::pause`], recording `by` (who asked: an operator's or token's name) in the
+    /// `paused` record.
+    pub fn pause_by(&self, run_id: RunId, by: Option<&str>) -> Result<RunState, Error> {
         let state = self.load(run_id)?;
         if state.status.is_terminal() {
             return Err(Error::RunTerminal {
@@ -44,11 +50,23 @@ impl Engine {
         if state.paused {
             return Ok(state);
         }
-        self.commit(Some(&state), run_id, None, Step::of(Event::Paused {}))
+        self.commit(
+            Some(&state),
+            run_id,
+            None,
+            Step::of(Event::Paused {
+                by: by.map(str::to_owned),
+            }),
+        )
     }
 
     /// Unpauses the run and ticks it. Unpausing a run that is not paused does nothing.
     pub fn unpause(&self, run_id: RunId) -> Result<RunState, Error> {
+        self.unpause_by(run_id, None)
+    }
+
+    /// [`Engine::unpause`], recording `by` in the `unpaused` record.
+    pub fn unpause_by(&self, run_id: RunId, by: Option<&str>) -> Result<RunState, Error> {
         let state = self.load(run_id)?;
         if state.status.is_terminal() {
             return Err(Error::RunTerminal {
@@ -60,12 +78,27 @@ impl Engine {
             return Ok(state);
         }
         self.require_spec(&state)?;
-        self.drive(state, Some(Step::of(Event::Unpaused {})))
+        self.drive(
+            state,
+            Some(Step::of(Event::Unpaused {
+                by: by.map(str::to_owned),
+            })),
+        )
     }
 
     /// Cancels the run. Idempotent: cancelling an ended run (completed, failed or already
     /// cancelled) writes nothing and returns the record that ended it.
     pub fn cancel(&self, run_id: RunId, reason: &str) -> Result<CancelOutcome, Error> {
+        self.cancel_by(run_id, reason, None)
+    }
+
+    /// [`Engine::cancel`], recording `by` in the `cancelled` record.
+    pub fn cancel_by(
+        &self,
+        run_id: RunId,
+        reason: &str,
+        by: Option<&str>,
+    ) -> Result<CancelOutcome, Error> {
         let state = self.load(run_id)?;
         if state.status.is_terminal() {
             let seq = state.ended_seq.unwrap_or(state.head.seq);
@@ -87,6 +120,7 @@ impl Engine {
         }
         let event = Event::Cancelled {
             reason: reason.to_owned(),
+            by: by.map(str::to_owned),
         };
         let state = self.commit(Some(&state), run_id, None, Step::of(event))?;
         let record = self
@@ -171,15 +205,17 @@ impl Engine {
         reason: &str,
         runs_max: usize,
     ) -> Result<CascadeOutcome, Error> {
-        self.cancel_cascade_with(run_id, reason, runs_max, |_| ())
+        self.cancel_cascade_with(run_id, reason, None, runs_max, |_| ())
     }
 
-    /// [`Engine::cancel_cascade`], holding the value `claim(run_id)` returns while each
-    /// run is cancelled: how a scheduler is each run's one owner for its cancel.
+    /// [`Engine::cancel_cascade`], recording `by` in every `cancelled` record and holding
+    /// the value `claim(run_id)` returns while each run is cancelled: how a scheduler is
+    /// each run's one owner for its cancel.
     pub fn cancel_cascade_with<G>(
         &self,
         run_id: RunId,
         reason: &str,
+        by: Option<&str>,
         runs_max: usize,
         claim: impl Fn(RunId) -> G,
     ) -> Result<CascadeOutcome, Error> {
@@ -188,7 +224,7 @@ impl Engine {
             let _owner = claim(run);
             let mut tries = 0;
             loop {
-                match self.cancel(run, reason) {
+                match self.cancel_by(run, reason, by) {
                     Err(e) if e.is_conflict() && tries < CANCEL_RETRIES => tries += 1,
                     other => return other,
                 }

@@ -19,6 +19,17 @@ impl Engine {
     /// Ends a wait with `payload` delivered to `wait_key`, then ticks the run (unless it
     /// is paused). A key the run does not wait on is an error and changes nothing.
     pub fn resume(&self, run_id: RunId, wait_key: &str, payload: Value) -> Result<RunState, Error> {
+        self.resume_by(run_id, wait_key, payload, None)
+    }
+
+    /// [`Engine::resume`], recording `by` (who delivered) in the `resumed` record.
+    pub fn resume_by(
+        &self,
+        run_id: RunId,
+        wait_key: &str,
+        payload: Value,
+        by: Option<&str>,
+    ) -> Result<RunState, Error> {
         let state = self.load(run_id)?;
         if state.status.is_terminal() {
             return Err(Error::RunTerminal {
@@ -46,6 +57,7 @@ impl Engine {
             wait_key: wait_key.to_owned(),
             payload,
             inbox_seq: None,
+            by: by.map(str::to_owned),
         };
         self.drive(state, Some(Step::of(event).with_artifacts(artifacts)))
     }
@@ -56,6 +68,16 @@ impl Engine {
     /// external job, a retry) is not an answer: [`Error::NotAnswerable`], naming what the
     /// run waits for, and nothing changes.
     pub fn respond(&self, run_id: RunId, payload: Value) -> Result<RunState, Error> {
+        self.respond_by(run_id, payload, None)
+    }
+
+    /// [`Engine::respond`], recording `by` (who answered) in the `resumed` record.
+    pub fn respond_by(
+        &self,
+        run_id: RunId,
+        payload: Value,
+        by: Option<&str>,
+    ) -> Result<RunState, Error> {
         let state = self.load(run_id)?;
         let Some(key) = state.respond_key().map(str::to_owned) else {
             return Err(Error::NotAnswerable {
@@ -64,7 +86,7 @@ impl Engine {
                 waits_for: state.waits_for(),
             });
         };
-        self.resume(run_id, &key, payload)
+        self.resume_by(run_id, &key, payload, by)
     }
 
     /// Fires the run's timer due at `due_at_ms`, then ticks it (unless paused). A timer
@@ -126,15 +148,18 @@ impl Engine {
     /// # Ok::<(), ledgerflow_kernel::Error>(())
     /// ```
     pub fn deliver(&self, wait_key: &str, payload: Value) -> Result<Delivered, Error> {
-        self.deliver_with(wait_key, payload, |_| ())
+        self.deliver_with(wait_key, payload, None, |_| ())
     }
 
-    /// [`Engine::deliver`], holding the value `claim(run_id)` returns while the waiting run
-    /// is resumed: how a scheduler makes its delivery the run's one owner for that time.
+    /// [`Engine::deliver`], recording `by` in the `resumed` record when a waiting run is
+    /// resumed (an event queued in the inbox keeps only its payload), and holding the value
+    /// `claim(run_id)` returns while the waiting run is resumed: how a scheduler makes its
+    /// delivery the run's one owner for that time.
     pub fn deliver_with<G>(
         &self,
         wait_key: &str,
         payload: Value,
+        by: Option<&str>,
         claim: impl Fn(RunId) -> G,
     ) -> Result<Delivered, Error> {
         self.check_wait_key_len(wait_key)?;
@@ -150,7 +175,7 @@ impl Engine {
                 Delivery::Queued(seq) => return Ok(Delivered::Queued(seq)),
                 Delivery::Waiter(run_id) => {
                     let _owner = claim(run_id);
-                    match self.resume(run_id, wait_key, payload.clone()) {
+                    match self.resume_by(run_id, wait_key, payload.clone(), by) {
                         Ok(state) => return Ok(Delivered::Resumed(Box::new(state))),
                         // Another resumer won the race before this resume committed
                         // anything; look again.
@@ -218,6 +243,7 @@ impl Engine {
             wait_key: wait_key.to_owned(),
             payload: entry.payload,
             inbox_seq: Some(entry.seq),
+            by: None,
         };
         let step = Step {
             events: vec![event],
