@@ -10,8 +10,7 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 
-/// The application's scheduler, however it is held (`Arc<ScheduledRuntime>`,
-/// `Arc<Scheduler>`).
+/// The application's scheduler, held by whatever derefs to it (`Arc<ScheduledRuntime>`).
 pub type LiveScheduler = Arc<dyn Deref<Target = Scheduler> + Send + Sync>;
 
 /// What the server works on.

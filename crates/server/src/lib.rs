@@ -7,15 +7,20 @@
 //! app), so operators reach the live store; or `ledgerflow serve --db PATH` serves a store
 //! no application holds ([`Backend::store`]).
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
+//! use ledgerflow::ScheduledRuntime;
 //! use ledgerflow_server::{Backend, Server, ServerConfig};
-//! # fn scheduler() -> Arc<ledgerflow_scheduler::Scheduler> { unimplemented!() }
-//! let scheduler = scheduler(); // e.g. an Arc<ScheduledRuntime>
-//! let server = Server::start(Backend::live(scheduler), ServerConfig::default())?;
+//!
+//! let runtime = Arc::new(ScheduledRuntime::in_memory()?);
+//! let config = ServerConfig {
+//!     listen: "127.0.0.1:0".parse()?, // any free port; the default is 127.0.0.1:7070
+//!     ..ServerConfig::default()
+//! };
+//! let server = Server::start(Backend::live(Arc::clone(&runtime)), config)?;
 //! println!("inspector at http://{}/", server.addr());
 //! server.stop();
-//! # Ok::<(), ledgerflow_server::ServerError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod api;
