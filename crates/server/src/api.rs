@@ -302,7 +302,7 @@ async fn verify_run(
                 "run_id": id,
                 "records": verified.head.seq,
                 "head_hash": verified.head.hash,
-                "lineage": lineage(b, id),
+                "lineage": lineage(b, id)?,
             }),
             Err(e) => json!({ "ok": false, "run_id": id, "code": e.kind().as_str(), "error": e.to_string() }),
         }))
@@ -312,12 +312,15 @@ async fn verify_run(
 
 /// A fork's lineage: its parent run and seq when it verifies, the error when it does not,
 /// null for a run that is not a fork.
-fn lineage(b: &Backend, id: RunId) -> Value {
-    match b.engine().verify_lineage(id) {
-        Ok((parent, seq)) => json!({ "ok": true, "from_run_id": parent, "from_seq": seq }),
-        Err(e) if e.kind() == ledgerflow_kernel::ErrorKind::InvalidInput => Value::Null,
-        Err(e) => json!({ "ok": false, "error": e.to_string() }),
+fn lineage(b: &Backend, id: RunId) -> ApiResult<Value> {
+    let first = b.engine().records(id, 1, 1)?;
+    if first.first().is_none_or(|r| r.kind() != "forked") {
+        return Ok(Value::Null);
     }
+    Ok(match b.engine().verify_lineage(id) {
+        Ok((parent, seq)) => json!({ "ok": true, "from_run_id": parent, "from_seq": seq }),
+        Err(e) => json!({ "ok": false, "error": e.to_string() }),
+    })
 }
 
 #[derive(Deserialize)]
