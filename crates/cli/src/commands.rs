@@ -96,7 +96,7 @@ pub fn run_id(store: &dyn Store, text: &str) -> Result<RunId> {
 }
 
 /// The JSON of `--payload` or `--payload-file` (`-`: standard input).
-fn payload(args: &PayloadArgs) -> Result<Value> {
+pub(crate) fn payload(args: &PayloadArgs) -> Result<Value> {
     let (text, from) = match (&args.payload, &args.payload_file) {
         (Some(text), _) => (text.clone(), "--payload".to_owned()),
         (None, Some(path)) if path.as_os_str() == "-" => {
@@ -119,7 +119,7 @@ fn payload(args: &PayloadArgs) -> Result<Value> {
 }
 
 /// A time for `--since` / `--until`: RFC 3339, or milliseconds since the Unix epoch.
-fn time_arg(flag: &str, text: &str) -> Result<i64> {
+pub(crate) fn time_arg(flag: &str, text: &str) -> Result<i64> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
@@ -150,6 +150,17 @@ fn check_limit(limit: usize, store: &dyn Store) -> Result<()> {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(url) = cli.url.as_deref() {
+        if cli.db.is_some() {
+            return Err(InputError("give --db or --url, not both".into()).into());
+        }
+        if matches!(cli.command, Command::Bench(_) | Command::Serve(_)) {
+            return Err(
+                InputError("bench and serve work on a store, not through --url".into()).into(),
+            );
+        }
+        return crate::remote::run(&cli, url);
+    }
     if let Command::Bench(args) = &cli.command {
         if cli.db.is_some() {
             return Err(InputError(
@@ -198,7 +209,11 @@ fn serve(cli: &Cli, engine: Engine, args: &crate::ServeArgs) -> Result<ExitCode>
     })?;
     let location = shown(&cli.db()?);
     if cli.json {
-        print_json(&json!({ "listening": server.addr().to_string(), "db": location }));
+        // One line, so a process that started the server can read its address.
+        crate::out!(
+            "{}",
+            json!({ "listening": server.addr().to_string(), "db": location })
+        );
     } else {
         crate::out!(
             "serving {location} on http://{}/ (API at /api, OpenAPI at /openapi.json)",

@@ -13,9 +13,13 @@ pub struct InputError(pub String);
 /// `invalid_input`, `invalid_state`, `limit_exceeded`, `not_registered`, `after_commit`,
 /// `corrupt`, `missing`, `io`, `closed`, `timeout`, `cancelled`, `internal`), `io` for a
 /// file the command could not read or write, `invalid_input` for a bad argument value,
-/// `usage` for a command line that does not parse, and `error` for anything else.
-pub fn code(error: &anyhow::Error) -> &'static str {
+/// `usage` for a command line that does not parse, the server's own code through `--url`,
+/// and `error` for anything else.
+pub fn code(error: &anyhow::Error) -> String {
     for cause in error.chain() {
+        if let Some(remote) = cause.downcast_ref::<crate::remote::RemoteError>() {
+            return remote.code.clone();
+        }
         let kind = match cause.downcast_ref::<ledgerflow_kernel::Error>() {
             Some(e) => Some(e.kind()),
             None => cause
@@ -23,18 +27,18 @@ pub fn code(error: &anyhow::Error) -> &'static str {
                 .map(|e| e.kind()),
         };
         if let Some(kind) = kind {
-            return kind.as_str();
+            return kind.as_str().to_owned();
         }
         if cause.downcast_ref::<InputError>().is_some()
             || cause.downcast_ref::<serde_json::Error>().is_some()
         {
-            return "invalid_input";
+            return "invalid_input".to_owned();
         }
         if cause.downcast_ref::<std::io::Error>().is_some() {
-            return "io";
+            return "io".to_owned();
         }
     }
-    "error"
+    "error".to_owned()
 }
 
 /// Prints `{"error": {"code": …, "message": …}}` as one line on stderr.

@@ -6,6 +6,7 @@ mod commands;
 mod errors;
 mod log;
 mod output;
+mod remote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +20,11 @@ struct Cli {
     /// The store: a directory or sled:PATH [default: ledgerflow-data].
     #[arg(long, global = true)]
     db: Option<String>,
+    /// Go through the HTTP API of a server (`ledgerflow serve`, or one an application
+    /// mounts) instead of opening the store: reaches the store of a live application. The
+    /// bearer token, if the server needs one, comes from LEDGERFLOW_TOKEN.
+    #[arg(long, global = true, env = "LEDGERFLOW_URL")]
+    url: Option<String>,
     /// Print one JSON document on stdout instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -373,7 +379,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) if json => {
-            errors::print_json(errors::code(&e), &format!("{e:#}"));
+            errors::print_json(&errors::code(&e), &format!("{e:#}"));
             ExitCode::FAILURE
         }
         Err(e) => {

@@ -1,9 +1,8 @@
 //! How the command prints: JSON documents for `--json`, aligned tables for people, and
 //! every line through [`line`], which ends the process quietly when stdout is closed.
 
-use chrono::{TimeZone, Utc};
 use ledgerflow_kernel::{Record, RunState};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The exit status when stdout is closed under us (`ledgerflow runs list | head -1`):
 /// 128 + SIGPIPE, what a Unix tool killed by SIGPIPE reports.
@@ -41,35 +40,13 @@ macro_rules! out {
 
 /// Milliseconds since the Unix epoch as RFC 3339 UTC text.
 pub fn time(at_ms: i64) -> String {
-    Utc.timestamp_millis_opt(at_ms)
-        .single()
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_else(|| at_ms.to_string())
+    ledgerflow_server::json::time(at_ms)
 }
 
-/// The JSON object of a run in listings and `runs show`.
+/// The JSON object of a run in listings and `runs show`: the API's, so `--db` and
+/// `--url` print the same.
 pub fn run_json(state: &RunState) -> Value {
-    json!({
-        "run_id": state.run_id,
-        "workflow_id": state.workflow_id,
-        "version": state.workflow_version,
-        "status": state.status,
-        "paused": state.paused,
-        "seq": state.head.seq,
-        "head_hash": state.head.hash,
-        "node": state.node,
-        "created_at": time(state.created_at_ms),
-        "updated_at": time(state.updated_at_ms),
-        "created_at_ms": state.created_at_ms,
-        "updated_at_ms": state.updated_at_ms,
-        "waiting": state.waiting,
-        "pending_effect": state.pending_effect,
-        "output": state.output,
-        "failure": state.failure,
-        "cancel_reason": state.cancel_reason,
-        "parent": state.parent,
-        "vars": state.vars,
-    })
+    ledgerflow_server::json::run(state)
 }
 
 /// A record as one JSONL export object.

@@ -140,15 +140,24 @@ async fn list_runs(State(state): State<AppState>, params: Params) -> ApiResult<J
         "version",
         "parent",
         "newest_first",
+        "since_ms",
+        "until_ms",
         "cursor",
         "limit",
     ])?;
+    let since: Option<i64> = params.parse("since_ms", "milliseconds since the Unix epoch")?;
+    let until: Option<i64> = params.parse("until_ms", "milliseconds since the Unix epoch")?;
+    let newest_first = params.flag("newest_first")?;
+    // By creation time either way: oldest first walks the created-time index up.
+    let created_ms = (since.is_some() || until.is_some() || !newest_first)
+        .then(|| (since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)));
     let query = RunQuery {
         status: status_param(&params)?,
         workflow_id: params.text("workflow_id").map(str::to_owned),
         version: params.parse("version", "a whole number")?,
         parent: params.parse("parent", "a run id")?,
-        newest_first: params.flag("newest_first")?,
+        created_ms,
+        newest_first,
         ..RunQuery::default()
     };
     let cursor = params.text("cursor").map(str::to_owned);

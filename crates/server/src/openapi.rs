@@ -57,7 +57,7 @@ fn ops() -> Vec<Op> {
     runs_page["properties"]["next_cursor"] = string_or_null();
     vec![
         op("get", "/api/runs", "List runs, filtered, newest or oldest first, in pages.",
-            &[("status", "status"), ("workflow_id", "string"), ("version", "integer"), ("parent", "uuid"), ("newest_first", "boolean"), ("cursor", "string"), ("limit", "limit")],
+            &[("status", "status"), ("workflow_id", "string"), ("version", "integer"), ("parent", "uuid"), ("newest_first", "boolean"), ("since_ms", "timestamp"), ("until_ms", "timestamp"), ("cursor", "string"), ("limit", "limit")],
             None, 200, runs_page, false),
         op("post", "/api/runs", "Start a run of a workflow the application registered (live servers only).",
             &[], Some(json!({
@@ -136,6 +136,7 @@ fn parameter_schema(kind: &str) -> Value {
         "uuid" => json!({ "type": "string", "format": "uuid" }),
         "limit" => json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
         "integer" => json!({ "type": "integer", "minimum": 0 }),
+        "timestamp" => json!({ "type": "integer" }),
         other => json!({ "type": other }),
     }
 }

@@ -1,0 +1,232 @@
+//! `ledgerflow serve` and `--url`: the real binary serves a store over HTTP on loopback,
+//! and the same binary's commands go through it, with a token; what they do is in the
+//! ledger, named after the token.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+
+use ledgerflow_kernel::{
+    Effect, Engine, ManualClock, RunId, StepContext, StepPlan, Store, WorkflowSpec,
+};
+use ledgerflow_sled::SledStore;
+use serde_json::{json, Value};
+
+const SECRET: &str = "ops-secret-0123456789abcdef";
+
+/// A store with one run waiting for a person's answer.
+fn store(db: &Path) -> RunId {
+    let store = Arc::new(SledStore::open(db).expect("create"));
+    let engine = Engine::new(
+        Arc::clone(&store) as Arc<dyn Store>,
+        Arc::new(ManualClock::new(1_700_000_000_000)),
+    );
+    engine.register(
+        WorkflowSpec::builder("approve", 1)
+            .node("ask", |_: &mut StepContext<'_>| {
+                StepPlan::effect(Effect::ask_user("Ship it?", &["yes", "no"]).result_key("answer"))
+                    .then_next("done")
+            })
+            .node("done", |ctx: &mut StepContext<'_>| {
+                StepPlan::complete(ctx.var("answer").cloned().unwrap_or_default())
+            })
+            .entry("ask")
+            .build()
+            .expect("spec"),
+    );
+    let run = engine.run(("approve", 1), json!({})).expect("run").run_id;
+    drop(engine);
+    store.close().expect("close");
+    run
+}
+
+struct Serving {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(db: &Path, tokens: &Path) -> Serving {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ledgerflow"))
+        .arg("--db")
+        .arg(db)
+        .args(["--json", "serve", "--listen", "127.0.0.1:0", "--tokens"])
+        .arg(tokens)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let stdout = child.stdout.take().expect("stdout");
+    // Killed on drop from here on, even if reading the address fails.
+    let mut serving = Serving {
+        child,
+        url: String::new(),
+    };
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the address line");
+    let started: Value = serde_json::from_str(&line).expect("one JSON line");
+    serving.url = format!("http://{}", started["listening"].as_str().expect("address"));
+    serving
+}
+
+fn through(url: &str, token: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ledgerflow"));
+    command
+        .args(["--url", url, "--json"])
+        .args(args)
+        .env_remove("LEDGERFLOW_TOKEN");
+    if let Some(token) = token {
+        command.env("LEDGERFLOW_TOKEN", token);
+    }
+    command.output().expect("run")
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+fn error_code(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let error: Value = serde_json::from_slice(&out.stderr).expect("a JSON error");
+    error["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn commands_go_through_a_server_with_a_token_and_the_ledger_names_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("db");
+    let run = store(&db);
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("ops operate {SECRET}\n")).expect("tokens");
+    let server = serve(&db, &tokens);
+
+    let listed = json_of(&through(
+        &server.url,
+        Some(SECRET),
+        &["runs", "list", "--status", "waiting"],
+    ));
+    assert_eq!(listed["runs"][0]["run_id"], json!(run));
+    let shown = json_of(&through(
+        &server.url,
+        Some(SECRET),
+        &["runs", "show", &run.to_string()],
+    ));
+    assert_eq!(shown["waiting"]["prompt"], "Ship it?");
+
+    assert_eq!(
+        error_code(&through(&server.url, None, &["runs", "list"])),
+        "unauthorized"
+    );
+    assert_eq!(
+        error_code(&through(
+            &server.url,
+            Some(SECRET),
+            &["runs", "show", "1234"]
+        )),
+        "invalid_input"
+    );
+    assert_eq!(
+        error_code(&through(
+            &server.url,
+            Some(SECRET),
+            &["ledger", "export", "--all", "--out", "x.jsonl"]
+        )),
+        "invalid_input"
+    );
+    assert_eq!(
+        error_code(&through(
+            &server.url,
+            Some(SECRET),
+            &["respond", &RunId::new_v4().to_string(), "--payload", "1"]
+        )),
+        "not_found"
+    );
+
+    let answered = json_of(&through(
+        &server.url,
+        Some(SECRET),
+        &["respond", &run.to_string(), "--payload", "\"yes\""],
+    ));
+    assert_eq!(answered["run_id"], json!(run));
+    let records = json_of(&through(
+        &server.url,
+        Some(SECRET),
+        &["ledger", "show", &run.to_string()],
+    ));
+    let resumed: Vec<&Value> = records["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["kind"] == "resumed")
+        .collect();
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0]["body"]["by"], "ops");
+    let verified = json_of(&through(
+        &server.url,
+        Some(SECRET),
+        &["ledger", "verify", &run.to_string()],
+    ));
+    assert_eq!(verified["ok"], true);
+    let checked = json_of(&through(&server.url, Some(SECRET), &["check"]));
+    assert_eq!(checked["ok"], true, "{checked}");
+    let stats = json_of(&through(&server.url, Some(SECRET), &["stats"]));
+    assert_eq!(stats["mode"], "store");
+    drop(server);
+
+    // With the server gone, the store itself shows the same answer.
+    let out = Command::new(env!("CARGO_BIN_EXE_ledgerflow"))
+        .arg("--db")
+        .arg(&db)
+        .args(["--json", "ledger", "verify", &run.to_string()])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_tokens_and_a_bad_tokens_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("db");
+    store(&db);
+    let refuse = |args: &[&str], expect: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ledgerflow"))
+            .arg("--db")
+            .arg(&db)
+            .arg("serve")
+            .args(args)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expect), "{stderr:?} lacks {expect:?}");
+    };
+    refuse(&["--listen", "0.0.0.0:0"], "without tokens");
+    let bad = dir.path().join("bad-tokens");
+    std::fs::write(&bad, "ops admin 0123456789abcdef0123\n").expect("write");
+    refuse(&["--tokens", bad.to_str().expect("utf-8")], "line 1");
+}
