@@ -43,6 +43,12 @@
 mod open;
 mod runtime;
 
+/// The HTTP API, event feed and run inspector (feature `server`): serve a live
+/// [`ScheduledRuntime`] with `server::Server::start(server::Backend::live(Arc::new(runtime)),
+/// server::ServerConfig::default())`, or merge `server::router(…)` into an axum app.
+#[cfg(feature = "server")]
+pub use ledgerflow_server as server;
+
 // Workflows: specs, node handlers and what they plan.
 pub use ledgerflow_kernel::{
     Continuation, EffectPlan, NodeHandler, SpecError, StepContext, StepPlan, WorkflowKey,

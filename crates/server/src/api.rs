@@ -160,7 +160,11 @@ async fn list_runs(State(state): State<AppState>, params: Params) -> ApiResult<J
         newest_first,
         ..RunQuery::default()
     };
-    let cursor = params.text("cursor").map(str::to_owned);
+    // An empty cursor is the first page.
+    let cursor = params
+        .text("cursor")
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned);
     let limit = limit(&params, &state)?;
     blocking(&state, move |b| {
         let page = b.engine().query_runs(&query, cursor.as_deref(), limit)?;
@@ -332,11 +336,31 @@ fn lineage(b: &Backend, id: RunId) -> ApiResult<Value> {
     })
 }
 
+/// A whole number in a JSON body, written `3` or `3.0` (JSON does not tell them apart).
+#[derive(Clone, Copy)]
+struct Whole(u64);
+
+impl<'de> Deserialize<'de> for Whole {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Whole, D::Error> {
+        let number = serde_json::Number::deserialize(d)?;
+        number
+            .as_u64()
+            .or_else(|| {
+                number
+                    .as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 9_007_199_254_740_992.0)
+                    .map(|f| f as u64)
+            })
+            .map(Whole)
+            .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number")))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StartBody {
     workflow_id: String,
-    version: u32,
+    version: Whole,
     #[serde(default = "empty_object")]
     input: Value,
 }
@@ -353,10 +377,13 @@ async fn start_run(
 ) -> ApiResult<impl IntoResponse> {
     params.only(&[])?;
     let run = blocking(&state, move |b| {
+        let version = u32::try_from(body.version.0).map_err(|_| {
+            ApiError::invalid(format!("version {} is over 4294967295", body.version.0))
+        })?;
         b.start(
             WorkflowKey {
                 workflow_id: body.workflow_id,
-                version: body.version,
+                version,
             },
             body.input,
         )
@@ -484,7 +511,7 @@ async fn cancel(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ForkBody {
-    seq: Option<u64>,
+    seq: Option<Whole>,
     snapshot: Option<String>,
 }
 
@@ -499,7 +526,7 @@ async fn fork(
     let id = run_id(&id)?;
     let fork = blocking(&state, move |b| {
         let seq = match (body.seq, body.snapshot) {
-            (Some(seq), None) => seq,
+            (Some(Whole(seq)), None) => seq,
             (None, Some(name)) => b.engine().snapshot(id, &name)?.seq,
             _ => return Err(ApiError::invalid("give exactly one of seq and snapshot")),
         };
@@ -513,7 +540,7 @@ async fn fork(
 
 /// The `cursor` parameter: `start`, `now`, or a cursor a feed read returned.
 pub fn cursor(params: &Params, b: &Backend) -> ApiResult<FeedCursor> {
-    match params.text("cursor").unwrap_or("start") {
+    match params.text("cursor").filter(|c| !c.is_empty()).unwrap_or("start") {
         "start" => Ok(b.engine().cursor_from_start()),
         "now" => Ok(b.engine().cursor_now()?),
         text => text.parse().map_err(|_| {

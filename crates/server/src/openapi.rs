@@ -78,7 +78,7 @@ fn ops() -> Vec<Op> {
             page_of("snapshots", schema_ref("Snapshot"), json!({})), false),
         op("post", "/api/runs/{id}/snapshots", "Bookmark the run at its current seq.", &[], Some(json!({
             "type": "object", "additionalProperties": false, "required": ["name"],
-            "properties": { "name": { "type": "string" }, "description": { "type": "string" }, "tags": { "type": "array", "items": { "type": "string" } } },
+            "properties": { "name": { "type": "string", "minLength": 1 }, "description": { "type": "string" }, "tags": { "type": "array", "items": { "type": "string" } } },
         })), 201, schema_ref("Snapshot"), true),
         op("get", "/api/runs/{id}/children", "A run's child runs, in pages.", &[("after", "uuid"), ("limit", "limit")], None, 200, json!({
             "type": "object", "required": ["children", "next_after"],
@@ -98,6 +98,10 @@ fn ops() -> Vec<Op> {
         op("post", "/api/runs/{id}/fork", "Fork the run at a seq or a snapshot.", &[], Some(json!({
             "type": "object", "additionalProperties": false,
             "properties": { "seq": { "type": "integer", "minimum": 0 }, "snapshot": { "type": "string" } },
+            "oneOf": [
+                { "required": ["seq"], "not": { "required": ["snapshot"] } },
+                { "required": ["snapshot"], "not": { "required": ["seq"] } },
+            ],
         })), 201, run(), true),
         op("post", "/api/events", "Deliver an event to a wait key: resumes the run waiting on it, or queues it in the key's inbox.",
             &[], Some(json!({
@@ -113,7 +117,11 @@ fn ops() -> Vec<Op> {
                 "properties": { "events": { "type": "array", "items": schema_ref("FeedEntry") }, "next_cursor": { "type": "string" }, "has_more": { "type": "boolean" } },
             }), false),
         op("get", "/api/feed/stream", "The feed as Server-Sent Events: `record` events, then a `cursor` event (its id resumes the stream with Last-Event-ID).",
-            &[("cursor", "string")], None, 200, json!({ "type": "string" }), false),
+            &[("cursor", "string")], None, 200, json!({
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": { "event": { "enum": ["record", "cursor"] }, "data": { "type": "string" }, "id": { "type": "string" } },
+            }), false),
         op("get", "/api/check", "Verify the whole store: chains, replays, indexes, the global log. Reads everything.", &[], None, 200, checked(), false),
         op("get", "/api/log/checkpoint", "The latest signed checkpoint of the store's global Merkle log.", &[], None, 200, json!({
             "type": "object", "required": ["tree_size", "root", "note", "signed"],
@@ -205,8 +213,10 @@ pub fn document() -> Value {
             "responses": responses,
         });
         if let Some(body) = op.body {
+            // A body with required members must be sent; the others may be left out.
+            let required = body.get("required").is_some() || body.get("oneOf").is_some();
             operation["requestBody"] = json!({
-                "required": false,
+                "required": required,
                 "content": { "application/json": { "schema": body } },
             });
         }
