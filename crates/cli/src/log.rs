@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use ledgerflow_kernel::{
-    log_leaves, log_root, prove_consistency, prove_record, Record, RunId, Store,
-};
+use ledgerflow_kernel::{log_leaves, prove_record, Record, RunId, Store};
 use ledgerflow_ledger::bundle::{LeafProof, ProofBundle, PROOF_FILE_BYTES_MAX};
 use ledgerflow_ledger::checkpoint::{CheckpointKey, SignedCheckpoint};
 use ledgerflow_ledger::merkle::{self, tree_hash_hex};
@@ -89,97 +87,73 @@ pub fn run(cli: &Cli, store: &dyn Store, command: &LogCommand) -> Result<ExitCod
             ),
         },
         LogCommand::Prove { run, seq } => {
-            let latest = checkpoint(cli, store)?;
+            // The checkpoint first: its absence is said in the CLI's words.
+            checkpoint(cli, store)?;
             let run = crate::commands::run_id(store, run)?;
-            let seqs: Vec<u64> = match seq {
-                Some(seq) => vec![*seq],
-                None => (1..=store.load(run)?.map_or(0, |s| s.head.seq)).collect(),
-            };
-            let mut proofs = Vec::new();
-            let mut uncovered = Vec::new();
-            for seq in seqs {
-                let leaf = store.leaf_index(run, seq)?;
-                if leaf.is_some_and(|leaf| leaf >= latest.head.size) {
-                    uncovered.push(seq);
-                    continue;
-                }
-                let proof = prove_record(store, run, seq, Some(latest.head.size))?;
-                // Check before printing: a proof that does not verify is a bug or damage.
-                proof
-                    .verify(latest.head.root)
-                    .map_err(|e| anyhow::anyhow!("the proof of seq {seq} does not verify: {e}"))?;
-                proofs.push(proof);
-            }
+            let proofs = ledgerflow_server::proofs::inclusion(store, run, *seq)?;
             if cli.json {
-                print_json(&json!({
-                    "checkpoint": latest.note,
-                    "tree_size": latest.head.size,
-                    "root": tree_hash_hex(&latest.head.root),
-                    "proofs": proofs.iter().map(|p| json!({
-                        "run_id": p.run_id,
-                        "seq": p.seq,
-                        "record_hash": p.record_hash,
-                        "leaf_index": p.leaf_index,
-                        "path": hexes(&p.path),
-                    })).collect::<Vec<_>>(),
-                    "not_yet_covered": uncovered,
-                }));
+                print_json(&proofs);
             } else {
                 crate::out!(
                     "tree size {}, root {}",
-                    latest.head.size,
-                    tree_hash_hex(&latest.head.root)
+                    proofs["tree_size"],
+                    proofs["root"].as_str().unwrap_or_default()
                 );
-                for p in &proofs {
+                for p in proofs["proofs"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    let path: Vec<&str> = p["path"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect();
                     crate::out!(
                         "seq {} (record {}) is leaf {}: path {}",
-                        p.seq,
-                        p.record_hash.to_hex(),
-                        p.leaf_index,
-                        hexes(&p.path).join(",")
+                        p["seq"],
+                        p["record_hash"].as_str().unwrap_or_default(),
+                        p["leaf_index"],
+                        path.join(",")
                     );
                 }
-                if !uncovered.is_empty() {
-                    crate::out!("not yet covered by a checkpoint: seq {uncovered:?}");
+                let uncovered = &proofs["not_yet_covered"];
+                if uncovered.as_array().is_some_and(|u| !u.is_empty()) {
+                    crate::out!("not yet covered by a checkpoint: seq {uncovered}");
                 }
             }
         }
         LogCommand::Consistency { old_size } => {
-            let latest = checkpoint(cli, store)?;
-            if *old_size > latest.head.size {
-                return Err(InputError(format!(
-                    "old size {old_size} is beyond the latest checkpoint's tree size {}",
-                    latest.head.size
-                ))
-                .into());
-            }
-            let old_root = log_root(store, *old_size)?;
-            let proof = prove_consistency(store, *old_size, latest.head.size)?;
-            merkle::verify_consistency(
-                &proof,
-                *old_size,
-                old_root,
-                latest.head.size,
-                latest.head.root,
-            )
-            .map_err(|e| anyhow::anyhow!("the consistency proof does not verify: {e}"))?;
+            checkpoint(cli, store)?;
+            let proof =
+                ledgerflow_server::proofs::consistency(store, *old_size).map_err(|e| match e {
+                    ledgerflow_kernel::store::Error::InvalidInput(m) => {
+                        anyhow::Error::new(InputError(m))
+                    }
+                    other => other.into(),
+                })?;
             if cli.json {
-                print_json(&json!({
-                    "old_size": old_size,
-                    "old_root": tree_hash_hex(&old_root),
-                    "tree_size": latest.head.size,
-                    "root": tree_hash_hex(&latest.head.root),
-                    "proof": hexes(&proof),
-                    "checkpoint": latest.note,
-                }));
+                print_json(&proof);
             } else {
-                crate::out!("old size {old_size}, root {}", tree_hash_hex(&old_root));
+                let path: Vec<&str> = proof["proof"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                crate::out!(
+                    "old size {old_size}, root {}",
+                    proof["old_root"].as_str().unwrap_or_default()
+                );
                 crate::out!(
                     "new size {}, root {}",
-                    latest.head.size,
-                    tree_hash_hex(&latest.head.root)
+                    proof["tree_size"],
+                    proof["root"].as_str().unwrap_or_default()
                 );
-                crate::out!("proof {}", hexes(&proof).join(","));
+                crate::out!("proof {}", path.join(","));
             }
         }
     }

@@ -284,6 +284,16 @@ pub fn run(cli: &Cli, url: &str) -> Result<ExitCode> {
             let checkpoint = client.get("/api/log/checkpoint")?;
             show(cli, &checkpoint, |c| c["note"].as_str().unwrap_or_default().trim_end().to_owned());
         }
+        Command::Log(LogCommand::Prove { run, seq }) => {
+            let id = run_path(run)?.replace("/api/runs/", "");
+            let query = seq.map(|s| format!("?seq={s}")).unwrap_or_default();
+            let proofs = client.get(&format!("/api/log/prove/{id}{query}"))?;
+            show(cli, &proofs, pretty);
+        }
+        Command::Log(LogCommand::Consistency { old_size }) => {
+            let proof = client.get(&format!("/api/log/consistency?old_size={old_size}"))?;
+            show(cli, &proof, pretty);
+        }
         Command::Events(EventsCommand::Tail { from_start, follow, limit }) => {
             let cursor = if *from_start { "start" } else { "now" };
             if *follow {

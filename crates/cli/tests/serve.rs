@@ -190,6 +190,36 @@ fn commands_go_through_a_server_with_a_token_and_the_ledger_names_it() {
     assert_eq!(verified["ok"], true);
     let checked = json_of(&through(&server.url, Some(SECRET), &["check"]));
     assert_eq!(checked["ok"], true, "{checked}");
+    // Proofs for auditors through the API: every record is proven in the signed
+    // checkpoint (or not covered yet), against the checkpoint's root.
+    let checkpoint = json_of(&through(&server.url, Some(SECRET), &["log", "checkpoint"]));
+    let proofs = json_of(&through(
+        &server.url,
+        Some(SECRET),
+        &["log", "prove", &run.to_string()],
+    ));
+    let proven = proofs["proofs"].as_array().expect("proofs").len();
+    let uncovered = proofs["not_yet_covered"]
+        .as_array()
+        .expect("uncovered")
+        .len();
+    assert_eq!(proven + uncovered, record_count(&records));
+    assert!(proven > 0, "{proofs}");
+    assert_eq!(proofs["root"], checkpoint["root"]);
+    let consistency = json_of(&through(
+        &server.url,
+        Some(SECRET),
+        &["log", "consistency", "1"],
+    ));
+    assert_eq!(consistency["tree_size"], checkpoint["tree_size"]);
+    assert_eq!(
+        error_code(&through(
+            &server.url,
+            Some(SECRET),
+            &["log", "consistency", "999999"]
+        )),
+        "invalid_input"
+    );
     let stats = json_of(&through(&server.url, Some(SECRET), &["stats"]));
     assert_eq!(stats["mode"], "store");
     drop(server);
@@ -206,6 +236,11 @@ fn commands_go_through_a_server_with_a_token_and_the_ledger_names_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// How many records a `ledger show --json` listed.
+fn record_count(records: &Value) -> usize {
+    records["records"].as_array().map_or(0, Vec::len)
 }
 
 #[test]

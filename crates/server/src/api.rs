@@ -48,6 +48,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/feed/stream"),
     ("get", "/api/check"),
     ("get", "/api/log/checkpoint"),
+    ("get", "/api/log/prove/{id}"),
+    ("get", "/api/log/consistency"),
     ("get", "/api/stats"),
     ("get", "/metrics"),
     ("get", "/health"),
@@ -78,6 +80,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/feed/stream", get(crate::feed::stream))
         .route("/api/check", get(check))
         .route("/api/log/checkpoint", get(checkpoint))
+        .route("/api/log/prove/{id}", get(prove))
+        .route("/api/log/consistency", get(consistency))
         .route("/api/stats", get(stats))
 }
 
@@ -586,9 +590,7 @@ async fn checkpoint(State(state): State<AppState>, params: Params) -> ApiResult<
     params.only(&[])?;
     blocking(&state, |b| {
         let store = b.engine().store();
-        let latest = store.latest_checkpoint()?.ok_or_else(|| {
-            ApiError::not_found("this store has no checkpoint yet (memory stores keep none)")
-        })?;
+        let latest = crate::proofs::latest(store.as_ref())?;
         let key = store.checkpoint_public_key()?;
         Ok(Json(json!({
             "origin": latest.head.origin,
@@ -599,6 +601,40 @@ async fn checkpoint(State(state): State<AppState>, params: Params) -> ApiResult<
             "public_key": key.as_ref().map(|k| k.as_str().to_owned()),
             "note": latest.note,
         })))
+    })
+    .await
+}
+
+async fn prove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    params.only(&["seq"])?;
+    let id = run_id(&id)?;
+    let seq: Option<u64> = params.parse("seq", "a seq (a whole number from 1)")?;
+    blocking(&state, move |b| {
+        Ok(Json(crate::proofs::inclusion(
+            b.engine().store().as_ref(),
+            id,
+            seq,
+        )?))
+    })
+    .await
+}
+
+async fn consistency(State(state): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
+    params.only(&["old_size"])?;
+    let old_size: u64 = params
+        .parse("old_size", "a tree size (a whole number)")?
+        .ok_or_else(|| {
+            ApiError::invalid("give old_size, the tree size of a checkpoint seen before")
+        })?;
+    blocking(&state, move |b| {
+        Ok(Json(crate::proofs::consistency(
+            b.engine().store().as_ref(),
+            old_size,
+        )?))
     })
     .await
 }

@@ -34,6 +34,7 @@ mod inspector;
 pub mod json;
 mod metrics;
 mod openapi;
+pub mod proofs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -127,6 +127,15 @@ fn ops() -> Vec<Op> {
             "type": "object", "required": ["tree_size", "root", "note", "signed"],
             "properties": { "origin": { "type": "string" }, "tree_size": { "type": "integer" }, "root": { "type": "string" }, "signed": { "type": "boolean" }, "note": { "type": "string" } },
         }), false),
+        op("get", "/api/log/prove/{id}", "Inclusion proofs of a run's records (one with seq) in the latest signed checkpoint.",
+            &[("seq", "integer")], None, 200, json!({
+                "type": "object", "required": ["checkpoint", "tree_size", "root", "proofs", "not_yet_covered"],
+                "properties": { "proofs": { "type": "array", "items": { "type": "object", "required": ["run_id", "seq", "record_hash", "leaf_index", "path"] } } },
+            }), false),
+        op("get", "/api/log/consistency", "The consistency proof from an older tree size to the latest signed checkpoint.",
+            &[("old_size", "integer")], None, 200, json!({
+                "type": "object", "required": ["old_size", "old_root", "tree_size", "root", "proof", "checkpoint"],
+            }), false),
         op("get", "/api/stats", "Runs by status, the feed head, the scheduler's counters.", &[], None, 200, json!({
             "type": "object", "required": ["counts", "total", "mode", "feed_head"],
             "properties": { "mode": { "enum": ["live", "store"] }, "feed_head": { "type": "integer" } },

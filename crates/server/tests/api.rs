@@ -424,6 +424,17 @@ fn bad_input_gets_a_json_error_naming_it_and_changes_nothing() {
             "case {i}: {message:?} should mention {mentions:?}"
         );
     }
+    // A memory store keeps no signed checkpoints: proofs are not found, not a failure.
+    let proof = f.get(&format!("/api/log/prove/{run}"), None);
+    assert_eq!(
+        (proof.status, proof.body["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let missing = f.get("/api/log/consistency", None);
+    assert_eq!(
+        (missing.status, missing.body["code"].as_str()),
+        (400, Some("invalid_input"))
+    );
     assert_eq!(f.feed_head(), before, "no bad request wrote anything");
     assert_eq!(
         f.runtime.engine().load(run).expect("run").status,
