@@ -53,6 +53,17 @@ fn hexes(path: &[merkle::TreeHash]) -> Vec<String> {
     path.iter().map(tree_hash_hex).collect()
 }
 
+/// The strings of a JSON array (a proof's hashes).
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 /// Runs a `log` subcommand on a store opened for reading.
 pub fn run(cli: &Cli, store: &dyn Store, command: &LogCommand) -> Result<ExitCode> {
     match command {
@@ -104,13 +115,7 @@ pub fn run(cli: &Cli, store: &dyn Store, command: &LogCommand) -> Result<ExitCod
                     .map(Vec::as_slice)
                     .unwrap_or_default()
                 {
-                    let path: Vec<&str> = p["path"]
-                        .as_array()
-                        .map(Vec::as_slice)
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect();
+                    let path = strings(&p["path"]);
                     crate::out!(
                         "seq {} (record {}) is leaf {}: path {}",
                         p["seq"],
@@ -137,13 +142,7 @@ pub fn run(cli: &Cli, store: &dyn Store, command: &LogCommand) -> Result<ExitCod
             if cli.json {
                 print_json(&proof);
             } else {
-                let path: Vec<&str> = proof["proof"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect();
+                let path = strings(&proof["proof"]);
                 crate::out!(
                     "old size {old_size}, root {}",
                     proof["old_root"].as_str().unwrap_or_default()
