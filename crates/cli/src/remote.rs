@@ -85,6 +85,27 @@ impl Client {
         self.answer(request.call(), &format!("GET {path}"))
     }
 
+    fn bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let mut request = self.agent.get(&format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut response = request
+            .call()
+            .with_context(|| format!("GET {path}: cannot reach {}", self.base))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            let text = response.body_mut().read_to_string().unwrap_or_default();
+            return Err(remote_error(status, &text));
+        }
+        response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .with_context(|| format!("GET {path}: reading the bytes"))
+    }
+
     fn post(&self, path: &str, body: Value) -> Result<Value> {
         let mut request = self
             .agent
@@ -293,6 +314,32 @@ pub fn run(cli: &Cli, url: &str) -> Result<ExitCode> {
         Command::Log(LogCommand::Consistency { old_size }) => {
             let proof = client.get(&format!("/api/log/consistency?old_size={old_size}"))?;
             show(cli, &proof, pretty);
+        }
+        Command::Log(LogCommand::Key) => {
+            let checkpoint = client.get("/api/log/checkpoint")?;
+            let key = checkpoint["public_key"].as_str().ok_or_else(|| {
+                anyhow::anyhow!("the server's store has no public key: its checkpoints are unsigned")
+            })?;
+            show(cli, &json!({ "public_key": key }), |_| key.to_owned());
+        }
+        Command::Artifact(crate::ArtifactCommand::Get { digest, out }) => {
+            let hash: ledgerflow_kernel::Hash = digest
+                .parse()
+                .map_err(|_| InputError(format!("{digest:?} is not a digest (64 hex digits)")))?;
+            let bytes = client.bytes(&format!("/api/artifacts/{hash}"))?;
+            // Checked here too: the bytes must be the ones the ledger's digest names.
+            if blake3::hash(&bytes).as_bytes() != hash.as_bytes() {
+                anyhow::bail!("the server sent bytes that do not match artifact {digest}");
+            }
+            match out {
+                Some(path) => {
+                    std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+                    show(cli, &json!({ "digest": digest, "size": bytes.len(), "out": path }), |_| {
+                        format!("wrote {} bytes of artifact {digest} to {}", bytes.len(), path.display())
+                    });
+                }
+                None => crate::output::bytes(&bytes),
+            }
         }
         Command::Events(EventsCommand::Tail { from_start, follow, limit }) => {
             let cursor = if *from_start { "start" } else { "now" };

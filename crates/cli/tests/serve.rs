@@ -35,7 +35,11 @@ fn store(db: &Path) -> RunId {
             .build()
             .expect("spec"),
     );
-    let run = engine.run(("approve", 1), json!({})).expect("run").run_id;
+    // A value over the artifact threshold (8 KiB) is stored apart, by digest.
+    let run = engine
+        .run(("approve", 1), json!({ "doc": "x".repeat(10_000) }))
+        .expect("run")
+        .run_id;
     drop(engine);
     store.close().expect("close");
     run
@@ -219,6 +223,43 @@ fn commands_go_through_a_server_with_a_token_and_the_ledger_names_it() {
             &["log", "consistency", "999999"]
         )),
         "invalid_input"
+    );
+    let key = json_of(&through(&server.url, Some(SECRET), &["log", "key"]));
+    assert_eq!(key["public_key"], checkpoint["public_key"]);
+    assert!(key["public_key"].as_str().is_some_and(|k| !k.is_empty()));
+    let digest = shown["vars"]["doc"]["$artifact"]["digest"]
+        .as_str()
+        .expect("an artifact")
+        .to_owned();
+    let fetched = dir.path().join("doc.json");
+    json_of(&through(
+        &server.url,
+        Some(SECRET),
+        &[
+            "artifact",
+            "get",
+            &digest,
+            "--out",
+            fetched.to_str().expect("utf-8"),
+        ],
+    ));
+    let bytes = std::fs::read(&fetched).expect("written");
+    assert_eq!(blake3::hash(&bytes).to_hex().as_str(), digest);
+    assert_eq!(
+        error_code(&through(
+            &server.url,
+            Some(SECRET),
+            &["artifact", "get", "zz"]
+        )),
+        "invalid_input"
+    );
+    assert_eq!(
+        error_code(&through(
+            &server.url,
+            Some(SECRET),
+            &["artifact", "get", &"ab".repeat(32)]
+        )),
+        "not_found"
     );
     let stats = json_of(&through(&server.url, Some(SECRET), &["stats"]));
     assert_eq!(stats["mode"], "store");

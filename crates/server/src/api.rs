@@ -47,6 +47,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/feed"),
     ("get", "/api/feed/stream"),
     ("get", "/api/check"),
+    ("get", "/api/artifacts/{digest}"),
     ("get", "/api/log/checkpoint"),
     ("get", "/api/log/prove/{id}"),
     ("get", "/api/log/consistency"),
@@ -79,6 +80,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/feed", get(feed))
         .route("/api/feed/stream", get(crate::feed::stream))
         .route("/api/check", get(check))
+        .route("/api/artifacts/{digest}", get(artifact))
         .route("/api/log/checkpoint", get(checkpoint))
         .route("/api/log/prove/{id}", get(prove))
         .route("/api/log/consistency", get(consistency))
@@ -603,6 +605,31 @@ async fn checkpoint(State(state): State<AppState>, params: Params) -> ApiResult<
         })))
     })
     .await
+}
+
+/// An artifact's bytes, checked against their digest by the store before they are sent.
+async fn artifact(
+    State(state): State<AppState>,
+    Path(digest): Path<String>,
+    params: Params,
+) -> ApiResult<axum::response::Response> {
+    params.only(&[])?;
+    let hash: ledgerflow_kernel::Hash = digest
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("{digest:?} is not a digest (64 hex digits)")))?;
+    let bytes = blocking(&state, move |b| {
+        b.engine().store().get_artifact(&hash)?.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no artifact {hash} in the store (never stored, or purged)"
+            ))
+        })
+    })
+    .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn prove(

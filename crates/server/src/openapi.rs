@@ -127,6 +127,8 @@ fn ops() -> Vec<Op> {
             "type": "object", "required": ["tree_size", "root", "note", "signed"],
             "properties": { "origin": { "type": "string" }, "tree_size": { "type": "integer" }, "root": { "type": "string" }, "signed": { "type": "boolean" }, "note": { "type": "string" } },
         }), false),
+        op("get", "/api/artifacts/{digest}", "An artifact's bytes (a large value stored apart from the ledger by its BLAKE3 digest).",
+            &[], None, 200, json!({ "type": "string", "format": "binary" }), false),
         op("get", "/api/log/prove/{id}", "Inclusion proofs of a run's records (one with seq) in the latest signed checkpoint.",
             &[("seq", "integer")], None, 200, json!({
                 "type": "object", "required": ["checkpoint", "tree_size", "root", "proofs", "not_yet_covered"],
@@ -177,9 +179,13 @@ pub fn document() -> Value {
         if op.path.contains("{id}") {
             parameters.insert(0, json!({ "name": "id", "in": "path", "required": true, "schema": parameter_schema("uuid") }));
         }
+        if op.path.contains("{digest}") {
+            parameters.insert(0, json!({ "name": "digest", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9a-f]{64}$" } }));
+        }
         let media = match op.path {
             "/metrics" => "text/plain",
             "/api/feed/stream" => "text/event-stream",
+            "/api/artifacts/{digest}" => "application/octet-stream",
             _ => "application/json",
         };
         let mut responses = Map::new();
@@ -191,8 +197,8 @@ pub fn document() -> Value {
             "400".into(),
             error_response("bad input: a parameter, the body, a limit"),
         );
-        if op.path.contains("{id}") {
-            responses.insert("404".into(), error_response("no such run"));
+        if op.path.contains("{id}") || op.path.contains("{digest}") {
+            responses.insert("404".into(), error_response("no such run or artifact"));
         }
         if op.authenticated {
             responses.insert("401".into(), error_response("no token, or an unknown one"));
