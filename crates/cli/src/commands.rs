@@ -430,7 +430,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             let filter = SnapshotFilter { run_id: run.as_deref().map(|r| run_id(store.as_ref(), r)).transpose()?, tag: tag.clone(), name_contains: None };
             let snapshots = engine.list_snapshots(&filter, *limit)?;
             if cli.json {
-                print_json(&Value::Array(snapshots.iter().map(|s| json!({ "run_id": s.run_id, "name": s.name, "seq": s.seq, "record_hash": s.record_hash, "description": s.description, "tags": s.tags, "created_at": time(s.created_at_ms) })).collect()));
+                print_json(&Value::Array(snapshots.iter().map(ledgerflow_server::json::snapshot).collect()));
             } else {
                 let rows: Vec<Vec<String>> = snapshots.iter().map(|s| vec![s.run_id.to_string(), s.name.clone(), s.seq.to_string(), s.tags.join(","), s.description.clone()]).collect();
                 table(&["RUN", "NAME", "SEQ", "TAGS", "DESCRIPTION"], &rows);
@@ -451,18 +451,17 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             let report_value = store.check();
             match report_value {
                 Ok(checked) if !checked.orphaned_inboxes.is_empty() => {
-                    let orphans: Vec<Value> = checked.orphaned_inboxes.iter().map(|(key, events)| json!({ "wait_key": key, "events": events })).collect();
                     if cli.json {
-                        print_json(&json!({ "ok": false, "runs": checked.runs, "records": checked.records, "orphaned_inboxes": orphans }));
+                        print_json(&ledgerflow_server::json::check_report(&checked));
                     } else {
-                        crate::out!("FAIL: {} inboxes hold events no run can ever consume (the run that could wait on the key no longer does):", orphans.len());
+                        crate::out!("FAIL: {} inboxes hold events no run can ever consume (the run that could wait on the key no longer does):", checked.orphaned_inboxes.len());
                         for (key, events) in &checked.orphaned_inboxes {
                             crate::out!("  {key}: {events} events");
                         }
                     }
                     return Ok(ExitCode::FAILURE);
                 }
-                Ok(checked) => report(cli, json!({ "ok": true, "runs": checked.runs, "records": checked.records, "log_leaves": checked.log_leaves, "orphaned_inboxes": [] }), &format!("ok: {} runs, {} records verified; replay equals stored state; indexes agree; the global log's {} leaves match the records; no orphaned inbox", checked.runs, checked.records, checked.log_leaves)),
+                Ok(checked) => report(cli, ledgerflow_server::json::check_report(&checked), &format!("ok: {} runs, {} records verified; replay equals stored state; indexes agree; the global log's {} leaves match the records; no orphaned inbox", checked.runs, checked.records, checked.log_leaves)),
                 Err(e) => {
                     if cli.json {
                         print_json(&json!({ "ok": false, "error": e.to_string() }));
