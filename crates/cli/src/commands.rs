@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use ledgerflow::{open_store, OpenMode, SledConfig, SnapshotFilter, StoreChoice};
 use ledgerflow_kernel::{
     Delivered, Engine, EngineConfig, Record, RunId, RunQuery, RunStatus, Store,
 };
-use ledgerflow_ledger::{export_jsonl, import_jsonl, verify_chain, verify_lineage};
+use ledgerflow_ledger::{import_jsonl, verify_chain, verify_lineage};
 use ledgerflow_scheduler::SystemClock;
 use serde_json::{json, Value};
 
@@ -150,6 +150,12 @@ fn check_limit(limit: usize, store: &dyn Store) -> Result<()> {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Ledger(LedgerCommand::Verify(args)) = &cli.command {
+        if let Some(path) = &args.file {
+            // Offline: an export verifies without a store (or a server).
+            return verify_file(&cli, path, args);
+        }
+    }
     if let Some(url) = cli.url.as_deref() {
         if cli.db.is_some() {
             return Err(InputError("give --db or --url, not both".into()).into());
@@ -175,12 +181,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::bench::print_table(&result);
         }
         return Ok(ExitCode::SUCCESS);
-    }
-    if let Command::Ledger(LedgerCommand::Verify(args)) = &cli.command {
-        if let Some(path) = &args.file {
-            // Offline: an export verifies without a store.
-            return verify_file(&cli, path, args);
-        }
     }
     run_on_store(&cli, open(&cli)?)
 }
@@ -245,31 +245,10 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
                 Order::Newest => query,
             };
             let page = engine.query_runs(&query, cursor.as_deref(), *limit)?;
-            if cli.json {
-                print_json(&json!({
-                    "runs": page.runs.iter().map(run_json).collect::<Vec<_>>(),
-                    "next_cursor": page.next_cursor,
-                }));
-            } else {
-                let rows: Vec<Vec<String>> = page
-                    .runs
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.run_id.to_string(),
-                            format!("{}@{}", r.workflow_id, r.workflow_version),
-                            format!("{}{}", r.status, if r.paused { " (paused)" } else { "" }),
-                            r.head.seq.to_string(),
-                            time(r.created_at_ms),
-                            time(r.updated_at_ms),
-                        ]
-                    })
-                    .collect();
-                table(&["RUN", "WORKFLOW", "STATUS", "SEQ", "CREATED", "UPDATED"], &rows);
-                if let Some(next) = page.next_cursor {
-                    crate::out!("more: --cursor {next}");
-                }
-            }
+            crate::output::runs_page(
+                cli.json,
+                &json!({ "runs": page.runs.iter().map(run_json).collect::<Vec<_>>(), "next_cursor": page.next_cursor }),
+            );
         }
         Command::Runs(RunsCommand::Show { run }) => {
             let state = engine.load(run_id(store.as_ref(), run)?)?;
@@ -310,38 +289,12 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
                 Some(run) => vec![run_id(store.as_ref(), run)?],
                 None => all_run_ids(store.as_ref())?,
             };
-            let file = File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-            let mut out = BufWriter::new(file);
-            let mut count = 0usize;
-            let mut exported = Vec::new();
-            let mut exported_records = Vec::new();
+            let mut export = crate::export::Export::create(args)?;
             for run in &runs {
-                let records = all_records(&engine, *run)?;
-                count += records.len();
-                export_jsonl(&records, &mut out).with_context(|| format!("writing {}", args.out.display()))?;
-                exported.extend(records.iter().map(|r| (r.run_id(), r.seq())));
-                if args.with_artifacts {
-                    exported_records.extend(records);
-                }
+                export.run(&all_records(&engine, *run)?)?;
             }
-            out.into_inner().map_err(|e| anyhow!("writing {}: {e}", args.out.display()))?.sync_all()?;
-            let artifacts = if args.with_artifacts {
-                Some(crate::log::export_artifacts(store.as_ref(), &args.out, &exported_records)?)
-            } else {
-                None
-            };
-            let proof_path = crate::log::proof_path(&args.out);
-            let proof = crate::log::export_proof(cli, store.as_ref(), args.all, &exported)?;
-            std::fs::write(&proof_path, proof.to_json()).with_context(|| format!("writing {}", proof_path.display()))?;
-            let artifacts_note = match &artifacts {
-                Some(a) => format!("; {} artifacts in {}{}", a.written, a.dir.display(), if a.purged > 0 { format!(" ({} cited artifacts are no longer stored)", a.purged) } else { String::new() }),
-                None => String::new(),
-            };
-            report(
-                cli,
-                json!({ "runs": runs.len(), "records": count, "out": args.out, "proof": proof_path, "tree_size": proof.tree_size, "artifacts": artifacts.as_ref().map(|a| json!({ "dir": a.dir, "written": a.written, "not_stored": a.purged })) }),
-                &format!("exported {count} records of {} runs to {}; checkpoint (tree size {}) and proofs in {}{artifacts_note}", runs.len(), args.out.display(), proof.tree_size, proof_path.display()),
-            );
+            let proof = crate::log::export_proof(cli, store.as_ref(), (!args.all).then(|| export.exported()))?;
+            export.finish(cli, &proof, |digest| Ok(store.get_artifact(digest)?))?;
         }
         Command::Log(command) => return crate::log::run(cli, store.as_ref(), command),
         Command::Artifact(crate::ArtifactCommand::Get { digest, out }) => {
@@ -429,12 +382,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             check_limit(*limit, store.as_ref())?;
             let filter = SnapshotFilter { run_id: run.as_deref().map(|r| run_id(store.as_ref(), r)).transpose()?, tag: tag.clone(), name_contains: None };
             let snapshots = engine.list_snapshots(&filter, *limit)?;
-            if cli.json {
-                print_json(&Value::Array(snapshots.iter().map(ledgerflow_server::json::snapshot).collect()));
-            } else {
-                let rows: Vec<Vec<String>> = snapshots.iter().map(|s| vec![s.run_id.to_string(), s.name.clone(), s.seq.to_string(), s.tags.join(","), s.description.clone()]).collect();
-                table(&["RUN", "NAME", "SEQ", "TAGS", "DESCRIPTION"], &rows);
-            }
+            crate::output::snapshots(cli.json, &snapshots.iter().map(ledgerflow_server::json::snapshot).collect::<Vec<_>>());
         }
         Command::Fork(args) => {
             let run = run_id(store.as_ref(), &args.run)?;
@@ -490,7 +438,8 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(cli: &Cli, value: Value, text: &str) {
+/// Prints `value` with `--json`, else `text`.
+pub(crate) fn report(cli: &Cli, value: Value, text: &str) {
     if cli.json {
         print_json(&value);
     } else {

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use ledgerflow_kernel::{log_leaves, prove_record, Record, RunId, Store};
-use ledgerflow_ledger::bundle::{LeafProof, ProofBundle, PROOF_FILE_BYTES_MAX};
+use ledgerflow_kernel::{Record, RunId, Store};
+use ledgerflow_ledger::bundle::{ProofBundle, PROOF_FILE_BYTES_MAX};
 use ledgerflow_ledger::checkpoint::{CheckpointKey, SignedCheckpoint};
-use ledgerflow_ledger::merkle::{self, tree_hash_hex};
+use ledgerflow_ledger::merkle::tree_hash_hex;
 use ledgerflow_ledger::{artifact_cites, artifact_matches, ArtifactCite};
 use ledgerflow_sled::PUBLIC_KEY_FILE;
 use serde_json::{json, Value};
@@ -47,10 +47,6 @@ fn store_key(cli: &Cli, store: &dyn Store) -> Result<Option<CheckpointKey>> {
     store
         .checkpoint_public_key()
         .with_context(|| format!("reading the key of {}", location(cli)))
-}
-
-fn hexes(path: &[merkle::TreeHash]) -> Vec<String> {
-    path.iter().map(tree_hash_hex).collect()
 }
 
 /// The strings of a JSON array (a proof's hashes).
@@ -159,36 +155,16 @@ pub fn run(cli: &Cli, store: &dyn Store, command: &LogCommand) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// The proof file of an export of `exported` records: every leaf's record when the export
-/// holds all runs, else one inclusion proof per record.
+/// The proof file of an export: of the whole log (`exported` `None`, an export of all
+/// runs), else inclusion proofs of the `exported` records.
 pub fn export_proof(
     cli: &Cli,
     store: &dyn Store,
-    complete: bool,
-    exported: &[(RunId, u64)],
+    exported: Option<&[(RunId, u64)]>,
 ) -> Result<ProofBundle> {
-    let latest = checkpoint(cli, store)?;
-    let key = store_key(cli, store)?;
-    if complete {
-        let leaves = log_leaves(store, latest.head.size)?;
-        return Ok(ProofBundle::complete(&latest, key.as_ref(), leaves));
-    }
-    let mut proofs = Vec::new();
-    for (run, seq) in exported {
-        if store
-            .leaf_index(*run, *seq)?
-            .is_some_and(|leaf| leaf < latest.head.size)
-        {
-            let proof = prove_record(store, *run, *seq, Some(latest.head.size))?;
-            proofs.push(LeafProof {
-                run_id: *run,
-                seq: *seq,
-                leaf_index: proof.leaf_index,
-                path: hexes(&proof.path),
-            });
-        }
-    }
-    Ok(ProofBundle::partial(&latest, key.as_ref(), proofs))
+    // The checkpoint first: its absence is said in the CLI's words.
+    checkpoint(cli, store)?;
+    Ok(ledgerflow_server::proofs::bundle(store, exported)?)
 }
 
 /// What checking an export against its proof file found.
@@ -301,52 +277,11 @@ pub fn verify_export_proof(
     })
 }
 
-/// What `export --with-artifacts` wrote.
-pub struct ExportedArtifacts {
-    /// `OUT.artifacts`.
-    pub dir: PathBuf,
-    /// Artifacts written.
-    pub written: u64,
-    /// Cited artifacts the store no longer holds.
-    pub purged: u64,
-}
-
 /// Where an export's artifacts go: `OUT.artifacts/`.
 pub fn artifacts_dir(out: &Path) -> PathBuf {
     let mut name = out.as_os_str().to_owned();
     name.push(".artifacts");
     PathBuf::from(name)
-}
-
-/// Writes every artifact `records` cite to `OUT.artifacts/<digest>`.
-pub fn export_artifacts(
-    store: &dyn Store,
-    out: &Path,
-    records: &[Record],
-) -> Result<ExportedArtifacts> {
-    let dir = artifacts_dir(out);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let cites: std::collections::BTreeSet<ArtifactCite> = records
-        .iter()
-        .flat_map(|r| artifact_cites(r.body()))
-        .collect();
-    let (mut written, mut purged) = (0, 0);
-    for cite in cites {
-        match store.get_artifact(&cite.digest)? {
-            Some(bytes) => {
-                let path = dir.join(cite.digest.to_hex());
-                std::fs::write(&path, bytes)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                written += 1;
-            }
-            None => purged += 1,
-        }
-    }
-    Ok(ExportedArtifacts {
-        dir,
-        written,
-        purged,
-    })
 }
 
 /// Checks the artifacts an export carries (`FILE.artifacts/`, if present) against the

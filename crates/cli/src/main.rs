@@ -4,6 +4,7 @@
 mod bench;
 mod commands;
 mod errors;
+mod export;
 mod log;
 mod output;
 mod remote;

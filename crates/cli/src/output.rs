@@ -85,3 +85,72 @@ pub fn print_json(value: &Value) {
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     );
 }
+
+/// The text of a JSON string member, or "".
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
+/// Prints a page of runs in the API's form (`{runs, next_cursor}`): the JSON, or a table
+/// and the cursor of the next page. One printer for `--db` and `--url`.
+pub fn runs_page(json: bool, page: &Value) {
+    if json {
+        print_json(page);
+        return;
+    }
+    let rows: Vec<Vec<String>> = page["runs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            vec![
+                text(&r["run_id"]).to_owned(),
+                format!("{}@{}", text(&r["workflow_id"]), r["version"]),
+                format!(
+                    "{}{}",
+                    text(&r["status"]),
+                    if r["paused"] == true { " (paused)" } else { "" }
+                ),
+                r["seq"].to_string(),
+                time(r["created_at_ms"].as_i64().unwrap_or_default()),
+                time(r["updated_at_ms"].as_i64().unwrap_or_default()),
+            ]
+        })
+        .collect();
+    table(
+        &["RUN", "WORKFLOW", "STATUS", "SEQ", "CREATED", "UPDATED"],
+        &rows,
+    );
+    if let Some(next) = page["next_cursor"].as_str() {
+        crate::out!("more: --cursor {next}");
+    }
+}
+
+/// Prints snapshots in the API's form: a JSON array, or a table.
+pub fn snapshots(json: bool, list: &[Value]) {
+    if json {
+        print_json(&Value::Array(list.to_vec()));
+        return;
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            let tags: Vec<&str> = s["tags"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            vec![
+                text(&s["run_id"]).to_owned(),
+                text(&s["name"]).to_owned(),
+                s["seq"].to_string(),
+                tags.join(","),
+                text(&s["description"]).to_owned(),
+            ]
+        })
+        .collect();
+    table(&["RUN", "NAME", "SEQ", "TAGS", "DESCRIPTION"], &rows);
+}

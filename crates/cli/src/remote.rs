@@ -9,10 +9,14 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::errors::InputError;
-use crate::output::{print_json, table, time};
+use crate::output::{print_json, time};
 use crate::{
-    Cli, Command, EventsCommand, LedgerCommand, LogCommand, Order, RunsCommand, SnapshotCommand,
+    Cli, Command, EventsCommand, ExportArgs, LedgerCommand, LogCommand, Order, RunsCommand,
+    SnapshotCommand,
 };
+use ledgerflow_kernel::Record;
+use ledgerflow_ledger::bundle::ProofBundle;
+use ledgerflow_ledger::parse_jsonl_line;
 
 /// An error answer from the server, with its stable code.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +110,18 @@ impl Client {
             .with_context(|| format!("GET {path}: reading the bytes"))
     }
 
+    /// Every record of the run at `run` (`/api/runs/ID`), as the export's JSON lines.
+    fn records(&self, run: &str) -> Result<Vec<Value>> {
+        let mut records = Vec::new();
+        let mut from = Some(1u64);
+        while let Some(seq) = from {
+            let page = self.get(&format!("{run}/records?from={seq}&limit=1000"))?;
+            records.extend(page["records"].as_array().cloned().unwrap_or_default());
+            from = page["next_from"].as_u64();
+        }
+        Ok(records)
+    }
+
     fn post(&self, path: &str, body: Value) -> Result<Value> {
         let mut request = self
             .agent
@@ -184,44 +200,14 @@ pub fn run(cli: &Cli, url: &str) -> Result<ExitCode> {
                     query.push_str(&format!("&{name}={}", crate::commands::time_arg(flag, value)?));
                 }
             }
-            let page = client.get(&format!("/api/runs{query}"))?;
-            if cli.json {
-                print_json(&page);
-            } else {
-                let rows: Vec<Vec<String>> = page["runs"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r["run_id"].as_str().unwrap_or_default().to_owned(),
-                            format!("{}@{}", r["workflow_id"].as_str().unwrap_or_default(), r["version"]),
-                            format!("{}{}", r["status"].as_str().unwrap_or_default(), if r["paused"] == true { " (paused)" } else { "" }),
-                            r["seq"].to_string(),
-                            time(r["created_at_ms"].as_i64().unwrap_or_default()),
-                            time(r["updated_at_ms"].as_i64().unwrap_or_default()),
-                        ]
-                    })
-                    .collect();
-                table(&["RUN", "WORKFLOW", "STATUS", "SEQ", "CREATED", "UPDATED"], &rows);
-                if let Some(next) = page["next_cursor"].as_str() {
-                    crate::out!("more: --cursor {next}");
-                }
-            }
+            crate::output::runs_page(cli.json, &client.get(&format!("/api/runs{query}"))?);
         }
         Command::Runs(RunsCommand::Show { run }) => {
             let state = client.get(&run_path(run)?)?;
             show(cli, &state, pretty);
         }
         Command::Ledger(LedgerCommand::Show { run }) => {
-            let mut records = Vec::new();
-            let mut from = Some(1u64);
-            while let Some(seq) = from {
-                let page = client.get(&format!("{}/records?from={seq}&limit=1000", run_path(run)?))?;
-                records.extend(page["records"].as_array().cloned().unwrap_or_default());
-                from = page["next_from"].as_u64();
-            }
+            let records = client.records(&run_path(run)?)?;
             if cli.json {
                 print_json(&json!({ "records": records }));
             } else {
@@ -280,13 +266,18 @@ pub fn run(cli: &Cli, url: &str) -> Result<ExitCode> {
             )?;
             show(cli, &snapshot, |s| format!("snapshot {:?} of {} at seq {}", name, s["run_id"].as_str().unwrap_or_default(), s["seq"]));
         }
-        Command::Snapshot(SnapshotCommand::List { run: Some(run), tag, limit }) => {
-            let mut path = format!("{}/snapshots?limit={limit}", run_path(run)?);
+        Command::Ledger(LedgerCommand::Export(args)) => return export(cli, &client, args),
+        Command::Snapshot(SnapshotCommand::List { run, tag, limit }) => {
+            let base = match run {
+                Some(run) => run_path(run)?,
+                None => "/api".to_owned(),
+            };
+            let mut path = format!("{base}/snapshots?limit={limit}");
             if let Some(tag) = tag {
                 path.push_str(&format!("&tag={}", enc(tag)));
             }
             let list = client.get(&path)?;
-            show(cli, &list, pretty);
+            crate::output::snapshots(cli.json, list["snapshots"].as_array().map(Vec::as_slice).unwrap_or_default());
         }
         Command::Fork(args) => {
             let body = match (&args.at, &args.snapshot) {
@@ -326,11 +317,7 @@ pub fn run(cli: &Cli, url: &str) -> Result<ExitCode> {
             let hash: ledgerflow_kernel::Hash = digest
                 .parse()
                 .map_err(|_| InputError(format!("{digest:?} is not a digest (64 hex digits)")))?;
-            let bytes = client.bytes(&format!("/api/artifacts/{hash}"))?;
-            // Checked here too: the bytes must be the ones the ledger's digest names.
-            if blake3::hash(&bytes).as_bytes() != hash.as_bytes() {
-                anyhow::bail!("the server sent bytes that do not match artifact {digest}");
-            }
+            let bytes = checked_artifact(&hash, client.bytes(&format!("/api/artifacts/{hash}"))?)?;
             match out {
                 Some(path) => {
                     std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
@@ -357,6 +344,83 @@ pub fn run(cli: &Cli, url: &str) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ledger export` through the API: the same files as from the store. For an export of
+/// every run, the proof file is fetched first, so every leaf it lists is a record the
+/// export then holds even while the application commits more (those are exported too, not
+/// covered by the checkpoint); for one run, after its records.
+fn export(cli: &Cli, client: &Client, args: &ExportArgs) -> Result<ExitCode> {
+    let bundle = |query: &str| -> Result<ProofBundle> {
+        let value = client.get(&format!("/api/log/bundle{query}"))?;
+        ProofBundle::from_json(&value.to_string())
+            .map_err(|e| anyhow::anyhow!("the server's proof file: {e}"))
+    };
+    let complete = if args.all { Some(bundle("")?) } else { None };
+    let runs = match &args.run {
+        Some(run) => vec![run_path(run)?],
+        None => {
+            let mut runs = Vec::new();
+            let mut cursor = String::new();
+            loop {
+                let page = client.get(&format!(
+                    "/api/runs?limit=1000&newest_first=false&cursor={}",
+                    enc(&cursor)
+                ))?;
+                for run in page["runs"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    runs.push(run_path(run["run_id"].as_str().unwrap_or_default())?);
+                }
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = next.to_owned(),
+                    None => break,
+                }
+            }
+            runs
+        }
+    };
+    let mut export = crate::export::Export::create(args)?;
+    let mut last = None;
+    for run in &runs {
+        let records = client
+            .records(run)?
+            .iter()
+            .map(|line| parse_jsonl_line(&line.to_string()))
+            .collect::<Result<Vec<Record>, String>>()
+            .map_err(|e| anyhow::anyhow!("GET {run}/records: a record the server sent: {e}"))?;
+        last = records.last().map(|r| (r.run_id(), r.seq()));
+        export.run(&records)?;
+    }
+    let proof = match (complete, last) {
+        (Some(complete), _) => complete,
+        (None, Some((run, seq))) => bundle(&format!("?run={run}&to_seq={seq}"))?,
+        (None, None) => bundle("")?,
+    };
+    export.finish(cli, &proof, |digest| {
+        match client.bytes(&format!("/api/artifacts/{digest}")) {
+            Ok(bytes) => Ok(Some(checked_artifact(digest, bytes)?)),
+            Err(e)
+                if e.downcast_ref::<RemoteError>()
+                    .is_some_and(|r| r.status == 404) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The bytes the server sent for artifact `digest`, if they are the ones the digest
+/// names (checked here too, not only by the server).
+fn checked_artifact(digest: &ledgerflow_kernel::Hash, bytes: Vec<u8>) -> Result<Vec<u8>> {
+    if blake3::hash(&bytes).as_bytes() != digest.as_bytes() {
+        anyhow::bail!("the server sent bytes that do not match artifact {digest}");
+    }
+    Ok(bytes)
 }
 
 fn check(cli: &Cli, client: &Client) -> Result<ExitCode> {

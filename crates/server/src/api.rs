@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/runs/{id}/unpause"),
     ("post", "/api/runs/{id}/cancel"),
     ("post", "/api/runs/{id}/fork"),
+    ("get", "/api/snapshots"),
     ("post", "/api/events"),
     ("get", "/api/feed"),
     ("get", "/api/feed/stream"),
@@ -51,6 +52,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/log/checkpoint"),
     ("get", "/api/log/prove/{id}"),
     ("get", "/api/log/consistency"),
+    ("get", "/api/log/bundle"),
     ("get", "/api/stats"),
     ("get", "/metrics"),
     ("get", "/health"),
@@ -76,6 +78,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/runs/{id}/unpause", post(unpause))
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/fork", post(fork))
+        .route("/api/snapshots", get(all_snapshots))
         .route("/api/events", post(deliver))
         .route("/api/feed", get(feed))
         .route("/api/feed/stream", get(crate::feed::stream))
@@ -84,6 +87,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/log/checkpoint", get(checkpoint))
         .route("/api/log/prove/{id}", get(prove))
         .route("/api/log/consistency", get(consistency))
+        .route("/api/log/bundle", get(bundle))
         .route("/api/stats", get(stats))
 }
 
@@ -238,16 +242,30 @@ async fn snapshots(
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<Json<Value>> {
+    list_snapshots(state, params, Some(run_id(&id)?)).await
+}
+
+/// Every run's snapshots (or those with a tag).
+async fn all_snapshots(State(state): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
+    list_snapshots(state, params, None).await
+}
+
+async fn list_snapshots(
+    state: AppState,
+    params: Params,
+    run: Option<RunId>,
+) -> ApiResult<Json<Value>> {
     params.only(&["tag", "limit"])?;
-    let id = run_id(&id)?;
     let filter = SnapshotFilter {
-        run_id: Some(id),
+        run_id: run,
         tag: params.text("tag").map(str::to_owned),
         name_contains: None,
     };
     let limit = limit(&params, &state)?;
     blocking(&state, move |b| {
-        b.engine().load(id)?;
+        if let Some(id) = run {
+            b.engine().load(id)?;
+        }
         let list = b.engine().list_snapshots(&filter, limit)?;
         Ok(Json(
             json!({ "snapshots": list.iter().map(json::snapshot).collect::<Vec<_>>() }),
@@ -662,6 +680,43 @@ async fn consistency(State(state): State<AppState>, params: Params) -> ApiResult
             b.engine().store().as_ref(),
             old_size,
         )?))
+    })
+    .await
+}
+
+/// The proof file of an export: of the whole log, or of a run's records 1 to `to_seq`
+/// (default: all it has).
+async fn bundle(
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Json<ledgerflow_ledger::bundle::ProofBundle>> {
+    params.only(&["run", "to_seq"])?;
+    let run = params.text("run").map(run_id).transpose()?;
+    let to_seq: Option<u64> = params.parse("to_seq", "a seq (a whole number from 1)")?;
+    if run.is_none() && to_seq.is_some() {
+        return Err(ApiError::invalid("to_seq needs run"));
+    }
+    blocking(&state, move |b| {
+        let store = b.engine().store();
+        let bundle = match run {
+            None => crate::proofs::bundle(store.as_ref(), None)?,
+            Some(id) => {
+                let head = b.engine().load(id)?.head.seq;
+                let to = match to_seq {
+                    Some(seq) if seq == 0 || seq > head => {
+                        return Err(ApiError::invalid(format!(
+                            "run {id} has records 1 to {head}, not {seq}"
+                        )))
+                    }
+                    Some(seq) => seq,
+                    None => head,
+                };
+                let exported: Vec<(RunId, u64)> = (1..=to).map(|seq| (id, seq)).collect();
+                crate::proofs::bundle(store.as_ref(), Some(&exported))?
+            }
+        };
+        // The file's own form: the CLI writes it as it comes.
+        Ok(Json(bundle))
     })
     .await
 }

@@ -103,6 +103,8 @@ fn ops() -> Vec<Op> {
                 { "required": ["snapshot"], "not": { "required": ["seq"] } },
             ],
         })), 201, run(), true),
+        op("get", "/api/snapshots", "Every run's snapshots (bookmarks), or those with a tag.", &[("tag", "string"), ("limit", "limit")], None, 200,
+            page_of("snapshots", schema_ref("Snapshot"), json!({})), false),
         op("post", "/api/events", "Deliver an event to a wait key: resumes the run waiting on it, or queues it in the key's inbox.",
             &[], Some(json!({
                 "type": "object", "additionalProperties": false, "required": ["wait_key"],
@@ -137,6 +139,16 @@ fn ops() -> Vec<Op> {
         op("get", "/api/log/consistency", "The consistency proof from an older tree size to the latest signed checkpoint.",
             &[("old_size", "integer")], None, 200, json!({
                 "type": "object", "required": ["old_size", "old_root", "tree_size", "root", "proof", "checkpoint"],
+            }), false),
+        op("get", "/api/log/bundle", "The proof file of an export (docs/ledger-format.md): of the whole log, or of a run's records 1 to to_seq.",
+            &[("run", "uuid"), ("to_seq", "integer")], None, 200, json!({
+                "type": "object", "required": ["format", "checkpoint", "public_key", "tree_size", "root", "complete"],
+                "properties": {
+                    "format": { "const": "ledgerflow.proof.v1" }, "checkpoint": { "type": "string" }, "public_key": { "type": ["string", "null"] },
+                    "tree_size": { "type": "integer" }, "root": { "type": "string" }, "complete": { "type": "boolean" },
+                    "leaves": { "type": "array", "items": { "type": "array", "items": {}, "minItems": 2, "maxItems": 2 } },
+                    "proofs": { "type": "array", "items": { "type": "object", "required": ["run_id", "seq", "leaf_index", "path"] } },
+                },
             }), false),
         op("get", "/api/stats", "Runs by status, the feed head, the scheduler's counters.", &[], None, 200, json!({
             "type": "object", "required": ["counts", "total", "mode", "feed_head"],

@@ -1,10 +1,12 @@
 //! Proofs for auditors as JSON, one shape for the API and `ledgerflow log prove|consistency
 //! --json`: inclusion proofs of a run's records in the latest signed checkpoint, and the
-//! consistency proof from an older tree size to it. Each proof is verified before it is
-//! returned (a proof that does not verify is damage, reported as `Corrupt`).
+//! consistency proof from an older tree size to it; and the proof file of an export. Each
+//! inclusion and consistency proof is verified before it is returned (a proof that does
+//! not verify is damage, reported as `Corrupt`).
 
 use ledgerflow_kernel::store::Error;
-use ledgerflow_kernel::{log_root, prove_consistency, prove_record, RunId, Store};
+use ledgerflow_kernel::{log_leaves, log_root, prove_consistency, prove_record, RunId, Store};
+use ledgerflow_ledger::bundle::{LeafProof, ProofBundle};
 use ledgerflow_ledger::checkpoint::SignedCheckpoint;
 use ledgerflow_ledger::merkle::{self, tree_hash_hex};
 use serde_json::{json, Value};
@@ -102,4 +104,33 @@ pub fn consistency(store: &dyn Store, old_size: u64) -> Result<Value, Error> {
         "proof": hexes(&proof),
         "checkpoint": latest.note,
     }))
+}
+
+/// The proof file of an export (`ledger export`'s `OUT.proof.json`) against the latest
+/// checkpoint: with `exported` `None`, the whole log (every leaf's record up to the
+/// checkpoint's tree size: the export of all runs must hold each); else one inclusion
+/// proof for each of the `exported` records the checkpoint covers.
+pub fn bundle(store: &dyn Store, exported: Option<&[(RunId, u64)]>) -> Result<ProofBundle, Error> {
+    let latest = latest(store)?;
+    let key = store.checkpoint_public_key()?;
+    let Some(exported) = exported else {
+        let leaves = log_leaves(store, latest.head.size)?;
+        return Ok(ProofBundle::complete(&latest, key.as_ref(), leaves));
+    };
+    let mut proofs = Vec::new();
+    for &(run, seq) in exported {
+        if store
+            .leaf_index(run, seq)?
+            .is_some_and(|leaf| leaf < latest.head.size)
+        {
+            let proof = prove_record(store, run, seq, Some(latest.head.size))?;
+            proofs.push(LeafProof {
+                run_id: run,
+                seq,
+                leaf_index: proof.leaf_index,
+                path: hexes(&proof.path),
+            });
+        }
+    }
+    Ok(ProofBundle::partial(&latest, key.as_ref(), proofs))
 }

@@ -406,6 +406,30 @@ fn bad_input_gets_a_json_error_naming_it_and_changes_nothing() {
             "name",
         ),
         (
+            f.get("/api/log/bundle?to_seq=1", None),
+            400,
+            "invalid_input",
+            "to_seq needs run",
+        ),
+        (
+            f.get(&format!("/api/log/bundle?run={run}&to_seq=99"), None),
+            400,
+            "invalid_input",
+            "not 99",
+        ),
+        (
+            f.get(&format!("/api/log/bundle?run={}", RunId::new_v4()), None),
+            404,
+            "not_found",
+            "run",
+        ),
+        (
+            f.get("/api/snapshots?limit=0", None),
+            400,
+            "invalid_input",
+            "limit",
+        ),
+        (
             f.get("/api/nothing-here", None),
             404,
             "no_route",
@@ -428,6 +452,11 @@ fn bad_input_gets_a_json_error_naming_it_and_changes_nothing() {
     let proof = f.get(&format!("/api/log/prove/{run}"), None);
     assert_eq!(
         (proof.status, proof.body["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let bundle = f.get(&format!("/api/log/bundle?run={run}"), None);
+    assert_eq!(
+        (bundle.status, bundle.body["code"].as_str()),
         (404, Some("not_found"))
     );
     let missing = f.get("/api/log/consistency", None);
@@ -461,6 +490,10 @@ fn operator_actions_are_recorded_with_who_did_them() {
         Some(VIEWER),
     );
     assert_eq!(listed.body["snapshots"][0]["name"], "asked");
+    let everyone = f.get("/api/snapshots?tag=review", Some(VIEWER));
+    assert_eq!(everyone.body["snapshots"], listed.body["snapshots"]);
+    let untagged = f.get("/api/snapshots?tag=other", Some(VIEWER));
+    assert_eq!(untagged.body["snapshots"], json!([]));
     let forked = f.post(
         &format!("/api/runs/{run}/fork"),
         Some(ALICE),
