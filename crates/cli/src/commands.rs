@@ -463,16 +463,10 @@ fn all_run_ids(store: &dyn Store) -> Result<Vec<RunId>> {
 
 fn all_records(engine: &Engine, run: RunId) -> Result<Vec<Record>> {
     engine.load(run)?;
-    let page = engine.store().limits().read_items_max;
-    let mut out = Vec::new();
-    loop {
-        let records = engine.records(run, out.len() as u64 + 1, page)?;
-        let done = records.len() < page;
-        out.extend(records);
-        if done {
-            return Ok(out);
-        }
-    }
+    Ok(ledgerflow_kernel::store::read_all_records(
+        engine.store().as_ref(),
+        run,
+    )?)
 }
 
 fn verify_runs(cli: &Cli, engine: &Engine, runs: &[RunId], verbose: bool) -> Result<ExitCode> {

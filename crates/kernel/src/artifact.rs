@@ -10,6 +10,33 @@ use serde_json::{json, Value};
 /// `{"$artifact": {"digest": "<hex>", "size": 123, "media_type": "application/json"}}`.
 pub const ARTIFACT_MARKER: &str = "$artifact";
 
+/// Largest artifact a store keeps (64 MiB): a value this large belongs in a blob store,
+/// with its digest in the ledger.
+pub const ARTIFACT_BYTES_MAX: usize = 64 << 20;
+
+/// Longest media type of an artifact.
+pub const MEDIA_TYPE_BYTES_MAX: usize = 255;
+
+/// Refuses an artifact over [`ARTIFACT_BYTES_MAX`] or a media type over
+/// [`MEDIA_TYPE_BYTES_MAX`]: what every store checks before it stores one.
+pub fn check_artifact(bytes: &[u8], media_type: &str) -> Result<(), crate::store::Error> {
+    if bytes.len() > ARTIFACT_BYTES_MAX {
+        return Err(crate::store::Error::ValueTooLarge {
+            what: "artifact".into(),
+            bytes: bytes.len(),
+            max: ARTIFACT_BYTES_MAX,
+        });
+    }
+    if media_type.len() > MEDIA_TYPE_BYTES_MAX {
+        return Err(crate::store::Error::ValueTooLarge {
+            what: "artifact media type".into(),
+            bytes: media_type.len(),
+            max: MEDIA_TYPE_BYTES_MAX,
+        });
+    }
+    Ok(())
+}
+
 /// A reference to stored bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactRef {

@@ -27,7 +27,9 @@ mod wait_keys;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use artifact::{ArtifactRef, ARTIFACT_MARKER};
+pub use artifact::{
+    check_artifact, ArtifactRef, ARTIFACT_BYTES_MAX, ARTIFACT_MARKER, MEDIA_TYPE_BYTES_MAX,
+};
 pub use clock::{Clock, ClockListener, ManualClock};
 pub use effect::{
     kind as effect_kind, Effect, EffectCall, EffectHandler, EffectOutcome, RetryPolicy,

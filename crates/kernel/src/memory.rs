@@ -502,6 +502,7 @@ impl Store for MemoryStore {
         media_type: &str,
         _run_id: Option<RunId>,
     ) -> Result<ArtifactRef, Error> {
+        crate::check_artifact(bytes, media_type)?;
         let digest = Hash::of(bytes);
         let artifact = ArtifactRef {
             digest,

@@ -711,6 +711,21 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// Every record of `run`, read a page of [`StoreLimits::read_items_max`] at a time (none
+/// for a run that does not exist).
+pub fn read_all_records(store: &dyn Store, run: RunId) -> Result<Vec<Record>, Error> {
+    let page = store.limits().read_items_max.max(1);
+    let mut records = Vec::new();
+    loop {
+        let more = store.read_records(run, records.len() as u64 + 1, page)?;
+        let done = more.len() < page;
+        records.extend(more);
+        if done {
+            return Ok(records);
+        }
+    }
+}
+
 /// What [`Store::check`] verified.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckReport {

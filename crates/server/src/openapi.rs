@@ -209,8 +209,14 @@ pub fn document() -> Value {
             "400".into(),
             error_response("bad input: a parameter, the body, a limit"),
         );
-        if op.path.contains("{id}") || op.path.contains("{digest}") {
-            responses.insert("404".into(), error_response("no such run or artifact"));
+        if op.path.contains("{id}")
+            || op.path.contains("{digest}")
+            || op.path.starts_with("/api/log/")
+        {
+            responses.insert(
+                "404".into(),
+                error_response("no such run or artifact, or no checkpoint yet"),
+            );
         }
         if op.authenticated {
             responses.insert("401".into(), error_response("no token, or an unknown one"));

@@ -12,10 +12,6 @@ use crate::store::{sled_err, SledStore};
 /// Artifacts are stored in chunks of this size (64 KiB), each well under sled's blob
 /// threshold, so their bytes live in the log file the store fsyncs.
 const CHUNK_BYTES: usize = 64 << 10;
-/// Largest artifact (64 MiB).
-pub const ARTIFACT_BYTES_MAX: usize = 64 << 20;
-/// Longest media type.
-const MEDIA_TYPE_BYTES_MAX: usize = 255;
 
 impl SledStore {
     /// Stores `bytes` under their digest (once, however often they are put) and, if
@@ -27,20 +23,7 @@ impl SledStore {
         run_id: Option<RunId>,
     ) -> Result<ArtifactRef, Error> {
         self.check_writable()?;
-        if bytes.len() > ARTIFACT_BYTES_MAX {
-            return Err(Error::ValueTooLarge {
-                what: "artifact".into(),
-                bytes: bytes.len(),
-                max: ARTIFACT_BYTES_MAX,
-            });
-        }
-        if media_type.len() > MEDIA_TYPE_BYTES_MAX {
-            return Err(Error::ValueTooLarge {
-                what: "artifact media type".into(),
-                bytes: media_type.len(),
-                max: MEDIA_TYPE_BYTES_MAX,
-            });
-        }
+        ledgerflow_kernel::check_artifact(bytes, media_type)?;
         let digest = Hash::of(bytes);
         let chunks: Vec<&[u8]> = bytes.chunks(CHUNK_BYTES).collect();
         let envelope = ArtifactEnvelopeV1 {
@@ -110,7 +93,7 @@ impl SledStore {
         let Some(env) = self.artifact_meta(digest)? else {
             return Ok(None);
         };
-        if env.size > ARTIFACT_BYTES_MAX as u64 {
+        if env.size > ledgerflow_kernel::ARTIFACT_BYTES_MAX as u64 {
             return Err(Error::Corrupt(format!(
                 "artifact {digest}: recorded size {} over the limit",
                 env.size

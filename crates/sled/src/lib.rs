@@ -14,7 +14,6 @@ mod store;
 mod sync;
 mod wal;
 
-pub use artifact::ARTIFACT_BYTES_MAX;
 pub use checkpoint::{
     latest_checkpoint, public_key, read_checkpoints, CheckpointConfig, Signing,
     CHECKPOINT_LOG_FILE, KEY_FILE, PUBLIC_KEY_FILE, RETIRED_KEYS_FILE,
@@ -22,6 +21,7 @@ pub use checkpoint::{
 #[doc(hidden)]
 pub use codec::decode_any;
 pub use codec::VALUE_BYTES_MAX;
+pub use ledgerflow_kernel::ARTIFACT_BYTES_MAX;
 pub use store::{
     remove_inspection_copies, segment_size_of, SledConfig, SledStore, SEGMENT_BYTES,
     STATE_SNAPSHOT_RECORDS,

@@ -1,0 +1,167 @@
+//! A bounded pool of connections, each with its prepared statements: a store call takes
+//! one connection for its transaction and gives it back; a broken connection is dropped
+//! and a new one opened for the next call.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use ledgerflow_kernel::store::Error;
+use postgres::{Client, NoTls, Statement};
+
+use crate::codec::db_error;
+
+/// One connection and the statements prepared on it, by their text.
+pub struct Conn {
+    pub client: Client,
+    pub statements: HashMap<&'static str, Statement>,
+}
+
+/// The pool.
+pub struct Pool {
+    config: postgres::Config,
+    schema: String,
+    connections_max: usize,
+    wait_ms_max: u64,
+    state: Mutex<PoolState>,
+    returned: Condvar,
+}
+
+struct PoolState {
+    idle: Vec<Conn>,
+    open: usize,
+}
+
+impl Pool {
+    /// A pool of up to `connections_max` connections to `config`, each using `schema`.
+    /// Waiting for a free connection is bounded by `wait_ms_max`.
+    pub fn new(
+        config: postgres::Config,
+        schema: String,
+        connections_max: usize,
+        wait_ms_max: u64,
+    ) -> Pool {
+        Pool {
+            config,
+            schema,
+            connections_max: connections_max.max(1),
+            wait_ms_max,
+            state: Mutex::new(PoolState {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            returned: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        // The state is a list and a count, consistent at every point a panic could occur.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A connection: an idle one, a new one while under the bound, else the first one
+    /// returned within the wait bound.
+    pub fn get(&self) -> Result<Pooled<'_>, Error> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(self.wait_ms_max);
+        let mut state = self.lock();
+        loop {
+            if let Some(conn) = state.idle.pop() {
+                if !conn.client.is_closed() {
+                    return Ok(Pooled {
+                        pool: self,
+                        conn: Some(conn),
+                    });
+                }
+                state.open -= 1;
+                continue;
+            }
+            if state.open < self.connections_max {
+                state.open += 1;
+                drop(state);
+                return match self.connect() {
+                    Ok(conn) => Ok(Pooled {
+                        pool: self,
+                        conn: Some(conn),
+                    }),
+                    Err(e) => {
+                        self.lock().open -= 1;
+                        self.returned.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(Error::io_failed(format!(
+                    "no free database connection within {} ms (all {} in use)",
+                    self.wait_ms_max, self.connections_max
+                )));
+            }
+            state = self
+                .returned
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+
+    fn connect(&self) -> Result<Conn, Error> {
+        let mut client = self
+            .config
+            .connect(NoTls)
+            .map_err(|e| db_error("connecting to the database", e))?;
+        // The schema name was checked to be a plain identifier when the store was opened.
+        client
+            .batch_execute(&format!("SET search_path TO {}", self.schema))
+            .map_err(|e| db_error("setting the schema", e))?;
+        Ok(Conn {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+
+    /// Closes every idle connection (those in use close when they are returned).
+    pub fn close_idle(&self) {
+        let mut state = self.lock();
+        let idle = std::mem::take(&mut state.idle);
+        state.open -= idle.len();
+    }
+}
+
+/// A connection taken from the pool; given back when dropped (dropped instead when it
+/// broke, or when a transaction on it was left open by an error).
+pub struct Pooled<'a> {
+    pool: &'a Pool,
+    conn: Option<Conn>,
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let mut state = self.pool.lock();
+        if conn.client.is_closed() {
+            state.open -= 1;
+        } else {
+            state.idle.push(conn);
+        }
+        drop(state);
+        self.pool.returned.notify_one();
+    }
+}
