@@ -43,6 +43,9 @@
 mod open;
 mod runtime;
 
+/// The PostgreSQL store (feature `postgres`): `postgres://` locations open it.
+#[cfg(feature = "postgres")]
+pub use ledgerflow_postgres as postgres;
 /// The HTTP API, event feed and run inspector (feature `server`): serve a live
 /// [`ScheduledRuntime`] with `server::Server::start(server::Backend::live(Arc::new(runtime)),
 /// server::ServerConfig::default())`, or merge `server::router(…)` into an axum app.

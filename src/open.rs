@@ -1,5 +1,6 @@
-//! Choosing and opening a store by its location (`sled:PATH`, a plain path, `memory:`), so
-//! hosts, the CLI and the server name a location, never a backend type.
+//! Choosing and opening a store by its location (`sled:PATH`, a plain path, `memory:`,
+//! `postgres://…` with feature `postgres`), so hosts, the CLI and the server name a
+//! location, never a backend type.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -11,7 +12,11 @@ use ledgerflow_kernel::{MemoryStore, Store, StoreLimits};
 use ledgerflow_sled::{SledConfig, SledStore};
 
 /// Where a store lives. Written as a location: `sled:PATH` or a plain path (the embedded
-/// sled store in that directory), or `memory:` (nothing survives the process).
+/// sled store in that directory), `memory:` (nothing survives the process), or, with
+/// feature `postgres`, a PostgreSQL connection URL `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`
+/// (or `postgresql://`), with `?schema=NAME` to choose the schema (default `ledgerflow`)
+/// and `checkpoint_key=PATH` to sign its checkpoints with the key in that file (made
+/// there if missing; a store that signs refuses writes from a process without its key).
 ///
 /// ```
 /// use ledgerflow::StoreChoice;
@@ -29,6 +34,65 @@ pub enum StoreChoice {
     Sled(PathBuf),
     /// The in-memory store: nothing survives the process.
     Memory,
+    /// The PostgreSQL store at this connection URL, in this schema.
+    #[cfg(feature = "postgres")]
+    Postgres {
+        /// The connection URL, without the `schema` and `checkpoint_key` parameters.
+        url: String,
+        /// The schema (`ledgerflow` unless the location named one).
+        schema: String,
+        /// The file of the key that signs its checkpoints, if the location named one.
+        checkpoint_key: Option<PathBuf>,
+    },
+}
+
+/// The PostgreSQL location `text` (`postgres://` or `postgresql://`), its `schema` and
+/// `checkpoint_key` parameters split off: the client does not know them.
+#[cfg(feature = "postgres")]
+fn postgres_location(text: &str) -> StoreChoice {
+    let (base, query) = text.split_once('?').unwrap_or((text, ""));
+    let mut schema = "ledgerflow".to_owned();
+    let mut checkpoint_key = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            if let Some(name) = pair.strip_prefix("schema=") {
+                schema = name.to_owned();
+            } else if let Some(path) = pair.strip_prefix("checkpoint_key=") {
+                checkpoint_key = Some(PathBuf::from(path));
+            } else {
+                return !pair.is_empty();
+            }
+            false
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    StoreChoice::Postgres {
+        url,
+        schema,
+        checkpoint_key,
+    }
+}
+
+/// A connection URL with its password, if any, replaced by `***` (for messages).
+#[cfg(feature = "postgres")]
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 impl FromStr for StoreChoice {
@@ -51,7 +115,17 @@ impl FromStr for StoreChoice {
             }
             return Ok(StoreChoice::Sled(PathBuf::from(path)));
         }
+        #[cfg(feature = "postgres")]
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(postgres_location(text));
+        }
         if let Some((scheme, _)) = text.split_once("://") {
+            if !cfg!(feature = "postgres") && matches!(scheme, "postgres" | "postgresql") {
+                return Err(Error::InvalidInput(format!(
+                    "store location {text:?}: this build has no PostgreSQL store (the \
+                     ledgerflow crate's feature `postgres`)"
+                )));
+            }
             if !scheme.is_empty()
                 && scheme
                     .bytes()
@@ -72,6 +146,19 @@ impl fmt::Display for StoreChoice {
         match self {
             StoreChoice::Sled(dir) => write!(f, "sled:{}", dir.display()),
             StoreChoice::Memory => f.write_str("memory:"),
+            #[cfg(feature = "postgres")]
+            StoreChoice::Postgres {
+                url,
+                schema,
+                checkpoint_key,
+            } => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                write!(f, "{}{sep}schema={schema}", without_password(url))?;
+                match checkpoint_key {
+                    Some(path) => write!(f, "&checkpoint_key={}", path.display()),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -123,5 +210,67 @@ pub fn open_store(
             };
             Ok(Arc::new(store))
         }
+        #[cfg(feature = "postgres")]
+        (
+            StoreChoice::Postgres {
+                url,
+                schema,
+                checkpoint_key,
+            },
+            mode,
+        ) => {
+            use ledgerflow_postgres::{PostgresConfig, PostgresStore};
+            let config = PostgresConfig {
+                schema: schema.clone(),
+                limits,
+                ..PostgresConfig::new(url.clone())
+            };
+            let store = match mode {
+                OpenMode::CreateOrOpen => PostgresStore::open(config)?,
+                OpenMode::Existing => PostgresStore::open_existing(config)?,
+                OpenMode::Inspect => {
+                    // Reads see committed data as it is; closing refuses writes.
+                    let store = PostgresStore::open_existing(config)?;
+                    store.close()?;
+                    return Ok(Arc::new(store));
+                }
+            };
+            if let Some(path) = checkpoint_key {
+                store.sign_checkpoints_with(ledgerflow_sled::load_or_make_key(
+                    path,
+                    store.origin(),
+                )?)?;
+            }
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_locations_keep_their_parameters_apart_and_hide_the_password() {
+        let choice: StoreChoice =
+            "postgres://app:s3cret@db:5433/prod?sslmode=disable&schema=ops&checkpoint_key=/k"
+                .parse()
+                .expect("a location");
+        assert_eq!(
+            choice,
+            StoreChoice::Postgres {
+                url: "postgres://app:s3cret@db:5433/prod?sslmode=disable".into(),
+                schema: "ops".into(),
+                checkpoint_key: Some(PathBuf::from("/k")),
+            }
+        );
+        let shown = choice.to_string();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert_eq!(
+            shown,
+            "postgres://app:***@db:5433/prod?sslmode=disable&schema=ops&checkpoint_key=/k"
+        );
+        let plain: StoreChoice = "postgresql://db/app".parse().expect("a location");
+        assert_eq!(plain.to_string(), "postgresql://db/app?schema=ledgerflow");
     }
 }

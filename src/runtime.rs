@@ -215,6 +215,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The store at `choice` (a [`StoreChoice`], e.g. parsed from `postgres://…` with
+    /// feature `postgres`).
+    pub fn store(mut self, choice: StoreChoice) -> Self {
+        self.config.store = choice;
+        self
+    }
+
     /// The in-memory store: nothing survives the process.
     pub fn memory(mut self) -> Self {
         self.config.store = StoreChoice::Memory;

@@ -31,19 +31,7 @@ fn fixture() -> Fixture {
         Arc::clone(&store) as Arc<dyn Store>,
         Arc::new(ManualClock::new(1_700_000_000_000)),
     );
-    engine.register(
-        WorkflowSpec::builder("approve", 1)
-            .node("ask", |_: &mut StepContext<'_>| {
-                StepPlan::effect(Effect::ask_user("Ship it?", &["yes", "no"]).result_key("answer"))
-                    .then_next("done")
-            })
-            .node("done", |ctx: &mut StepContext<'_>| {
-                StepPlan::complete(ctx.var("answer").cloned().unwrap_or_default())
-            })
-            .entry("ask")
-            .build()
-            .expect("spec"),
-    );
+    engine.register(common::approval());
     engine.register(
         WorkflowSpec::builder("listen", 1)
             .node("wait", |_: &mut StepContext<'_>| {
@@ -333,9 +321,9 @@ fn bad_input_gets_one_clear_line_and_exit_code_1() {
     );
     fails(&f.db.join("missing"), &["runs", "list"], "store missing");
     fails(
-        Path::new("postgres://db/ledger"),
+        Path::new("mysql://db/ledger"),
         &["runs", "list"],
-        "no store for the scheme \"postgres\" is built in",
+        "no store for the scheme \"mysql\" is built in",
     );
     fails(
         Path::new("memory:"),
@@ -366,19 +354,7 @@ fn store_of(runs: usize) -> (tempfile::TempDir, PathBuf, Vec<RunId>) {
         Arc::clone(&store) as Arc<dyn Store>,
         Arc::new(clock.clone()),
     );
-    engine.register(
-        WorkflowSpec::builder("approve", 1)
-            .node("ask", |_: &mut StepContext<'_>| {
-                StepPlan::effect(Effect::ask_user("Ship it?", &["yes", "no"]).result_key("answer"))
-                    .then_next("done")
-            })
-            .node("done", |ctx: &mut StepContext<'_>| {
-                StepPlan::complete(ctx.var("answer").cloned().unwrap_or_default())
-            })
-            .entry("ask")
-            .build()
-            .expect("spec"),
-    );
+    engine.register(common::approval());
     let ids = (0..runs)
         .map(|i| {
             clock.set_ms(1_700_000_000_000 + 1_000 * i as i64);

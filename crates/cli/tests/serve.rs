@@ -2,14 +2,14 @@
 //! and the same binary's commands go through it, with a token; what they do is in the
 //! ledger, named after the token.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
-use ledgerflow_kernel::{
-    Effect, Engine, ManualClock, RunId, StepContext, StepPlan, Store, WorkflowSpec,
-};
+use ledgerflow_kernel::{Engine, ManualClock, RunId, Store};
 use ledgerflow_sled::SledStore;
 use serde_json::{json, Value};
 
@@ -22,19 +22,7 @@ fn store(db: &Path) -> RunId {
         Arc::clone(&store) as Arc<dyn Store>,
         Arc::new(ManualClock::new(1_700_000_000_000)),
     );
-    engine.register(
-        WorkflowSpec::builder("approve", 1)
-            .node("ask", |_: &mut StepContext<'_>| {
-                StepPlan::effect(Effect::ask_user("Ship it?", &["yes", "no"]).result_key("answer"))
-                    .then_next("done")
-            })
-            .node("done", |ctx: &mut StepContext<'_>| {
-                StepPlan::complete(ctx.var("answer").cloned().unwrap_or_default())
-            })
-            .entry("ask")
-            .build()
-            .expect("spec"),
-    );
+    engine.register(common::approval());
     // A value over the artifact threshold (8 KiB) is stored apart, by digest.
     let run = engine
         .run(("approve", 1), json!({ "doc": "x".repeat(10_000) }))

@@ -111,5 +111,25 @@ fn check_log(store: &PostgresStore, records: u64) -> Result<u64, Error> {
             frontier.size()
         )));
     }
+    // The checkpoint is written with the head it describes: it must be this tree's, and
+    // signed by the store's key when there is one.
+    if let Some(latest) = store.latest_checkpoint()? {
+        if latest.head.size != frontier.size() || latest.head.root != frontier.root() {
+            return Err(Error::Corrupt(format!(
+                "the checkpoint (tree size {}) does not match the global log ({} leaves)",
+                latest.head.size,
+                frontier.size()
+            )));
+        }
+        if let Some(key) = store.checkpoint_public_key()? {
+            latest
+                .verify(&key)
+                .map_err(|e| Error::Corrupt(format!("the checkpoint: {e}")))?;
+        }
+    } else if records > 0 {
+        return Err(Error::Corrupt(
+            "the global log has leaves but no checkpoint".into(),
+        ));
+    }
     Ok(frontier.size())
 }

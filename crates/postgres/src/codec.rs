@@ -87,5 +87,15 @@ pub fn uint(value: i64, what: &str) -> Result<u64, Error> {
 /// A database error as the store's error: IO (the commit was not acknowledged), with
 /// what was being done.
 pub fn db_error(context: &str, e: postgres::Error) -> Error {
-    Error::io_failed(format!("{context}: {e}"))
+    // The client's message is often "error connecting to server"; the cause says why.
+    let mut message = format!("{context}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(&format!(": {text}"));
+        }
+        source = cause.source();
+    }
+    Error::io_failed(message)
 }

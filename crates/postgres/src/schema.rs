@@ -92,6 +92,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, name)
     );
     "#,
+    // 2: the latest checkpoint of the global log (a C2SP signed note, signed when the
+    // store has a key; unsigned otherwise) and the public key it was signed with, written
+    // in each commit's transaction with the head they describe.
+    r"
+    ALTER TABLE lf_log_head ADD COLUMN checkpoint text, ADD COLUMN public_key text;
+    ",
 ];
 
 /// The schema version this build writes.
@@ -106,9 +112,10 @@ pub fn valid_schema_name(name: &str) -> bool {
         && !name.starts_with("pg_")
 }
 
-/// Creates the schema `schema` if missing and applies the migrations it lacks. A schema
-/// written by a newer build is refused.
-pub fn migrate(client: &mut Client, schema: &str) -> Result<(), Error> {
+/// Creates the schema `schema` if missing (unless `create` is false: then a schema without
+/// a store is [`Error::Missing`]) and applies the migrations it lacks. A schema written by
+/// a newer build is refused.
+pub fn migrate(client: &mut Client, schema: &str, create: bool) -> Result<(), Error> {
     let fail = |e| db_error("applying the schema migrations", e);
     let mut tx = client.transaction().map_err(fail)?;
     tx.execute(
@@ -116,6 +123,20 @@ pub fn migrate(client: &mut Client, schema: &str) -> Result<(), Error> {
         &[&schema],
     )
     .map_err(fail)?;
+    if !create {
+        let exists = tx
+            .query_one(
+                "SELECT to_regclass(quote_ident($1) || '.lf_schema_migrations') IS NOT NULL",
+                &[&schema],
+            )
+            .map_err(fail)?
+            .get::<_, bool>(0);
+        if !exists {
+            return Err(Error::Missing(format!(
+                "no ledgerflow store in schema {schema} of this database"
+            )));
+        }
+    }
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {schema};
          SET LOCAL search_path TO {schema};

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use ledgerflow_kernel::store::{
     CheckReport, Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, IndexReader, Store,
@@ -15,6 +16,9 @@ use ledgerflow_kernel::store::{
 };
 use ledgerflow_kernel::{
     ArtifactRef, Hash, Record, RunId, RunState, RunStatus, Snapshot, SnapshotFilter,
+};
+use ledgerflow_ledger::checkpoint::{
+    self, CheckpointKey, CheckpointSigner, SignedCheckpoint, TreeHead,
 };
 use ledgerflow_ledger::merkle::{self, Frontier, TreeHash};
 use postgres::types::ToSql;
@@ -65,6 +69,10 @@ pub struct PostgresStore {
     schema: String,
     limits: StoreLimits,
     store_id: [u8; 16],
+    /// The global log's origin, `ledgerflow/<store id>`.
+    origin: String,
+    /// Signs each commit's checkpoint, once set; unsigned checkpoints until then.
+    signer: OnceLock<CheckpointSigner>,
     closed: AtomicBool,
 }
 
@@ -81,6 +89,16 @@ impl PostgresStore {
     /// store's identity. A bad connection string or schema name is
     /// [`Error::InvalidInput`]; a database that cannot be reached is [`Error::Io`].
     pub fn open(config: PostgresConfig) -> Result<PostgresStore, Error> {
+        PostgresStore::open_with(config, true)
+    }
+
+    /// Opens the store only if its schema holds one ([`Error::Missing`] otherwise): what
+    /// an operator's command does, so a typo never creates an empty store.
+    pub fn open_existing(config: PostgresConfig) -> Result<PostgresStore, Error> {
+        PostgresStore::open_with(config, false)
+    }
+
+    fn open_with(config: PostgresConfig, create: bool) -> Result<PostgresStore, Error> {
         if !schema::valid_schema_name(&config.schema) {
             return Err(Error::InvalidInput(format!(
                 "schema {:?}: give a lowercase identifier (a-z, 0-9, _; at most 63 bytes; not pg_…)",
@@ -96,7 +114,7 @@ impl PostgresStore {
         let mut client = pg
             .connect(postgres::NoTls)
             .map_err(|e| db_error("connecting to the database", e))?;
-        schema::migrate(&mut client, &config.schema)?;
+        schema::migrate(&mut client, &config.schema, create)?;
         drop(client);
         let pool = Pool::new(
             pg,
@@ -120,8 +138,26 @@ impl PostgresStore {
             schema: config.schema,
             limits: config.limits,
             store_id,
+            origin: checkpoint::origin_of_store(&store_id),
+            signer: OnceLock::new(),
             closed: AtomicBool::new(false),
         })
+    }
+
+    /// Signs the checkpoint every commit writes with `signer` from now on (before, and
+    /// without a key, checkpoints are unsigned: they still give an export a tree head, but
+    /// prove nothing about who wrote it). Keep the key on the worker hosts, not in the
+    /// database: whoever can write the database cannot sign. Set once.
+    pub fn sign_checkpoints_with(&self, signer: CheckpointSigner) -> Result<(), Error> {
+        self.signer
+            .set(signer)
+            .map_err(|_| Error::InvalidInput("the store already has a signing key".into()))
+    }
+
+    /// The global log's origin (`ledgerflow/<store id>`): the name a signing key for this
+    /// store is made with.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The schema the tables are in.
@@ -328,11 +364,33 @@ fn push_inbox(
     uint(seq, "an inbox seq")
 }
 
+/// How a commit's checkpoint is made.
+struct Signing<'a> {
+    origin: &'a str,
+    signer: Option<&'a CheckpointSigner>,
+}
+
+impl Signing<'_> {
+    fn checkpoint(&self, size: u64, root: TreeHash) -> Result<SignedCheckpoint, Error> {
+        let head = TreeHead {
+            origin: self.origin.to_owned(),
+            size,
+            root,
+        };
+        match self.signer {
+            Some(signer) => signer.sign(&head),
+            None => checkpoint::unsigned(&head),
+        }
+        .map_err(|e| Error::io_failed(format!("signing the checkpoint: {e}")))
+    }
+}
+
 fn commit_in(
     tx: &mut postgres::Transaction<'_>,
     statements: &mut Statements,
     commit: &Commit,
     limits: StoreLimits,
+    signing: &Signing<'_>,
 ) -> Result<(), Error> {
     let id = uuid(commit.run_id);
     let current = tx_query(
@@ -465,7 +523,7 @@ fn commit_in(
             &params,
         )?;
     }
-    append_records(tx, statements, commit.run_id, &commit.records)
+    append_records(tx, statements, commit.run_id, &commit.records, signing)
 }
 
 /// Appends records to the feed and the global Merkle log, under the log head's lock.
@@ -474,18 +532,27 @@ fn append_records(
     statements: &mut Statements,
     run: RunId,
     records: &[Record],
+    signing: &Signing<'_>,
 ) -> Result<(), Error> {
     let count = int(records.len() as u64, "a record count")?;
     let rows = tx_query(
         tx,
         statements,
-        "UPDATE lf_log_head SET size = size + $1 RETURNING size",
+        "UPDATE lf_log_head SET size = size + $1 RETURNING size, public_key",
         &[&count],
     )?;
-    let size: i64 = rows
+    let row = rows
         .first()
-        .map(|r| r.get(0))
         .ok_or_else(|| Error::Corrupt("lf_log_head has no row".into()))?;
+    let size: i64 = row.get(0);
+    let signed_by: Option<String> = row.get(1);
+    if let (Some(key), None) = (&signed_by, signing.signer) {
+        // An unsigned checkpoint would replace the signed one: writes need the key.
+        return Err(Error::InvalidInput(format!(
+            "this store signs its checkpoints (key {key}); open it with its signing key to \
+             write to it (checkpoint_key=PATH in a postgres:// location)"
+        )));
+    }
     let start = uint(size - count, "the global log's size")?;
     let frontier = {
         let reader = |indexes: &[u64]| -> Result<Vec<TreeHash>, String> {
@@ -523,6 +590,14 @@ fn append_records(
         statements,
         "INSERT INTO lf_log_nodes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
         &[&indexes, &hashes],
+    )?;
+    let checkpoint = signing.checkpoint(frontier.size(), frontier.root())?;
+    let public_key = signing.signer.map(|s| s.public_key().as_str().to_owned());
+    tx_execute(
+        tx,
+        statements,
+        "UPDATE lf_log_head SET checkpoint = $1, public_key = $2",
+        &[&checkpoint.note, &public_key],
     )?;
     Ok(())
 }
@@ -578,8 +653,12 @@ impl Store for PostgresStore {
     fn commit(&self, commit: Commit) -> Result<(), Error> {
         self.check_open()?;
         let limits = self.limits;
+        let signing = Signing {
+            origin: &self.origin,
+            signer: self.signer.get(),
+        };
         self.transaction("a commit", |tx, statements| {
-            commit_in(tx, statements, &commit, limits)
+            commit_in(tx, statements, &commit, limits, &signing)
         })
     }
 
@@ -1068,6 +1147,29 @@ impl Store for PostgresStore {
         let mut report = crate::check::check(self)?;
         report.orphaned_inboxes = ledgerflow_kernel::orphaned_inboxes(self, usize::MAX)?;
         Ok(report)
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, Error> {
+        let rows = self.rows("SELECT checkpoint FROM lf_log_head", &[])?;
+        let note: Option<String> = rows.first().and_then(|r| r.get(0));
+        note.map(|note| {
+            SignedCheckpoint::parse(&note)
+                .map_err(|e| Error::Corrupt(format!("the stored checkpoint: {e}")))
+        })
+        .transpose()
+    }
+
+    fn checkpoint_public_key(&self) -> Result<Option<CheckpointKey>, Error> {
+        if let Some(signer) = self.signer.get() {
+            return Ok(Some(signer.public_key().clone()));
+        }
+        let rows = self.rows("SELECT public_key FROM lf_log_head", &[])?;
+        let key: Option<String> = rows.first().and_then(|r| r.get(0));
+        key.map(|key| {
+            CheckpointKey::parse(&key)
+                .map_err(|e| Error::Corrupt(format!("the stored public key: {e}")))
+        })
+        .transpose()
     }
 
     fn close(&self) -> Result<(), Error> {

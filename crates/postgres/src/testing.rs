@@ -31,12 +31,9 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    /// The connection string of database `postgres` on it, over TCP on loopback.
+    /// The connection URL of database `postgres` on it, over TCP on loopback.
     pub fn url(&self) -> String {
-        format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres",
-            self.port
-        )
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
     /// The port it listens on (127.0.0.1).
@@ -127,7 +124,7 @@ pub fn server_url() -> Result<String, ClusterError> {
 /// A store in a schema of its own on the test server, whose schema is dropped when it is.
 #[derive(Debug)]
 pub struct TestStore {
-    store: Option<PostgresStore>,
+    store: Option<std::sync::Arc<PostgresStore>>,
     config: PostgresConfig,
 }
 
@@ -138,9 +135,14 @@ impl TestStore {
         let store = PostgresStore::open(config.clone())
             .map_err(|e| ClusterError(format!("opening a store: {e}")))?;
         Ok(TestStore {
-            store: Some(store),
+            store: Some(std::sync::Arc::new(store)),
             config,
         })
+    }
+
+    /// The store, to share (its schema is still dropped when this is).
+    pub fn shared(&self) -> std::sync::Arc<PostgresStore> {
+        std::sync::Arc::clone(self.store.as_ref().expect("present until dropped"))
     }
 
     /// Its configuration: open it again, from this or another process, with this.

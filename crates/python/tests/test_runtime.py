@@ -281,7 +281,7 @@ def test_memory_runtime_and_locations(tmp_path):
     with lf.Runtime.open(f"sled:{tmp_path / 's'}") as rt:
         assert rt.location.startswith("sled:")
     with pytest.raises(lf.InvalidInputError, match="scheme"):
-        lf.Runtime.open("postgres://db/x")
+        lf.Runtime.open("mysql://db/x")
 
 
 def test_leaving_the_with_block_lets_go_of_the_store(tmp_path):

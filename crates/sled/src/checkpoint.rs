@@ -64,8 +64,9 @@ fn io(context: String, e: std::io::Error) -> Error {
     Error::io(context, e)
 }
 
-/// Loads the signing key from `path`, making a new one there if the file is missing.
-pub(crate) fn load_or_make_key(path: &Path, name: &str) -> Result<CheckpointSigner, Error> {
+/// Loads the signing key from `path` (a private key line, then the public key line),
+/// making a new one named `name` there, owner-only and fsynced, if the file is missing.
+pub fn load_or_make_key(path: &Path, name: &str) -> Result<CheckpointSigner, Error> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let mut lines = text.lines();

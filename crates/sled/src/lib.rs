@@ -15,7 +15,7 @@ mod sync;
 mod wal;
 
 pub use checkpoint::{
-    latest_checkpoint, public_key, read_checkpoints, CheckpointConfig, Signing,
+    latest_checkpoint, load_or_make_key, public_key, read_checkpoints, CheckpointConfig, Signing,
     CHECKPOINT_LOG_FILE, KEY_FILE, PUBLIC_KEY_FILE, RETIRED_KEYS_FILE,
 };
 #[doc(hidden)]

@@ -1,9 +1,27 @@
-//! Running the real `ledgerflow` binary from the CLI's tests.
+//! Running the real `ledgerflow` binary from the CLI's tests, and the workflow they share.
+// Each test file uses some of these helpers.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+use ledgerflow_kernel::{Effect, StepContext, StepPlan, WorkflowSpec};
 use serde_json::Value;
+
+/// `approve` v1: asks a person "Ship it?" (yes or no), then completes with the answer.
+pub fn approval() -> WorkflowSpec {
+    WorkflowSpec::builder("approve", 1)
+        .node("ask", |_: &mut StepContext<'_>| {
+            StepPlan::effect(Effect::ask_user("Ship it?", &["yes", "no"]).result_key("answer"))
+                .then_next("done")
+        })
+        .node("done", |ctx: &mut StepContext<'_>| {
+            StepPlan::complete(ctx.var("answer").cloned().unwrap_or_default())
+        })
+        .entry("ask")
+        .build()
+        .expect("spec")
+}
 
 /// Runs `ledgerflow --db DB ARGS…`.
 pub fn ledgerflow(db: &Path, args: &[&str]) -> Output {
