@@ -54,6 +54,8 @@ enum Workload {
 enum StoreKind {
     Sled,
     Memory,
+    /// A fresh schema in the PostgreSQL database `--pg-url` names (dropped after).
+    Postgres,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -71,6 +73,10 @@ struct Common {
     /// Where to make the store (default: a fresh temporary directory, removed after).
     #[arg(long = "bench-db")]
     bench_db: Option<PathBuf>,
+    /// With `--store postgres`: the database (a postgres:// URL; the bench makes a fresh
+    /// schema in it and drops it after).
+    #[arg(long = "pg-url", env = "LEDGERFLOW_BENCH_PG_URL")]
+    pg_url: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -159,6 +165,8 @@ struct FloorArgs {
 struct BenchDir {
     path: PathBuf,
     remove: bool,
+    /// With `--store postgres`: the database and the fresh schema, dropped after.
+    pg: Option<(String, String)>,
 }
 
 impl BenchDir {
@@ -174,6 +182,7 @@ impl BenchDir {
                 Ok(BenchDir {
                     path: path.clone(),
                     remove: false,
+                    pg: pg_schema(common, name),
                 })
             }
             None => Ok(BenchDir {
@@ -183,15 +192,34 @@ impl BenchDir {
                     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
                 )),
                 remove: true,
+                pg: pg_schema(common, name),
             }),
         }
     }
+}
+
+/// The database and a fresh schema name for a PostgreSQL bench store.
+fn pg_schema(common: &Common, name: &str) -> Option<(String, String)> {
+    common.pg_url.clone().map(|url| {
+        let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        (
+            url,
+            format!(
+                "lf_bench_{}_{}_{nanos}",
+                name.replace('-', "_"),
+                std::process::id()
+            ),
+        )
+    })
 }
 
 impl Drop for BenchDir {
     fn drop(&mut self) {
         if self.remove {
             let _ = std::fs::remove_dir_all(&self.path);
+        }
+        if let Some((url, schema)) = &self.pg {
+            let _ = ledgerflow::postgres::drop_schema(url, schema);
         }
     }
 }
@@ -209,12 +237,29 @@ fn durability(arg: DurabilityArg) -> Durability {
 type BenchStore = (Arc<dyn Store>, Option<Arc<SledStore>>);
 
 /// A store of the chosen kind.
-fn make_store(kind: StoreKind, dir: &Path, durability: Durability) -> Result<BenchStore> {
+fn make_store(kind: StoreKind, dir: &BenchDir, durability: Durability) -> Result<BenchStore> {
     Ok(match kind {
         StoreKind::Memory => (Arc::new(MemoryStore::new()), None),
+        StoreKind::Postgres => {
+            let Some((url, schema)) = &dir.pg else {
+                bail!("--store postgres needs --pg-url (or LEDGERFLOW_BENCH_PG_URL)");
+            };
+            if durability != Durability::default() {
+                bail!("--durability is the sled store's; PostgreSQL's is its synchronous_commit");
+            }
+            let config = ledgerflow::postgres::PostgresConfig {
+                schema: schema.clone(),
+                connections_max: 64,
+                ..ledgerflow::postgres::PostgresConfig::new(url.clone())
+            };
+            (
+                Arc::new(ledgerflow::postgres::PostgresStore::open(config)?),
+                None,
+            )
+        }
         StoreKind::Sled => {
             let sled = Arc::new(SledStore::open_with(
-                dir,
+                &dir.path,
                 SledConfig {
                     durability,
                     ..SledConfig::default()
@@ -312,7 +357,7 @@ fn steps(a: &StepsArgs) -> Result<Value> {
         bail!("--runs, --steps and --concurrency must be at least 1");
     }
     let dir = BenchDir::new(&a.common, "steps")?;
-    let (store, sled) = make_store(a.store, &dir.path, durability(a.durability))?;
+    let (store, sled) = make_store(a.store, &dir, durability(a.durability))?;
     let config = EngineConfig {
         steps_per_tick_max: 1,
         ..EngineConfig::default()
@@ -414,7 +459,7 @@ fn hitl(a: &HitlArgs) -> Result<Value> {
         bail!("--runs and --concurrency must be at least 1");
     }
     let dir = BenchDir::new(&a.common, "hitl")?;
-    let (store, _) = make_store(a.store, &dir.path, durability(a.durability))?;
+    let (store, _) = make_store(a.store, &dir, durability(a.durability))?;
     let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
     engine.register(
         WorkflowSpec::builder("bench-hitl", 1)
@@ -479,7 +524,7 @@ fn timers(a: &TimersArgs) -> Result<Value> {
         bail!("--runs must be at least 1");
     }
     let dir = BenchDir::new(&a.common, "timers")?;
-    let (store, _) = make_store(a.store, &dir.path, Durability::default())?;
+    let (store, _) = make_store(a.store, &dir, Durability::default())?;
     let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
     let due_at_ms = SystemClock.now_ms() + a.due_in_ms.max(0);
     let spread_ms = a.spread_ms.max(0);

@@ -10,7 +10,7 @@ use crate::{ArtifactRef, Hash, RunId, RunState, RunStatus, Snapshot, SnapshotFil
 use ledgerflow_ledger::checkpoint::{CheckpointKey, SignedCheckpoint};
 
 /// Storage errors. Conflicts are expected under concurrency; the rest are not.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// The run is not at the version the commit expected: someone else committed first.
     #[error("run {run_id}: expected ledger head seq {expected_seq}, found {actual_seq}")]

@@ -20,9 +20,10 @@
 
 mod check;
 mod codec;
+mod group;
 mod pool;
 mod schema;
 mod store;
 pub mod testing;
 
-pub use store::{PostgresConfig, PostgresStore};
+pub use store::{drop_schema, PostgresConfig, PostgresStore};

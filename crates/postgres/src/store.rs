@@ -27,6 +27,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::codec::{self, db_error, int, run_id, uint, uuid};
+use crate::group::Group;
 use crate::pool::{Conn, Pool};
 use crate::schema;
 
@@ -45,6 +46,9 @@ pub struct PostgresConfig {
     pub connection_wait_ms_max: u64,
     /// The store's bounds.
     pub limits: StoreLimits,
+    /// Most step commits one transaction carries (group commit: commits that arrive while
+    /// one transaction commits share the next).
+    pub commit_batch_max: usize,
 }
 
 impl PostgresConfig {
@@ -59,6 +63,9 @@ impl PostgresConfig {
             connections_max: 8,
             connection_wait_ms_max: 30_000,
             limits: StoreLimits::default(),
+            // Enough to amortize one WAL flush over the default workers many times over,
+            // small enough that one transaction stays well under a megabyte of rows.
+            commit_batch_max: 256,
         }
     }
 }
@@ -73,6 +80,8 @@ pub struct PostgresStore {
     origin: String,
     /// Signs each commit's checkpoint, once set; unsigned checkpoints until then.
     signer: OnceLock<CheckpointSigner>,
+    /// Commits waiting for, or in, the batch being committed.
+    group: Group<Commit>,
     closed: AtomicBool,
 }
 
@@ -140,6 +149,7 @@ impl PostgresStore {
             store_id,
             origin: checkpoint::origin_of_store(&store_id),
             signer: OnceLock::new(),
+            group: Group::new(config.commit_batch_max),
             closed: AtomicBool::new(false),
         })
     }
@@ -195,6 +205,20 @@ impl PostgresStore {
         let mut conn = self.pool.get()?;
         query(&mut conn, sql, params)
     }
+}
+
+/// Drops schema `schema` of the database at `url` with every table in it: the whole
+/// store, for tests and benchmarks that made one. A name that is not a plain identifier
+/// is refused.
+pub fn drop_schema(url: &str, schema: &str) -> Result<(), Error> {
+    if !schema::valid_schema_name(schema) {
+        return Err(Error::InvalidInput(format!("schema {schema:?}")));
+    }
+    let mut client = postgres::Client::connect(url, postgres::NoTls)
+        .map_err(|e| db_error("connecting to the database", e))?;
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .map_err(|e| db_error("dropping the schema", e))
 }
 
 /// The statements prepared on one connection, by their text.
@@ -417,16 +441,7 @@ fn commit_in(
         });
     }
     commit.check_shape(head_hash)?;
-    let mut keys: Vec<&str> = commit
-        .index
-        .iter()
-        .filter_map(|change| match change {
-            IndexChange::WaitKeySet(key)
-            | IndexChange::InboxConsume { wait_key: key, .. }
-            | IndexChange::InboxPush { wait_key: key, .. } => Some(key.as_str()),
-            _ => None,
-        })
-        .collect();
+    let mut keys: Vec<&str> = touched_keys(commit).collect();
     keys.sort_unstable();
     keys.dedup();
     for key in keys {
@@ -524,6 +539,46 @@ fn commit_in(
         )?;
     }
     append_records(tx, statements, commit.run_id, &commit.records, signing)
+}
+
+/// Takes the row locks of a batch in the order every transaction takes them: the runs'
+/// rows by run id, then the wait keys' rows by key (the log head comes last, in the first
+/// commit's append). Two batches in two processes then never wait on each other in a
+/// cycle, however their commits interleave.
+fn lock_in_order(
+    tx: &mut postgres::Transaction<'_>,
+    statements: &mut Statements,
+    batch: &[(u64, Commit)],
+) -> Result<(), Error> {
+    if batch.len() < 2 {
+        return Ok(()); // one commit takes its locks in this order itself
+    }
+    let mut runs: Vec<Uuid> = batch.iter().map(|(_, c)| uuid(c.run_id)).collect();
+    runs.sort_unstable();
+    runs.dedup();
+    let mut keys: Vec<&str> = batch.iter().flat_map(|(_, c)| touched_keys(c)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    tx_query(
+        tx,
+        statements,
+        "SELECT run_id FROM lf_runs WHERE run_id = ANY($1) ORDER BY run_id FOR UPDATE",
+        &[&runs],
+    )?;
+    for key in keys {
+        tx_query(tx, statements, LOCK_KEY, &[&key])?;
+    }
+    Ok(())
+}
+
+/// The wait keys whose rows a commit locks: those it waits on, consumes from, pushes to.
+fn touched_keys(commit: &Commit) -> impl Iterator<Item = &str> {
+    commit.index.iter().filter_map(|change| match change {
+        IndexChange::WaitKeySet(key)
+        | IndexChange::InboxConsume { wait_key: key, .. }
+        | IndexChange::InboxPush { wait_key: key, .. } => Some(key.as_str()),
+        _ => None,
+    })
 }
 
 /// Appends records to the feed and the global Merkle log, under the log head's lock.
@@ -652,14 +707,15 @@ fn snapshot_of(row: &Row) -> Result<Snapshot, Error> {
 impl Store for PostgresStore {
     fn commit(&self, commit: Commit) -> Result<(), Error> {
         self.check_open()?;
-        let limits = self.limits;
-        let signing = Signing {
-            origin: &self.origin,
-            signer: self.signer.get(),
+        let ticket = {
+            let mut group = self.group.lock();
+            let ticket = group.next_ticket;
+            group.next_ticket += 1;
+            group.queue.push((ticket, commit));
+            ticket
         };
-        self.transaction("a commit", |tx, statements| {
-            commit_in(tx, statements, &commit, limits, &signing)
-        })
+        self.group
+            .wait_for(ticket, |batch| self.commit_batch(batch))
     }
 
     fn load(&self, run_id: RunId) -> Result<Option<RunState>, Error> {
@@ -1181,6 +1237,56 @@ impl Store for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Commits `batch` in one transaction, each commit under a savepoint of its own: a
+    /// refused commit (a conflict, a rule) is rolled back alone and gets its error; the
+    /// others share one `COMMIT`, so one WAL flush acknowledges them all.
+    fn commit_batch(&self, batch: Vec<(u64, Commit)>) -> Vec<(u64, Result<(), Error>)> {
+        let limits = self.limits;
+        let signing = Signing {
+            origin: &self.origin,
+            signer: self.signer.get(),
+        };
+        if let [(ticket, commit)] = batch.as_slice() {
+            // Alone: the transaction is its savepoint (two round trips fewer).
+            let result = self.transaction("a commit", |tx, statements| {
+                commit_in(tx, statements, commit, limits, &signing)
+            });
+            return vec![(*ticket, result)];
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let outcome = self.transaction("a commit", |tx, statements| {
+            lock_in_order(tx, statements, &batch)?;
+            for (ticket, commit) in &batch {
+                let mut savepoint = tx
+                    .savepoint("lf_commit")
+                    .map_err(|e| db_error("a commit: a savepoint", e))?;
+                match commit_in(&mut savepoint, statements, commit, limits, &signing) {
+                    Ok(()) => {
+                        savepoint
+                            .commit()
+                            .map_err(|e| db_error("a commit: releasing its savepoint", e))?;
+                        results.push((*ticket, Ok(())));
+                    }
+                    Err(e) => {
+                        savepoint
+                            .rollback()
+                            .map_err(|e| db_error("a commit: rolling back to its savepoint", e))?;
+                        results.push((*ticket, Err(e)));
+                    }
+                }
+            }
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => results,
+            // Nothing of the batch is stored: every commit in it fails with the cause.
+            Err(e) => batch
+                .iter()
+                .map(|(ticket, _)| (*ticket, Err(e.clone())))
+                .collect(),
+        }
+    }
+
     fn time_page(
         &self,
         sql: &'static str,

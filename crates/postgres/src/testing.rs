@@ -168,12 +168,7 @@ impl std::ops::Deref for TestStore {
 impl Drop for TestStore {
     fn drop(&mut self) {
         drop(self.store.take());
-        if let Ok(mut client) = postgres::Client::connect(&self.config.url, postgres::NoTls) {
-            let _ = client.batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {} CASCADE",
-                self.config.schema
-            ));
-        }
+        let _ = crate::drop_schema(&self.config.url, &self.config.schema);
     }
 }
 
