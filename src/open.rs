@@ -228,12 +228,8 @@ pub fn open_store(
             let store = match mode {
                 OpenMode::CreateOrOpen => PostgresStore::open(config)?,
                 OpenMode::Existing => PostgresStore::open_existing(config)?,
-                OpenMode::Inspect => {
-                    // Reads see committed data as it is; closing refuses writes.
-                    let store = PostgresStore::open_existing(config)?;
-                    store.close()?;
-                    return Ok(Arc::new(store));
-                }
+                // Reads see committed data as it is; nothing is migrated or written.
+                OpenMode::Inspect => return Ok(Arc::new(PostgresStore::open_read_only(config)?)),
             };
             if let Some(path) = checkpoint_key {
                 store.sign_checkpoints_with(ledgerflow_sled::load_or_make_key(

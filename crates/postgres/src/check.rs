@@ -16,7 +16,7 @@ pub fn check(store: &PostgresStore) -> Result<CheckReport, Error> {
     let mut report = CheckReport::default();
     let mut after: Option<uuid::Uuid> = None;
     loop {
-        let rows = store.check_rows(
+        let rows = store.rows(
             "SELECT run_id, state, seq, status, wait_key, timer_ms FROM lf_runs
              WHERE ($1::uuid IS NULL OR run_id > $1) ORDER BY run_id LIMIT $2",
             &[&after, &PAGE_ROWS],
@@ -70,7 +70,7 @@ fn check_log(store: &PostgresStore, records: u64) -> Result<u64, Error> {
     let mut frontier = Frontier::new();
     loop {
         let after = int(frontier.size(), "a feed seq")?;
-        let rows = store.check_rows(
+        let rows = store.rows(
             "SELECT feed_seq, run_id, seq, line FROM lf_records WHERE feed_seq > $1
              ORDER BY feed_seq LIMIT $2",
             &[&after, &PAGE_ROWS],

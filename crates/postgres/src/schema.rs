@@ -112,10 +112,23 @@ pub fn valid_schema_name(name: &str) -> bool {
         && !name.starts_with("pg_")
 }
 
-/// Creates the schema `schema` if missing (unless `create` is false: then a schema without
-/// a store is [`Error::Missing`]) and applies the migrations it lacks. A schema written by
-/// a newer build is refused.
-pub fn migrate(client: &mut Client, schema: &str, create: bool) -> Result<(), Error> {
+/// What opening does to the schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Open {
+    /// Create it if missing, apply the migrations it lacks.
+    Create,
+    /// It must hold a store ([`Error::Missing`] otherwise); apply the migrations it lacks.
+    Existing,
+    /// It must hold a store of this build's version; change nothing.
+    ReadOnly,
+}
+
+/// Creates the schema `schema` if missing (unless `open` says it must exist: then a
+/// schema without a store is [`Error::Missing`]) and applies the migrations it lacks
+/// (none for [`Open::ReadOnly`], which refuses an older schema). A schema written by a
+/// newer build is refused.
+pub fn migrate(client: &mut Client, schema: &str, open: Open) -> Result<(), Error> {
+    let create = open == Open::Create;
     let fail = |e| db_error("applying the schema migrations", e);
     let mut tx = client.transaction().map_err(fail)?;
     tx.execute(
@@ -158,6 +171,16 @@ pub fn migrate(client: &mut Client, schema: &str, create: bool) -> Result<(), Er
             "schema {schema} is at version {applied}, newer than this build's {SCHEMA_VERSION}: \
              upgrade ledgerflow"
         )));
+    }
+    if open == Open::ReadOnly {
+        if applied < SCHEMA_VERSION {
+            return Err(Error::InvalidInput(format!(
+                "schema {schema} is at version {applied}, older than this build's \
+                 {SCHEMA_VERSION}: a read-only open changes nothing; open it once to write \
+                 (that applies the migrations)"
+            )));
+        }
+        return Ok(());
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
         let version = i as i32 + 1;

@@ -98,16 +98,24 @@ impl PostgresStore {
     /// store's identity. A bad connection string or schema name is
     /// [`Error::InvalidInput`]; a database that cannot be reached is [`Error::Io`].
     pub fn open(config: PostgresConfig) -> Result<PostgresStore, Error> {
-        PostgresStore::open_with(config, true)
+        PostgresStore::open_with(config, schema::Open::Create)
     }
 
     /// Opens the store only if its schema holds one ([`Error::Missing`] otherwise): what
     /// an operator's command does, so a typo never creates an empty store.
     pub fn open_existing(config: PostgresConfig) -> Result<PostgresStore, Error> {
-        PostgresStore::open_with(config, false)
+        PostgresStore::open_with(config, schema::Open::Existing)
     }
 
-    fn open_with(config: PostgresConfig, create: bool) -> Result<PostgresStore, Error> {
+    /// Opens an existing store for reading only: no migration is applied (a schema of an
+    /// older version is refused) and writes fail with [`Error::Closed`].
+    pub fn open_read_only(config: PostgresConfig) -> Result<PostgresStore, Error> {
+        let store = PostgresStore::open_with(config, schema::Open::ReadOnly)?;
+        store.close()?;
+        Ok(store)
+    }
+
+    fn open_with(config: PostgresConfig, open: schema::Open) -> Result<PostgresStore, Error> {
         if !schema::valid_schema_name(&config.schema) {
             return Err(Error::InvalidInput(format!(
                 "schema {:?}: give a lowercase identifier (a-z, 0-9, _; at most 63 bytes; not pg_…)",
@@ -123,7 +131,7 @@ impl PostgresStore {
         let mut client = pg
             .connect(postgres::NoTls)
             .map_err(|e| db_error("connecting to the database", e))?;
-        schema::migrate(&mut client, &config.schema, create)?;
+        schema::migrate(&mut client, &config.schema, open)?;
         drop(client);
         let pool = Pool::new(
             pg,
@@ -201,7 +209,11 @@ impl PostgresStore {
     }
 
     /// Runs the statement `sql` on a pooled connection.
-    fn rows(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Error> {
+    pub(crate) fn rows(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Error> {
         let mut conn = self.pool.get()?;
         query(&mut conn, sql, params)
     }
@@ -1306,15 +1318,6 @@ impl PostgresStore {
             ],
         )?;
         Ok(rows.iter().map(|r| (r.get(0), run_id(r.get(1)))).collect())
-    }
-
-    /// Rows for [`crate::check`]: `sql` with `params` on a pooled connection.
-    pub(crate) fn check_rows(
-        &self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, Error> {
-        self.rows(sql, params)
     }
 }
 
