@@ -11,10 +11,13 @@ use postgres::{Client, NoTls, Statement};
 
 use crate::codec::db_error;
 
-/// One connection and the statements prepared on it, by their text.
+/// The statements prepared on one connection, by their text.
+pub type Statements = HashMap<&'static str, Statement>;
+
+/// One connection and the statements prepared on it.
 pub struct Conn {
     pub client: Client,
-    pub statements: HashMap<&'static str, Statement>,
+    pub statements: Statements,
 }
 
 /// The pool.

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::codec::{self, db_error, int, run_id, uint, uuid};
 use crate::group::Group;
-use crate::pool::{Conn, Pool};
+use crate::pool::{Conn, Pool, Statements};
 use crate::schema;
 
 /// Where and how to reach the database.
@@ -232,9 +232,6 @@ pub fn drop_schema(url: &str, schema: &str) -> Result<(), Error> {
         .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
         .map_err(|e| db_error("dropping the schema", e))
 }
-
-/// The statements prepared on one connection, by their text.
-pub type Statements = HashMap<&'static str, Statement>;
 
 fn prepared(
     client: &mut impl GenericClient,
