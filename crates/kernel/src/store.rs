@@ -109,6 +109,16 @@ pub enum Error {
     /// The store was closed; it rejects writes.
     #[error("store is closed")]
     Closed,
+    /// The run is leased to another worker (see [`Leases`]): this process's lease on it
+    /// expired and was taken over, or it never held one while the other's is live. The
+    /// commit wrote nothing; the run's holder carries it on.
+    #[error("run {run_id} is leased to worker {holder:?}: the commit of this worker is refused")]
+    Fenced {
+        /// The run.
+        run_id: RunId,
+        /// The worker holding the run's lease now.
+        holder: String,
+    },
 }
 
 impl Error {
@@ -129,6 +139,7 @@ impl Error {
             Error::Missing(_) => K::Missing,
             Error::Io { .. } => K::Io,
             Error::Closed => K::Closed,
+            Error::Fenced { .. } => K::Conflict,
         }
     }
 
@@ -693,6 +704,13 @@ pub trait Store: Send + Sync {
         Ok(None)
     }
 
+    /// The leases of a store that many worker processes share ([`Leases`]); `None` for a
+    /// store one process owns (the scheduler's own bookkeeping then keeps one run to one
+    /// thread).
+    fn leases(&self) -> Option<&dyn Leases> {
+        None
+    }
+
     /// Makes everything committed so far durable and refuses writes from now on
     /// ([`Error::Closed`] from `commit`, `deliver` and `put_artifact`); reads keep
     /// working. Idempotent.
@@ -709,6 +727,53 @@ pub trait Store: Send + Sync {
         }
         Ok(())
     }
+}
+
+/// Run leases of a store shared by many worker processes: a run is advanced by the worker
+/// holding its lease, and the store refuses, in the commit's own transaction, a commit from
+/// a worker whose lease was taken over (a fencing epoch), so a worker that stalled past its
+/// lease (paused, partitioned) can never commit over the one that took the run on. Lease
+/// time is the store's clock, not the hosts'.
+///
+/// The rules a store keeps: a worker holds at most one lease a run; a lease not renewed
+/// for [`Leases::lease_ms`] expires and can be taken over by any worker (the epoch goes
+/// up); a commit of a worker holding the run's lease must carry its epoch; a commit of a
+/// worker holding none is accepted only while no other worker holds a live lease; the
+/// commit that creates a run gives its worker the run's lease.
+pub trait Leases: Send + Sync {
+    /// This worker's name, as leases and [`Error::Fenced`] show it.
+    fn holder(&self) -> &str;
+
+    /// How long a lease lasts without renewal.
+    fn lease_ms(&self) -> u64;
+
+    /// Takes the run's lease for this worker if it is free, expired or already this
+    /// worker's (renewing it): whether this worker holds it now. `false`: another worker
+    /// holds a live lease. A run that does not exist yet counts as held (its creating
+    /// commit takes the lease).
+    fn acquire(&self, run_id: RunId) -> Result<bool, Error>;
+
+    /// Gives the run's lease back, so the next worker need not wait for it to expire.
+    fn release(&self, run_id: RunId) -> Result<(), Error>;
+
+    /// Stops renewing the run's lease without giving it back: another worker may take
+    /// the run over once the lease expires (a run this worker cannot advance, its
+    /// workflow not being registered here).
+    fn abandon(&self, run_id: RunId);
+
+    /// Claims, for this worker, up to `limit` runs that need one and whose lease is free
+    /// or expired: timers due at `now_ms`, and runs left running by a worker that stopped
+    /// renewing (crashed, stalled). Runs another worker is claiming at the same moment are
+    /// skipped, not waited for, so each is claimed by one worker. Returns the runs claimed.
+    fn claim_work(&self, now_ms: i64, limit: usize) -> Result<Vec<RunId>, Error>;
+
+    /// Renews every lease this worker holds; call well within [`Leases::lease_ms`].
+    fn renew(&self) -> Result<(), Error>;
+
+    /// Blocks until another worker tells of new work (a timer set, a run let go with work
+    /// left) or `timeout` passes; whether a notice came. An error (the connection broke)
+    /// is returned at once; call again to listen again.
+    fn wait_notice(&self, timeout: std::time::Duration) -> Result<bool, Error>;
 }
 
 /// Every record of `run`, read a page of [`StoreLimits::read_items_max`] at a time (none

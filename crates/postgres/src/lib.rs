@@ -21,6 +21,7 @@
 mod check;
 mod codec;
 mod group;
+mod leases;
 mod pool;
 mod schema;
 mod store;

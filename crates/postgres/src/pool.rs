@@ -26,6 +26,7 @@ pub struct Pool {
     schema: String,
     connections_max: usize,
     wait_ms_max: u64,
+    idle_in_transaction_ms: u64,
     state: Mutex<PoolState>,
     returned: Condvar,
 }
@@ -37,18 +38,22 @@ struct PoolState {
 
 impl Pool {
     /// A pool of up to `connections_max` connections to `config`, each using `schema`.
-    /// Waiting for a free connection is bounded by `wait_ms_max`.
+    /// Waiting for a free connection is bounded by `wait_ms_max`; the server closes a
+    /// connection left idle inside a transaction for `idle_in_transaction_ms` (a stalled
+    /// or cut-off caller), so no row lock outlives its caller's leases.
     pub fn new(
         config: postgres::Config,
         schema: String,
         connections_max: usize,
         wait_ms_max: u64,
+        idle_in_transaction_ms: u64,
     ) -> Pool {
         Pool {
             config,
             schema,
             connections_max: connections_max.max(1),
             wait_ms_max,
+            idle_in_transaction_ms: idle_in_transaction_ms.max(1),
             state: Mutex::new(PoolState {
                 idle: Vec::new(),
                 open: 0,
@@ -117,8 +122,11 @@ impl Pool {
             .map_err(|e| db_error("connecting to the database", e))?;
         // The schema name was checked to be a plain identifier when the store was opened.
         client
-            .batch_execute(&format!("SET search_path TO {}", self.schema))
-            .map_err(|e| db_error("setting the schema", e))?;
+            .batch_execute(&format!(
+                "SET search_path TO {}; SET idle_in_transaction_session_timeout = {}",
+                self.schema, self.idle_in_transaction_ms
+            ))
+            .map_err(|e| db_error("setting up the connection", e))?;
         Ok(Conn {
             client,
             statements: HashMap::new(),

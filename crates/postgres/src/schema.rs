@@ -98,6 +98,15 @@ const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE lf_log_head ADD COLUMN checkpoint text, ADD COLUMN public_key text;
     ",
+    // 3: run leases for many workers: who holds the run, its fencing epoch (raised by each
+    // new holder, checked by every commit) and when the lease expires (database time).
+    // Runs left running are found by the partial index when their holder stops renewing.
+    r"
+    ALTER TABLE lf_runs ADD COLUMN lease_holder text,
+        ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0,
+        ADD COLUMN lease_expires_at timestamptz;
+    CREATE INDEX lf_runs_running ON lf_runs (lease_expires_at) WHERE status = 'running';
+    ",
 ];
 
 /// The schema version this build writes.

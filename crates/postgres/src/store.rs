@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use ledgerflow_kernel::store::{
-    CheckReport, Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, IndexReader, Store,
-    StoreLimits, TimeField, TimerEntry,
+    CheckReport, Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, IndexReader, Leases,
+    Store, StoreLimits, TimeField, TimerEntry,
 };
 use ledgerflow_kernel::{
     ArtifactRef, Hash, Record, RunId, RunState, RunStatus, Snapshot, SnapshotFilter,
@@ -49,6 +49,15 @@ pub struct PostgresConfig {
     /// Most step commits one transaction carries (group commit: commits that arrive while
     /// one transaction commits share the next).
     pub commit_batch_max: usize,
+    /// This worker's name in run leases (see [`Leases`]). Default: the host name, the
+    /// process id and a random suffix, so two stores opened in one process are two
+    /// workers.
+    pub worker: String,
+    /// How long a run lease lasts without renewal: how long the runs of a worker that
+    /// crashed or stalled wait before another worker takes them over. Default 30 s. A
+    /// connection idle inside a transaction for half of it is closed by the server, so a
+    /// stalled worker cannot hold row locks past its leases.
+    pub lease_ms: u64,
 }
 
 impl PostgresConfig {
@@ -66,8 +75,21 @@ impl PostgresConfig {
             // Enough to amortize one WAL flush over the default workers many times over,
             // small enough that one transaction stays well under a megabyte of rows.
             commit_batch_max: 256,
+            worker: default_worker_name(),
+            lease_ms: 30_000,
         }
     }
+}
+
+/// `<host>-<pid>-<random>`: a worker name no other process or store shares.
+fn default_worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let suffix = Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[..8])
 }
 
 /// A [`Store`] on PostgreSQL. See the crate docs.
@@ -81,8 +103,17 @@ pub struct PostgresStore {
     /// Signs each commit's checkpoint, once set; unsigned checkpoints until then.
     signer: OnceLock<CheckpointSigner>,
     /// Commits waiting for, or in, the batch being committed.
-    group: Group<Commit>,
+    group: Group<Pending>,
+    /// The run leases this worker holds (see [`crate::leases`]).
+    pub(crate) leases: crate::leases::Held,
     closed: AtomicBool,
+}
+
+/// A commit waiting for its batch, with the fencing epoch of the lease its worker holds
+/// on the run (none: the worker holds no lease on it).
+pub(crate) struct Pending {
+    commit: Commit,
+    epoch: Option<i64>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -134,10 +165,11 @@ impl PostgresStore {
         schema::migrate(&mut client, &config.schema, open)?;
         drop(client);
         let pool = Pool::new(
-            pg,
+            pg.clone(),
             config.schema.clone(),
             config.connections_max,
             config.connection_wait_ms_max,
+            config.lease_ms / 2,
         );
         let store_id = {
             let mut conn = pool.get()?;
@@ -150,6 +182,7 @@ impl PostgresStore {
                 .try_into()
                 .map_err(|_| Error::Corrupt("lf_meta.store_id is not 16 bytes".into()))?
         };
+        let leases = crate::leases::Held::new(pg, &config.schema, config.worker, config.lease_ms);
         Ok(PostgresStore {
             pool,
             schema: config.schema,
@@ -158,6 +191,7 @@ impl PostgresStore {
             origin: checkpoint::origin_of_store(&store_id),
             signer: OnceLock::new(),
             group: Group::new(config.commit_batch_max),
+            leases,
             closed: AtomicBool::new(false),
         })
     }
@@ -208,6 +242,11 @@ impl PostgresStore {
         Ok(value)
     }
 
+    /// A pooled connection.
+    pub(crate) fn conn(&self) -> Result<crate::pool::Pooled<'_>, Error> {
+        self.pool.get()
+    }
+
     /// Runs the statement `sql` on a pooled connection.
     pub(crate) fn rows(
         &self,
@@ -248,7 +287,7 @@ fn prepared(
     Ok(statement)
 }
 
-fn query(
+pub(crate) fn query(
     conn: &mut Conn,
     sql: &'static str,
     params: &[&(dyn ToSql + Sync)],
@@ -257,7 +296,7 @@ fn query(
     tx_query(client, statements, sql, params)
 }
 
-fn tx_query(
+pub(crate) fn tx_query(
     client: &mut impl GenericClient,
     statements: &mut Statements,
     sql: &'static str,
@@ -269,7 +308,7 @@ fn tx_query(
         .map_err(|e| db_error("reading", e))
 }
 
-fn tx_execute(
+pub(crate) fn tx_execute(
     client: &mut impl GenericClient,
     statements: &mut Statements,
     sql: &'static str,
@@ -418,22 +457,54 @@ impl Signing<'_> {
     }
 }
 
+/// What a commit is checked and written with besides itself.
+struct Context<'a> {
+    limits: StoreLimits,
+    signing: Signing<'a>,
+    /// This worker's name and lease time.
+    worker: &'a str,
+    lease_ms: i64,
+}
+
+/// The lease rules of a commit on an existing run (see [`Leases`]): with a lease, the
+/// run's holder and epoch must still be this worker's; without one, no other worker may
+/// hold a live lease.
+fn check_fence(row: &Row, commit: &Pending, worker: &str) -> Result<(), Error> {
+    let holder: Option<String> = row.get("lease_holder");
+    let fenced = match commit.epoch {
+        Some(epoch) => holder.as_deref() != Some(worker) || row.get::<_, i64>("lease_epoch") != epoch,
+        None => row.get::<_, bool>("lease_live") && holder.as_deref() != Some(worker),
+    };
+    if fenced {
+        return Err(Error::Fenced {
+            run_id: commit.commit.run_id,
+            holder: holder.unwrap_or_else(|| "(none: the run was let go)".to_owned()),
+        });
+    }
+    Ok(())
+}
+
 fn commit_in(
     tx: &mut postgres::Transaction<'_>,
     statements: &mut Statements,
-    commit: &Commit,
-    limits: StoreLimits,
-    signing: &Signing<'_>,
+    pending: &Pending,
+    context: &Context<'_>,
 ) -> Result<(), Error> {
+    let commit = &pending.commit;
+    let (limits, signing) = (context.limits, &context.signing);
     let id = uuid(commit.run_id);
     let current = tx_query(
         tx,
         statements,
         "SELECT seq, head_hash, status, workflow_id, workflow_version, created_ms, updated_ms,
-                parent, wait_key, timer_ms
+                parent, wait_key, timer_ms, lease_holder, lease_epoch,
+                coalesce(lease_expires_at > now(), false) AS lease_live
          FROM lf_runs WHERE run_id = $1 FOR UPDATE",
         &[&id],
     )?;
+    if let Some(row) = current.first() {
+        check_fence(row, pending, context.worker)?;
+    }
     let (actual_seq, head_hash, mut columns) = match current.first() {
         Some(row) => (
             uint(row.get("seq"), "a run's seq")?,
@@ -504,7 +575,8 @@ fn commit_in(
     let state = codec::state_bytes(&commit.state)?;
     let seq = int(commit.state.head.seq, "a seq")?;
     let head = commit.state.head.hash.as_bytes().to_vec();
-    let params: [&(dyn ToSql + Sync); 12] = [
+    let holds = pending.epoch.is_some() || current.is_empty();
+    let params: [&(dyn ToSql + Sync); 15] = [
         &id,
         &seq,
         &head,
@@ -517,14 +589,20 @@ fn commit_in(
         &columns.parent,
         &columns.wait_key,
         &columns.timer_ms,
+        &holds,
+        &context.worker,
+        &context.lease_ms,
     ];
     if current.is_empty() {
         let inserted = tx_execute(
             tx,
             statements,
             "INSERT INTO lf_runs (run_id, seq, head_hash, state, status, workflow_id,
-                 workflow_version, created_ms, updated_ms, parent, wait_key, timer_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 workflow_version, created_ms, updated_ms, parent, wait_key, timer_ms,
+                 lease_holder, lease_epoch, lease_expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                 CASE WHEN $13 THEN $14::text END, 1,
+                 now() + $15::bigint * interval '1 millisecond')
              ON CONFLICT (run_id) DO NOTHING",
             &params,
         )?;
@@ -542,7 +620,9 @@ fn commit_in(
             statements,
             "UPDATE lf_runs SET seq = $2, head_hash = $3, state = $4, status = $5,
                  workflow_id = $6, workflow_version = $7, created_ms = $8, updated_ms = $9,
-                 parent = $10, wait_key = $11, timer_ms = $12
+                 parent = $10, wait_key = $11, timer_ms = $12,
+                 lease_expires_at = CASE WHEN $13 AND lease_holder = $14
+                     THEN now() + $15::bigint * interval '1 millisecond' ELSE lease_expires_at END
              WHERE run_id = $1",
             &params,
         )?;
@@ -557,15 +637,18 @@ fn commit_in(
 fn lock_in_order(
     tx: &mut postgres::Transaction<'_>,
     statements: &mut Statements,
-    batch: &[(u64, Commit)],
+    batch: &[(u64, Pending)],
 ) -> Result<(), Error> {
     if batch.len() < 2 {
         return Ok(()); // one commit takes its locks in this order itself
     }
-    let mut runs: Vec<Uuid> = batch.iter().map(|(_, c)| uuid(c.run_id)).collect();
+    let mut runs: Vec<Uuid> = batch.iter().map(|(_, p)| uuid(p.commit.run_id)).collect();
     runs.sort_unstable();
     runs.dedup();
-    let mut keys: Vec<&str> = batch.iter().flat_map(|(_, c)| touched_keys(c)).collect();
+    let mut keys: Vec<&str> = batch
+        .iter()
+        .flat_map(|(_, p)| touched_keys(&p.commit))
+        .collect();
     keys.sort_unstable();
     keys.dedup();
     tx_query(
@@ -716,15 +799,25 @@ fn snapshot_of(row: &Row) -> Result<Snapshot, Error> {
 impl Store for PostgresStore {
     fn commit(&self, commit: Commit) -> Result<(), Error> {
         self.check_open()?;
+        let (run_id, creates) = (commit.run_id, commit.expected_seq == 0);
+        let epoch = self.leases.epoch(run_id);
         let ticket = {
             let mut group = self.group.lock();
             let ticket = group.next_ticket;
             group.next_ticket += 1;
-            group.queue.push((ticket, commit));
+            group.queue.push((ticket, Pending { commit, epoch }));
             ticket
         };
-        self.group
-            .wait_for(ticket, |batch| self.commit_batch(batch))
+        let result = self
+            .group
+            .wait_for(ticket, |batch| self.commit_batch(batch));
+        match &result {
+            Ok(()) if creates => self.leases.hold(run_id, 1),
+            Ok(()) if epoch.is_some() => self.leases.renewed(run_id),
+            Err(Error::Fenced { .. }) => self.leases.lost(run_id),
+            _ => {}
+        }
+        result
     }
 
     fn load(&self, run_id: RunId) -> Result<Option<RunState>, Error> {
@@ -1237,6 +1330,10 @@ impl Store for PostgresStore {
         .transpose()
     }
 
+    fn leases(&self) -> Option<&dyn Leases> {
+        Some(self)
+    }
+
     fn close(&self) -> Result<(), Error> {
         // Every acknowledged commit is already durable (synchronous_commit).
         self.closed.store(true, Ordering::Release);
@@ -1249,31 +1346,57 @@ impl PostgresStore {
     /// Commits `batch` in one transaction, each commit under a savepoint of its own: a
     /// refused commit (a conflict, a rule) is rolled back alone and gets its error; the
     /// others share one `COMMIT`, so one WAL flush acknowledges them all.
-    fn commit_batch(&self, batch: Vec<(u64, Commit)>) -> Vec<(u64, Result<(), Error>)> {
-        let limits = self.limits;
-        let signing = Signing {
-            origin: &self.origin,
-            signer: self.signer.get(),
+    fn commit_batch(&self, batch: Vec<(u64, Pending)>) -> Vec<(u64, Result<(), Error>)> {
+        let context = Context {
+            limits: self.limits,
+            signing: Signing {
+                origin: &self.origin,
+                signer: self.signer.get(),
+            },
+            worker: self.leases.worker(),
+            lease_ms: i64::try_from(self.leases.lease_ms()).unwrap_or(i64::MAX),
         };
-        if let [(ticket, commit)] = batch.as_slice() {
+        // Workers asleep until their next timer hear of an earlier one set here.
+        let sets_timer = |p: &Pending| {
+            p.commit
+                .index
+                .iter()
+                .any(|c| matches!(c, IndexChange::TimerSet(_)))
+        };
+        let notify = |tx: &mut postgres::Transaction<'_>, statements: &mut Statements| {
+            tx_query(
+                tx,
+                statements,
+                "SELECT pg_notify($1, '')",
+                &[&self.leases.channel()],
+            )
+            .map(drop)
+        };
+        if let [(ticket, pending)] = batch.as_slice() {
             // Alone: the transaction is its savepoint (two round trips fewer).
             let result = self.transaction("a commit", |tx, statements| {
-                commit_in(tx, statements, commit, limits, &signing)
+                commit_in(tx, statements, pending, &context)?;
+                if sets_timer(pending) {
+                    notify(tx, statements)?;
+                }
+                Ok(())
             });
             return vec![(*ticket, result)];
         }
         let mut results = Vec::with_capacity(batch.len());
         let outcome = self.transaction("a commit", |tx, statements| {
             lock_in_order(tx, statements, &batch)?;
-            for (ticket, commit) in &batch {
+            let mut timer_set = false;
+            for (ticket, pending) in &batch {
                 let mut savepoint = tx
                     .savepoint("lf_commit")
                     .map_err(|e| db_error("a commit: a savepoint", e))?;
-                match commit_in(&mut savepoint, statements, commit, limits, &signing) {
+                match commit_in(&mut savepoint, statements, pending, &context) {
                     Ok(()) => {
                         savepoint
                             .commit()
                             .map_err(|e| db_error("a commit: releasing its savepoint", e))?;
+                        timer_set |= sets_timer(pending);
                         results.push((*ticket, Ok(())));
                     }
                     Err(e) => {
@@ -1283,6 +1406,9 @@ impl PostgresStore {
                         results.push((*ticket, Err(e)));
                     }
                 }
+            }
+            if timer_set {
+                notify(tx, statements)?;
             }
             Ok(())
         });

@@ -44,7 +44,7 @@ fn schemas_are_created_once_and_versions_are_checked() {
     // An older schema: a read-only open refuses it rather than migrate it.
     sql(
         &config.url,
-        &format!("DELETE FROM {table} WHERE version = 2"),
+        &format!("DELETE FROM {table} WHERE version = (SELECT max(version) FROM {table})"),
     );
     let refused = PostgresStore::open_read_only(config.clone());
     assert!(
@@ -53,7 +53,7 @@ fn schemas_are_created_once_and_versions_are_checked() {
     );
     sql(
         &config.url,
-        &format!("INSERT INTO {table} (version) VALUES (2)"),
+        &format!("INSERT INTO {table} (version) SELECT max(version) + 1 FROM {table}"),
     );
     // A newer build's schema is refused by every open.
     sql(

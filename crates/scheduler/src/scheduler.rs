@@ -136,6 +136,12 @@ pub struct Stats {
     pub timer_lag_max_ms: i64,
     /// Whether start-up recovery has finished (see [`Scheduler::wait_recovered`]).
     pub recovered: bool,
+    /// Jobs passed over because another worker process holds the run's lease (a store
+    /// shared by many workers, see [`store::Leases`]): that worker does the work.
+    pub runs_leased_elsewhere: u64,
+    /// Commits refused because this worker's lease on the run had been taken over (it
+    /// stalled past its lease): the worker that took the run on carries it.
+    pub commits_fenced: u64,
 }
 
 #[derive(Default)]
@@ -148,6 +154,8 @@ struct Counters {
     job_errors: AtomicU64,
     timer_lag_last_ms: AtomicI64,
     timer_lag_max_ms: AtomicI64,
+    runs_leased_elsewhere: AtomicU64,
+    commits_fenced: AtomicU64,
 }
 
 /// Runs waiting for their owner. A run is owned by at most one thread at a time: a worker
@@ -204,7 +212,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A caller's ownership of a run (see [`Queue`]); let go when dropped.
+/// A caller's ownership of a run (see [`Queue`]), and of its lease when the store is
+/// shared by many workers; let go when dropped.
 struct Owner<'a> {
     shared: &'a Shared,
     run_id: RunId,
@@ -212,9 +221,15 @@ struct Owner<'a> {
 
 impl Drop for Owner<'_> {
     fn drop(&mut self) {
+        self.shared.release_lease(self.run_id);
         self.shared.release(self.run_id);
     }
 }
+
+/// How long a caller waits at most for another worker process to let go of a run it
+/// holds (a job takes a few commits; a lease is renewed while its holder lives): then the
+/// call goes on and its commit is refused with the holder's name.
+const LEASE_WAIT_MAX: Duration = Duration::from_secs(10);
 
 impl Shared {
     fn stopped(&self) -> bool {
@@ -248,9 +263,40 @@ impl Shared {
         true
     }
 
+    fn leases(&self) -> Option<&dyn store::Leases> {
+        self.engine.store().leases()
+    }
+
+    /// Lets go of the run's lease, if the store has leases. A failure is left to the
+    /// lease's expiry.
+    fn release_lease(&self, run_id: RunId) {
+        if let Some(leases) = self.leases() {
+            let _ = leases.release(run_id);
+        }
+    }
+
+    /// Makes the calling thread the run's one owner (see [`Shared::claim_local`]) and,
+    /// when many workers share the store, this worker the holder of its lease, waiting up
+    /// to [`LEASE_WAIT_MAX`] for another worker to let go of it.
+    fn claim(&self, run_id: RunId) -> Owner<'_> {
+        let owner = self.claim_local(run_id);
+        if let Some(leases) = self.leases() {
+            let deadline = Instant::now() + LEASE_WAIT_MAX;
+            let mut pause = Duration::from_millis(2);
+            while !matches!(leases.acquire(run_id), Ok(true) | Err(_))
+                && Instant::now() < deadline
+                && !self.stopped()
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+        }
+        owner
+    }
+
     /// Makes the calling thread the run's one owner, waiting while another thread owns
     /// it. A job queued for it meanwhile runs after the caller lets go.
-    fn claim(&self, run_id: RunId) -> Owner<'_> {
+    fn claim_local(&self, run_id: RunId) -> Owner<'_> {
         let mut queue = lock(&self.queue);
         *queue.wanted.entry(run_id).or_default() += 1;
         while queue.owned.contains(&run_id) {
@@ -381,6 +427,27 @@ impl Shared {
     /// otherwise is set aside until the next start (its timer and events stay stored).
     fn execute(&self, run_id: RunId) {
         let counters = &self.counters;
+        if let Some(leases) = self.leases() {
+            match leases.acquire(run_id) {
+                Ok(true) => {}
+                Ok(false) => {
+                    counters.runs_leased_elsewhere.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                // The database is out of reach: the run's lease expires, and a worker
+                // (this one too) claims it again.
+                Err(_) => {
+                    counters.job_errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        self.advance(run_id);
+        self.release_lease(run_id);
+    }
+
+    fn advance(&self, run_id: RunId) {
+        let counters = &self.counters;
         for _ in 0..=self.config.conflict_retries_max {
             match self.engine.advance(run_id) {
                 Ok(advanced) => {
@@ -399,6 +466,10 @@ impl Shared {
                 }
                 Err(e) if e.is_conflict() => {
                     counters.conflicts_retried.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(ledgerflow_kernel::Error::Store(store::Error::Fenced { .. })) => {
+                    counters.commits_fenced.fetch_add(1, Ordering::Relaxed);
+                    return;
                 }
                 Err(ledgerflow_kernel::Error::WorkflowNotRegistered {
                     workflow_id,
@@ -421,6 +492,10 @@ impl Shared {
     }
 
     fn park(&self, run_id: RunId, key: WorkflowKey) {
+        // Another worker process may have the workflow: its lease lapses for that one.
+        if let Some(leases) = self.leases() {
+            leases.abandon(run_id);
+        }
         {
             let mut set_aside = lock(&self.set_aside);
             set_aside.parked_runs.insert(run_id);
@@ -443,7 +518,9 @@ impl Shared {
         let store = self.engine.store();
         let page = store.limits().read_items_max.max(1);
         let mut after = None;
-        loop {
+        // With leases, the runs left running (by this worker before a restart, or by one
+        // that died) are claimed with the due timers, below.
+        while self.leases().is_none() {
             let runs = store
                 .list_runs(Some(RunStatus::Running), after, page)
                 .map_err(ledgerflow_kernel::Error::from)?;
@@ -490,6 +567,29 @@ impl Shared {
         self.recovered_changed.notify_all();
     }
 
+    /// Renews this worker's leases and listens for other workers' notices (a timer set),
+    /// waking the timer thread on each: with a store shared by many workers.
+    fn lease_loop(&self, leases: &dyn store::Leases) {
+        let renew_every = Duration::from_millis(leases.lease_ms() / 3).max(Duration::from_millis(1));
+        let listen_max = renew_every.min(Duration::from_millis(500));
+        let mut renewed = Instant::now();
+        while !self.stopped() {
+            match leases.wait_notice(listen_max) {
+                Ok(true) => self.wake_timers(),
+                Ok(false) => {}
+                // Out of reach: listen again after a pause (the timer thread still looks
+                // at least every half lease).
+                Err(_) => std::thread::sleep(listen_max),
+            }
+            if renewed.elapsed() >= renew_every {
+                renewed = Instant::now();
+                if leases.renew().is_err() {
+                    self.counters.job_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     /// Dispatches every due timer, then sleeps until the next one is due or something
     /// changes. Time comes from the engine's clock.
     fn timer_loop(&self) {
@@ -513,9 +613,13 @@ impl Shared {
             // From the time now, not the pass's start: a long pass may have let the next
             // timer come due already.
             let now_ms = self.engine.clock().now_ms();
-            let wait = next.map_or(Duration::from_secs(3_600), |t| {
+            let mut wait = next.map_or(Duration::from_secs(3_600), |t| {
                 Duration::from_millis(u64::try_from(t.due_at_ms - now_ms).unwrap_or(0).max(1))
             });
+            if let Some(leases) = self.leases() {
+                // Runs whose holder died are claimed once their leases expire.
+                wait = wait.min(Duration::from_millis(leases.lease_ms() / 2).max(Duration::from_millis(1)));
+            }
             let (generation, _) = self
                 .timer_wake
                 .wait_timeout(generation, wait)
@@ -536,6 +640,9 @@ impl Shared {
             .timer_batch_max
             .min(store.limits().read_items_max)
             .max(1);
+        if let Some(leases) = store.leases() {
+            return self.claim_due(leases, now_ms, batch);
+        }
         let mut after = None;
         let mut dispatched = Vec::new();
         while !self.stopped() {
@@ -556,6 +663,30 @@ impl Shared {
                 break;
             }
             after = Some(last);
+        }
+        Ok(dispatched)
+    }
+
+    /// [`Shared::dispatch_due`] with leases: claims, a batch at a time, the due timers and
+    /// the runs left running by a worker that stopped renewing, and queues them. Each is
+    /// claimed by one worker of all that share the store.
+    fn claim_due(
+        &self,
+        leases: &dyn store::Leases,
+        now_ms: i64,
+        batch: usize,
+    ) -> Result<Vec<RunId>, store::Error> {
+        let mut dispatched = Vec::new();
+        while !self.stopped() {
+            let claimed = leases.claim_work(now_ms, batch)?;
+            for run_id in &claimed {
+                if self.submit(*run_id, true) {
+                    dispatched.push(*run_id);
+                }
+            }
+            if claimed.len() < batch {
+                break;
+            }
         }
         Ok(dispatched)
     }
@@ -688,6 +819,14 @@ impl Scheduler {
         }
         let timers = Arc::clone(&shared);
         threads.push(spawn("ledgerflow-timers", move || timers.timer_loop())?);
+        if engine.store().leases().is_some() {
+            let keeper = Arc::clone(&shared);
+            threads.push(spawn("ledgerflow-leases", move || {
+                if let Some(leases) = keeper.engine.store().leases() {
+                    keeper.lease_loop(leases);
+                }
+            })?);
+        }
         Ok(Scheduler {
             shared,
             threads: Mutex::new(threads),
@@ -735,7 +874,8 @@ impl Scheduler {
         self.check_running()?;
         let engine = &self.shared.engine;
         let run_id = RunId::new_v4();
-        let _owner = self.shared.claim(run_id);
+        // A new run: its creating commit gives this worker its lease.
+        let _owner = self.shared.claim_local(run_id);
         // The start is committed with the first steps; a run left over its step budget
         // keeps being ticked here.
         let mut state = engine.run_as(run_id, workflow, input)?;
@@ -1030,6 +1170,8 @@ impl Scheduler {
             timer_lag_max_ms: c.timer_lag_max_ms.load(Ordering::Relaxed),
             runs_parked: lock(&self.shared.set_aside).parked_runs.len() as u64,
             recovered: *lock(&self.shared.recovered),
+            runs_leased_elsewhere: c.runs_leased_elsewhere.load(Ordering::Relaxed),
+            commits_fenced: c.commits_fenced.load(Ordering::Relaxed),
         }
     }
 
