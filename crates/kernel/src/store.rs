@@ -739,7 +739,9 @@ pub trait Store: Send + Sync {
 /// for [`Leases::lease_ms`] expires and can be taken over by any worker (the epoch goes
 /// up); a commit of a worker holding the run's lease must carry its epoch; a commit of a
 /// worker holding none is accepted only while no other worker holds a live lease; the
-/// commit that creates a run gives its worker the run's lease.
+/// commit that creates a running run gives its worker the run's lease; a commit that
+/// leaves a run waiting or ended lets its worker's lease go (the run needs no worker until
+/// an answer or a timer comes, and whoever brings it need not wait for the lease).
 pub trait Leases: Send + Sync {
     /// This worker's name, as leases and [`Error::Fenced`] show it.
     fn holder(&self) -> &str;
@@ -764,7 +766,9 @@ pub trait Leases: Send + Sync {
     /// Claims, for this worker, up to `limit` runs that need one and whose lease is free
     /// or expired: timers due at `now_ms`, and runs left running by a worker that stopped
     /// renewing (crashed, stalled). Runs another worker is claiming at the same moment are
-    /// skipped, not waited for, so each is claimed by one worker. Returns the runs claimed.
+    /// skipped, not waited for, so each is claimed by one worker. A run under a live lease,
+    /// this worker's own included, is never claimed: calling again until fewer than
+    /// `limit` come back ends. Returns the runs claimed.
     fn claim_work(&self, now_ms: i64, limit: usize) -> Result<Vec<RunId>, Error>;
 
     /// Renews every lease this worker holds; call well within [`Leases::lease_ms`].

@@ -180,22 +180,21 @@ impl Leases for PostgresStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut conn = self.conn()?;
         let params: [&(dyn postgres::types::ToSql + Sync); 4] =
-            [&now_ms, &held.worker(), &lease_ms_param(held), &limit];
-        // Due timers first (by due time; this worker's own leases among them keep their
-        // epoch, a job of its own may be under way), then runs whose holder stopped
-        // renewing or let them go with work left.
+            [&now_ms, &held.worker(), &limit, &lease_ms_param(held)];
+        // Due timers first (by due time), then runs whose holder stopped renewing or let
+        // them go with work left. A run under a live lease is not work to claim, this
+        // worker's own included: its job is under way here, and a claim loop that took its
+        // own runs again would never end.
         let mut rows = query(
             &mut conn,
             "WITH picked AS (
                  SELECT run_id FROM lf_runs
                  WHERE timer_ms <= $1
-                   AND (lease_holder IS NULL OR lease_holder = $2 OR lease_expires_at <= now())
-                 ORDER BY timer_ms, run_id LIMIT $4
+                   AND (lease_holder IS NULL OR lease_expires_at <= now())
+                 ORDER BY timer_ms, run_id LIMIT $3
                  FOR UPDATE SKIP LOCKED)
-             UPDATE lf_runs r SET lease_holder = $2,
-                 lease_epoch = CASE WHEN r.lease_holder = $2 AND r.lease_expires_at > now()
-                     THEN r.lease_epoch ELSE r.lease_epoch + 1 END,
-                 lease_expires_at = now() + $3::bigint * interval '1 millisecond'
+             UPDATE lf_runs r SET lease_holder = $2, lease_epoch = r.lease_epoch + 1,
+                 lease_expires_at = now() + $4::bigint * interval '1 millisecond'
              FROM picked WHERE r.run_id = picked.run_id
              RETURNING r.run_id, r.lease_epoch",
             &params,

@@ -601,8 +601,9 @@ fn commit_in(
                  workflow_version, created_ms, updated_ms, parent, wait_key, timer_ms,
                  lease_holder, lease_epoch, lease_expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                 CASE WHEN $13 THEN $14::text END, 1,
-                 now() + $15::bigint * interval '1 millisecond')
+                 CASE WHEN $13 AND $5 = 'running' THEN $14::text END, 1,
+                 CASE WHEN $13 AND $5 = 'running'
+                     THEN now() + $15::bigint * interval '1 millisecond' END)
              ON CONFLICT (run_id) DO NOTHING",
             &params,
         )?;
@@ -621,8 +622,11 @@ fn commit_in(
             "UPDATE lf_runs SET seq = $2, head_hash = $3, state = $4, status = $5,
                  workflow_id = $6, workflow_version = $7, created_ms = $8, updated_ms = $9,
                  parent = $10, wait_key = $11, timer_ms = $12,
-                 lease_expires_at = CASE WHEN $13 AND lease_holder = $14
-                     THEN now() + $15::bigint * interval '1 millisecond' ELSE lease_expires_at END
+                 lease_holder = CASE WHEN $13 AND lease_holder = $14 AND $5 <> 'running'
+                     THEN NULL ELSE lease_holder END,
+                 lease_expires_at = CASE WHEN $13 AND lease_holder = $14 THEN
+                     CASE WHEN $5 = 'running' THEN now() + $15::bigint * interval '1 millisecond' END
+                     ELSE lease_expires_at END
              WHERE run_id = $1",
             &params,
         )?;
@@ -800,6 +804,9 @@ impl Store for PostgresStore {
     fn commit(&self, commit: Commit) -> Result<(), Error> {
         self.check_open()?;
         let (run_id, creates) = (commit.run_id, commit.expected_seq == 0);
+        // A run that waits or has ended needs no worker: its commit lets the lease go (see
+        // `commit_in`), so whoever answers or times it out next need not wait for it.
+        let keeps_lease = commit.state.status == RunStatus::Running;
         let epoch = self.leases.epoch(run_id);
         let ticket = {
             let mut group = self.group.lock();
@@ -812,8 +819,9 @@ impl Store for PostgresStore {
             .group
             .wait_for(ticket, |batch| self.commit_batch(batch));
         match &result {
-            Ok(()) if creates => self.leases.hold(run_id, 1),
-            Ok(()) if epoch.is_some() => self.leases.renewed(run_id),
+            Ok(()) if creates && keeps_lease => self.leases.hold(run_id, 1),
+            Ok(()) if epoch.is_some() && keeps_lease => self.leases.renewed(run_id),
+            Ok(()) if epoch.is_some() => self.leases.lost(run_id),
             Err(Error::Fenced { .. }) => self.leases.lost(run_id),
             _ => {}
         }
