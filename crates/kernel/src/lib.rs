@@ -55,9 +55,7 @@ pub use state::{
     FailureCode, LedgerHead, ParentLink, PendingEffect, RunFailure, RunState, RunStatus,
     SubworkflowMode, WaitReason, WaitState,
 };
-pub use store::{
-    CheckReport, InboxEntry, IndexReader, Leases, Store, StoreLimits, TimerEntry,
-};
+pub use store::{CheckReport, InboxEntry, IndexReader, Leases, Store, StoreLimits, TimerEntry};
 pub use tlog::{
     log_head, log_leaves, log_root, prove_consistency, prove_record, LogHead, RecordProof,
 };

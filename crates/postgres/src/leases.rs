@@ -127,31 +127,40 @@ impl Leases for PostgresStore {
         if held.surely_live(run) {
             return Ok(true);
         }
-        let mut conn = self.conn()?;
-        // Keeps the epoch of a live lease this worker holds; raises it for a new holder.
-        let rows = query(
-            &mut conn,
-            "UPDATE lf_runs SET
-                 lease_epoch = CASE WHEN lease_holder = $2 AND lease_expires_at > now()
-                     THEN lease_epoch ELSE lease_epoch + 1 END,
-                 lease_holder = $2,
-                 lease_expires_at = now() + $3::bigint * interval '1 millisecond'
-             WHERE run_id = $1
-               AND (lease_holder IS NULL OR lease_holder = $2 OR lease_expires_at <= now())
-             RETURNING lease_epoch",
-            &[&uuid(run), &held.worker(), &lease_ms_param(held)],
-        )?;
-        if let Some(row) = rows.first() {
-            held.hold(run, row.get(0));
-            return Ok(true);
+        let outcome = self.with_conn(|conn| {
+            // Keeps the epoch of a live lease this worker holds; raises it for a new holder.
+            let rows = query(
+                conn,
+                "UPDATE lf_runs SET
+                     lease_epoch = CASE WHEN lease_holder = $2 AND lease_expires_at > now()
+                         THEN lease_epoch ELSE lease_epoch + 1 END,
+                     lease_holder = $2,
+                     lease_expires_at = now() + $3::bigint * interval '1 millisecond'
+                 WHERE run_id = $1
+                   AND (lease_holder IS NULL OR lease_holder = $2 OR lease_expires_at <= now())
+                 RETURNING lease_epoch",
+                &[&uuid(run), &held.worker(), &lease_ms_param(held)],
+            )?;
+            if let Some(row) = rows.first() {
+                return Ok(Ok(row.get::<_, i64>(0)));
+            }
+            let exists = query(
+                conn,
+                "SELECT 1 FROM lf_runs WHERE run_id = $1",
+                &[&uuid(run)],
+            )?;
+            Ok(Err(exists.is_empty()))
+        })?;
+        match outcome {
+            Ok(epoch) => {
+                held.hold(run, epoch);
+                Ok(true)
+            }
+            Err(absent) => {
+                held.lost(run);
+                Ok(absent)
+            }
         }
-        held.lost(run);
-        let exists = query(
-            &mut conn,
-            "SELECT 1 FROM lf_runs WHERE run_id = $1",
-            &[&uuid(run)],
-        )?;
-        Ok(exists.is_empty())
     }
 
     fn release(&self, run: RunId) -> Result<(), Error> {
@@ -160,13 +169,14 @@ impl Leases for PostgresStore {
             return Ok(());
         };
         held.lost(run);
-        let mut conn = self.conn()?;
-        query(
-            &mut conn,
-            "UPDATE lf_runs SET lease_holder = NULL, lease_expires_at = NULL
-             WHERE run_id = $1 AND lease_holder = $2 AND lease_epoch = $3 RETURNING 1",
-            &[&uuid(run), &held.worker(), &epoch],
-        )?;
+        self.with_conn(|conn| {
+            query(
+                conn,
+                "UPDATE lf_runs SET lease_holder = NULL, lease_expires_at = NULL
+                 WHERE run_id = $1 AND lease_holder = $2 AND lease_epoch = $3 RETURNING 1",
+                &[&uuid(run), &held.worker(), &epoch],
+            )
+        })?;
         Ok(())
     }
 
@@ -178,44 +188,46 @@ impl Leases for PostgresStore {
         self.check_limit(limit)?;
         let held = &self.leases;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut conn = self.conn()?;
-        let params: [&(dyn postgres::types::ToSql + Sync); 4] =
-            [&now_ms, &held.worker(), &limit, &lease_ms_param(held)];
-        // Due timers first (by due time), then runs whose holder stopped renewing or let
-        // them go with work left. A run under a live lease is not work to claim, this
-        // worker's own included: its job is under way here, and a claim loop that took its
-        // own runs again would never end.
-        let mut rows = query(
-            &mut conn,
-            "WITH picked AS (
-                 SELECT run_id FROM lf_runs
-                 WHERE timer_ms <= $1
-                   AND (lease_holder IS NULL OR lease_expires_at <= now())
-                 ORDER BY timer_ms, run_id LIMIT $3
-                 FOR UPDATE SKIP LOCKED)
-             UPDATE lf_runs r SET lease_holder = $2, lease_epoch = r.lease_epoch + 1,
-                 lease_expires_at = now() + $4::bigint * interval '1 millisecond'
-             FROM picked WHERE r.run_id = picked.run_id
-             RETURNING r.run_id, r.lease_epoch",
-            &params,
-        )?;
-        let left = limit - rows.len() as i64;
-        if left > 0 {
-            rows.extend(query(
-                &mut conn,
+        let rows = self.with_conn(|conn| {
+            let params: [&(dyn postgres::types::ToSql + Sync); 4] =
+                [&now_ms, &held.worker(), &limit, &lease_ms_param(held)];
+            // Due timers first (by due time), then runs whose holder stopped renewing or let
+            // them go with work left. A run under a live lease is not work to claim, this
+            // worker's own included: its job is under way here, and a claim loop that took its
+            // own runs again would never end.
+            let mut rows = query(
+                conn,
                 "WITH picked AS (
                      SELECT run_id FROM lf_runs
-                     WHERE status = 'running'
-                       AND (lease_expires_at IS NULL OR lease_expires_at <= now())
-                     ORDER BY lease_expires_at NULLS FIRST, run_id LIMIT $3
+                     WHERE timer_ms <= $1
+                       AND (lease_holder IS NULL OR lease_expires_at <= now())
+                     ORDER BY timer_ms, run_id LIMIT $3
                      FOR UPDATE SKIP LOCKED)
-                 UPDATE lf_runs r SET lease_holder = $1, lease_epoch = r.lease_epoch + 1,
-                     lease_expires_at = now() + $2::bigint * interval '1 millisecond'
+                 UPDATE lf_runs r SET lease_holder = $2, lease_epoch = r.lease_epoch + 1,
+                     lease_expires_at = now() + $4::bigint * interval '1 millisecond'
                  FROM picked WHERE r.run_id = picked.run_id
                  RETURNING r.run_id, r.lease_epoch",
-                &[&held.worker(), &lease_ms_param(held), &left],
-            )?);
-        }
+                &params,
+            )?;
+            let left = limit - rows.len() as i64;
+            if left > 0 {
+                rows.extend(query(
+                    conn,
+                    "WITH picked AS (
+                         SELECT run_id FROM lf_runs
+                         WHERE status = 'running'
+                           AND (lease_expires_at IS NULL OR lease_expires_at <= now())
+                         ORDER BY lease_expires_at NULLS FIRST, run_id LIMIT $3
+                         FOR UPDATE SKIP LOCKED)
+                     UPDATE lf_runs r SET lease_holder = $1, lease_epoch = r.lease_epoch + 1,
+                         lease_expires_at = now() + $2::bigint * interval '1 millisecond'
+                     FROM picked WHERE r.run_id = picked.run_id
+                     RETURNING r.run_id, r.lease_epoch",
+                    &[&held.worker(), &lease_ms_param(held), &left],
+                )?);
+            }
+            Ok(rows)
+        })?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -233,13 +245,14 @@ impl Leases for PostgresStore {
             return Ok(());
         }
         let ids: Vec<uuid::Uuid> = runs.iter().map(|r| uuid(*r)).collect();
-        let mut conn = self.conn()?;
-        let rows = query(
-            &mut conn,
-            "UPDATE lf_runs SET lease_expires_at = now() + $3::bigint * interval '1 millisecond'
-             WHERE run_id = ANY($1) AND lease_holder = $2 RETURNING run_id",
-            &[&ids, &held.worker(), &lease_ms_param(held)],
-        )?;
+        let rows = self.with_conn(|conn| {
+            query(
+                conn,
+                "UPDATE lf_runs SET lease_expires_at = now() + $3::bigint * interval '1 millisecond'
+                 WHERE run_id = ANY($1) AND lease_holder = $2 RETURNING run_id",
+                &[&ids, &held.worker(), &lease_ms_param(held)],
+            )
+        })?;
         let renewed: HashSet<RunId> = rows.iter().map(|r| run_id(r.get(0))).collect();
         let now = Instant::now();
         let mut leases = held.lock();
@@ -274,7 +287,10 @@ impl Leases for PostgresStore {
             let client = listener.as_mut().expect("connected above");
             let heard = {
                 let mut notifications = client.notifications();
-                let heard = notifications.timeout_iter(timeout).next().map(|n| n.is_some());
+                let heard = notifications
+                    .timeout_iter(timeout)
+                    .next()
+                    .map(|n| n.is_some());
                 // Notices that came together count as one.
                 while let Ok(Some(_)) = notifications.iter().next() {}
                 heard

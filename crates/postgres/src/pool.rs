@@ -18,6 +18,33 @@ pub type Statements = HashMap<&'static str, Statement>;
 pub struct Conn {
     pub client: Client,
     pub statements: Statements,
+    /// Found broken after an error: dropped, not pooled, when given back.
+    broken: bool,
+}
+
+/// How long a connection that just failed may take to answer an empty query before it is
+/// taken for broken.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Conn {
+    /// After an error on this connection: whether the connection itself is broken (cut
+    /// by the network or the server), so that what failed can be run again on a new one.
+    /// The client library does not always notice by itself, so an empty query asks.
+    pub fn broke(&mut self) -> bool {
+        if !self.broken {
+            self.broken = self.client.is_closed() || self.client.is_valid(CHECK_TIMEOUT).is_err();
+        }
+        self.broken
+    }
+
+    /// Marks the connection broken (a `COMMIT` it sent went unanswered).
+    pub fn set_broken(&mut self) {
+        self.broken = true;
+    }
+
+    fn usable(&self) -> bool {
+        !self.broken && !self.client.is_closed()
+    }
 }
 
 /// The pool.
@@ -76,7 +103,7 @@ impl Pool {
         let mut state = self.lock();
         loop {
             if let Some(conn) = state.idle.pop() {
-                if !conn.client.is_closed() {
+                if conn.usable() {
                     return Ok(Pooled {
                         pool: self,
                         conn: Some(conn),
@@ -130,6 +157,7 @@ impl Pool {
         Ok(Conn {
             client,
             statements: HashMap::new(),
+            broken: false,
         })
     }
 
@@ -142,7 +170,7 @@ impl Pool {
 }
 
 /// A connection taken from the pool; given back when dropped (dropped instead when it
-/// broke, or when a transaction on it was left open by an error).
+/// broke).
 pub struct Pooled<'a> {
     pool: &'a Pool,
     conn: Option<Conn>,
@@ -167,7 +195,7 @@ impl Drop for Pooled<'_> {
             return;
         };
         let mut state = self.pool.lock();
-        if conn.client.is_closed() {
+        if !conn.usable() {
             state.open -= 1;
         } else {
             state.idle.push(conn);

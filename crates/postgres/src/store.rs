@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use ledgerflow_kernel::store::{
     CheckReport, Commit, Delivery, Error, FeedEntry, InboxEntry, IndexChange, IndexReader, Leases,
@@ -156,7 +157,7 @@ impl PostgresStore {
         let mut pg = postgres::Config::from_str(&config.url)
             .map_err(|e| Error::InvalidInput(format!("the PostgreSQL connection string: {e}")))?;
         if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(std::time::Duration::from_secs(10));
+            pg.connect_timeout(Duration::from_secs(10));
         }
         pg.application_name("ledgerflow");
         let mut client = pg
@@ -229,22 +230,100 @@ impl PostgresStore {
     fn transaction<T>(
         &self,
         what: &str,
-        f: impl FnOnce(&mut postgres::Transaction<'_>, &mut Statements) -> Result<T, Error>,
+        f: impl FnMut(&mut postgres::Transaction<'_>, &mut Statements) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut conn = self.pool.get()?;
-        let Conn { client, statements } = &mut *conn;
-        let mut tx = client
-            .transaction()
-            .map_err(|e| db_error(&format!("{what}: starting a transaction"), e))?;
-        let value = f(&mut tx, statements)?;
-        tx.commit()
-            .map_err(|e| db_error(&format!("{what}: committing"), e))?;
-        Ok(value)
+        self.transaction_outcome(what, f)
+            .map_err(|failure| match failure {
+                TxFailure::Failed(e) | TxFailure::Unknown(e) => e,
+            })
     }
 
-    /// A pooled connection.
-    pub(crate) fn conn(&self) -> Result<crate::pool::Pooled<'_>, Error> {
-        self.pool.get()
+    /// [`PostgresStore::transaction`], telling a transaction that surely failed from one
+    /// whose `COMMIT` was sent but not answered (the connection broke): that one may be
+    /// stored. A transaction that failed because its connection was broken (a pooled
+    /// connection the server or the network cut while it was idle) stored nothing, and
+    /// is run once more on a new connection.
+    fn transaction_outcome<T>(
+        &self,
+        what: &str,
+        mut f: impl FnMut(&mut postgres::Transaction<'_>, &mut Statements) -> Result<T, Error>,
+    ) -> Result<T, TxFailure> {
+        let mut attempts_left = 2;
+        loop {
+            attempts_left -= 1;
+            let mut conn = self.pool.get().map_err(TxFailure::Failed)?;
+            let outcome = transaction_on(&mut conn, what, &mut f);
+            match outcome {
+                Err(TxFailure::Failed(_)) if attempts_left > 0 && conn.broke() => {}
+                Err(TxFailure::Unknown(e)) => {
+                    conn.set_broken();
+                    return Err(TxFailure::Unknown(e));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Runs `f` on a pooled connection, once more on a new one if the first was broken
+    /// (a read, or statements that are safe to repeat).
+    pub(crate) fn with_conn<T>(
+        &self,
+        mut f: impl FnMut(&mut Conn) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut attempts_left = 2;
+        loop {
+            attempts_left -= 1;
+            let mut conn = self.pool.get()?;
+            match f(&mut conn) {
+                Err(_) if attempts_left > 0 && conn.broke() => {}
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Whether the transaction that wrote `probe` was stored, after the connection broke
+    /// with its `COMMIT` unanswered. Every commit locks the log head row until its
+    /// transaction ends, so taking that lock waits out a transaction still finishing on
+    /// the server (one the server has not yet seen cut off ends by
+    /// `idle_in_transaction_session_timeout`); then the probe's last record is stored or
+    /// it never will be. Asks a few times, on new connections, while the database cannot
+    /// be reached.
+    fn landed(&self, probe: &Commit) -> Result<bool, Error> {
+        let Some(last) = probe.records.last() else {
+            return Err(Error::io_failed(
+                "a commit without records cannot be read back",
+            ));
+        };
+        let (id, seq) = (uuid(probe.run_id), int(last.seq(), "a seq")?);
+        let line = codec::record_line(last);
+        let mut backoff = Duration::from_millis(50);
+        let mut attempt = 1;
+        loop {
+            let found = self.transaction("reading back a commit", |tx, statements| {
+                tx_query(
+                    tx,
+                    statements,
+                    "SELECT size FROM lf_log_head FOR UPDATE",
+                    &[],
+                )?;
+                let rows = tx_query(
+                    tx,
+                    statements,
+                    "SELECT line FROM lf_records WHERE run_id = $1 AND seq = $2",
+                    &[&id, &seq],
+                )?;
+                Ok(rows.first().map(|row| row.get::<_, &str>(0) == line))
+            });
+            match found {
+                Ok(found) => return Ok(found == Some(true)),
+                Err(e) if attempt >= COMMIT_READ_BACK_ATTEMPTS => return Err(e),
+                Err(_) => {
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     /// Runs the statement `sql` on a pooled connection.
@@ -253,9 +332,34 @@ impl PostgresStore {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, Error> {
-        let mut conn = self.pool.get()?;
-        query(&mut conn, sql, params)
+        self.with_conn(|conn| query(conn, sql, params))
     }
+}
+
+/// One transaction of `f` on `conn`.
+fn transaction_on<T>(
+    conn: &mut Conn,
+    what: &str,
+    f: &mut impl FnMut(&mut postgres::Transaction<'_>, &mut Statements) -> Result<T, Error>,
+) -> Result<T, TxFailure> {
+    let Conn {
+        client, statements, ..
+    } = conn;
+    let mut tx = client
+        .transaction()
+        .map_err(|e| TxFailure::Failed(db_error(&format!("{what}: starting a transaction"), e)))?;
+    let value = f(&mut tx, statements).map_err(TxFailure::Failed)?;
+    tx.commit().map_err(|e| {
+        // The server answered with an error: it rolled back. No answer: unknown.
+        let answered = e.as_db_error().is_some();
+        let e = db_error(&format!("{what}: committing"), e);
+        if answered {
+            TxFailure::Failed(e)
+        } else {
+            TxFailure::Unknown(e)
+        }
+    })?;
+    Ok(value)
 }
 
 /// Drops schema `schema` of the database at `url` with every table in it: the whole
@@ -292,7 +396,9 @@ pub(crate) fn query(
     sql: &'static str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, Error> {
-    let Conn { client, statements } = conn;
+    let Conn {
+        client, statements, ..
+    } = conn;
     tx_query(client, statements, sql, params)
 }
 
@@ -457,6 +563,18 @@ impl Signing<'_> {
     }
 }
 
+/// How a transaction failed.
+enum TxFailure {
+    /// It did not commit: nothing of it is stored.
+    Failed(Error),
+    /// Its `COMMIT` went unanswered: it may be stored.
+    Unknown(Error),
+}
+
+/// How many times a commit whose answer was lost is read back (waiting 50 ms, then twice
+/// as long each time: about 1.5 s in all) before its caller is told the outcome is unknown.
+const COMMIT_READ_BACK_ATTEMPTS: u32 = 5;
+
 /// What a commit is checked and written with besides itself.
 struct Context<'a> {
     limits: StoreLimits,
@@ -472,7 +590,9 @@ struct Context<'a> {
 fn check_fence(row: &Row, commit: &Pending, worker: &str) -> Result<(), Error> {
     let holder: Option<String> = row.get("lease_holder");
     let fenced = match commit.epoch {
-        Some(epoch) => holder.as_deref() != Some(worker) || row.get::<_, i64>("lease_epoch") != epoch,
+        Some(epoch) => {
+            holder.as_deref() != Some(worker) || row.get::<_, i64>("lease_epoch") != epoch
+        }
         None => row.get::<_, bool>("lease_live") && holder.as_deref() != Some(worker),
     };
     if fenced {
@@ -1201,9 +1321,12 @@ impl Store for PostgresStore {
     }
 
     fn log_nodes(&self, indexes: &[u64]) -> Result<Vec<TreeHash>, Error> {
-        let mut conn = self.pool.get()?;
-        let Conn { client, statements } = &mut *conn;
-        read_log_nodes(client, statements, indexes)
+        self.with_conn(|conn| {
+            let Conn {
+                client, statements, ..
+            } = conn;
+            read_log_nodes(client, statements, indexes)
+        })
     }
 
     fn leaf_index(&self, run_id: RunId, seq: u64) -> Result<Option<u64>, Error> {
@@ -1382,17 +1505,24 @@ impl PostgresStore {
         };
         if let [(ticket, pending)] = batch.as_slice() {
             // Alone: the transaction is its savepoint (two round trips fewer).
-            let result = self.transaction("a commit", |tx, statements| {
+            let outcome = self.transaction_outcome("a commit", |tx, statements| {
                 commit_in(tx, statements, pending, &context)?;
                 if sets_timer(pending) {
                     notify(tx, statements)?;
                 }
                 Ok(())
             });
+            let result = match outcome {
+                Ok(()) => Ok(()),
+                Err(TxFailure::Failed(e)) => Err(e),
+                Err(TxFailure::Unknown(e)) => self.read_back(&pending.commit, e),
+            };
             return vec![(*ticket, result)];
         }
         let mut results = Vec::with_capacity(batch.len());
-        let outcome = self.transaction("a commit", |tx, statements| {
+        let outcome = self.transaction_outcome("a commit", |tx, statements| {
+            // Run again on a new connection if the first was broken: start over.
+            results.clear();
             lock_in_order(tx, statements, &batch)?;
             let mut timer_set = false;
             for (ticket, pending) in &batch {
@@ -1420,13 +1550,44 @@ impl PostgresStore {
             }
             Ok(())
         });
+        let failed = |e: Error| {
+            batch
+                .iter()
+                .map(|(ticket, _)| (*ticket, Err(e.clone())))
+                .collect()
+        };
         match outcome {
             Ok(()) => results,
             // Nothing of the batch is stored: every commit in it fails with the cause.
-            Err(e) => batch
-                .iter()
-                .map(|(ticket, _)| (*ticket, Err(e.clone())))
-                .collect(),
+            Err(TxFailure::Failed(e)) => failed(e),
+            // The batch is stored whole or not at all: one commit of it that went in tells.
+            Err(TxFailure::Unknown(e)) => {
+                let probe = batch
+                    .iter()
+                    .zip(&results)
+                    .find(|(_, (_, result))| result.is_ok())
+                    .map(|((_, pending), _)| &pending.commit);
+                match probe.map(|commit| self.read_back(commit, e.clone())) {
+                    Some(Ok(())) => results,
+                    Some(Err(e)) => failed(e),
+                    None => failed(e),
+                }
+            }
+        }
+    }
+
+    /// The outcome of `commit` after its `COMMIT` went unanswered with `cause`: `Ok` if it
+    /// was stored; the cause if it surely was not; an IO error saying so if the database
+    /// could not be asked.
+    fn read_back(&self, commit: &Commit, cause: Error) -> Result<(), Error> {
+        match self.landed(commit) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(cause),
+            Err(e) => Err(Error::io_failed(format!(
+                "{cause}; the connection broke before the database answered, and reading \
+                 the commit back failed too ({e}): run {} may or may not hold it",
+                commit.run_id
+            ))),
         }
     }
 

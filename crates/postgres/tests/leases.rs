@@ -5,6 +5,8 @@
 //! worker. Skipped, saying why, on a machine without PostgreSQL unless
 //! `LEDGERFLOW_REQUIRE_POSTGRES=1` (CI).
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,19 +22,6 @@ use serde_json::json;
 
 const T0: i64 = 1_700_000_000_000;
 const LEASE_MS: u64 = 400;
-
-fn approval() -> WorkflowSpec {
-    WorkflowSpec::builder("approval", 1)
-        .node("ask", |_: &mut StepContext<'_>| {
-            StepPlan::effect(Effect::ask_user("approve?", &[]).result_key("answer")).then_next("done")
-        })
-        .node("done", |ctx: &mut StepContext<'_>| {
-            StepPlan::complete(ctx.var("answer").cloned().unwrap_or_default())
-        })
-        .entry("ask")
-        .build()
-        .expect("spec")
-}
 
 fn nap() -> WorkflowSpec {
     WorkflowSpec::builder("nap", 1)
@@ -57,7 +46,7 @@ fn engine(store: &Arc<PostgresStore>) -> Engine {
         Arc::clone(store) as Arc<dyn Store>,
         Arc::new(ManualClock::new(T0)),
     );
-    engine.register(approval());
+    engine.register(common::approval());
     engine.register(nap());
     engine
 }
@@ -93,7 +82,10 @@ fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced() {
 
     // a stalls past its lease: b takes the run over and a's late step is refused.
     std::thread::sleep(Duration::from_millis(LEASE_MS + 200));
-    assert!(leases_b.acquire(run).expect("acquire"), "an expired lease is free");
+    assert!(
+        leases_b.acquire(run).expect("acquire"),
+        "an expired lease is free"
+    );
     let seq_before = engine_a.load(run).expect("load").head.seq;
     fenced_by(engine_a.tick(run), "b");
     assert_eq!(
@@ -155,18 +147,29 @@ fn due_timers_are_claimed_by_one_worker_each() {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("claimant")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("claimant"))
+            .collect()
     });
     let (x, y): (HashSet<RunId>, HashSet<RunId>) = (
         claimed[0].iter().copied().collect(),
         claimed[1].iter().copied().collect(),
     );
-    assert_eq!(x.len() + y.len(), RUNS, "each run claimed once: {x:?} {y:?}");
+    assert_eq!(
+        x.len() + y.len(),
+        RUNS,
+        "each run claimed once: {x:?} {y:?}"
+    );
     assert!(x.is_disjoint(&y));
     assert_eq!(&x | &y, runs);
     // Claimed, a run is its claimant's: the other cannot take it.
     let one = *x.iter().next().expect("x claimed some");
-    assert!(!claimants[1].leases().expect("leases").acquire(one).expect("acquire"));
+    assert!(!claimants[1]
+        .leases()
+        .expect("leases")
+        .acquire(one)
+        .expect("acquire"));
     // Timers not yet due are not work.
     assert!(claimants[1]
         .leases()
@@ -196,14 +199,18 @@ fn a_commit_that_sets_a_timer_wakes_a_listening_worker() {
     std::thread::scope(|scope| {
         let listener = scope.spawn(|| leases_b.wait_notice(Duration::from_secs(20)));
         std::thread::sleep(Duration::from_millis(100));
-        engine_a.run(("nap", 1), json!({})).expect("a run that sets a timer");
+        engine_a
+            .run(("nap", 1), json!({}))
+            .expect("a run that sets a timer");
         assert!(
             listener.join().expect("listener").expect("listen"),
             "the notice came before the timeout"
         );
     });
     // A commit that sets no timer says nothing.
-    engine_a.run(("approval", 1), json!({})).expect("a run that asks");
+    engine_a
+        .run(("approval", 1), json!({}))
+        .expect("a run that asks");
     assert!(!leases_b
         .wait_notice(Duration::from_millis(300))
         .expect("listen"));

@@ -431,7 +431,9 @@ impl Shared {
             match leases.acquire(run_id) {
                 Ok(true) => {}
                 Ok(false) => {
-                    counters.runs_leased_elsewhere.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .runs_leased_elsewhere
+                        .fetch_add(1, Ordering::Relaxed);
                     return;
                 }
                 // The database is out of reach: the run's lease expires, and a worker
@@ -570,7 +572,8 @@ impl Shared {
     /// Renews this worker's leases and listens for other workers' notices (a timer set),
     /// waking the timer thread on each: with a store shared by many workers.
     fn lease_loop(&self, leases: &dyn store::Leases) {
-        let renew_every = Duration::from_millis(leases.lease_ms() / 3).max(Duration::from_millis(1));
+        let renew_every =
+            Duration::from_millis(leases.lease_ms() / 3).max(Duration::from_millis(1));
         let listen_max = renew_every.min(Duration::from_millis(500));
         let mut renewed = Instant::now();
         while !self.stopped() {
@@ -618,7 +621,9 @@ impl Shared {
             });
             if let Some(leases) = self.leases() {
                 // Runs whose holder died are claimed once their leases expire.
-                wait = wait.min(Duration::from_millis(leases.lease_ms() / 2).max(Duration::from_millis(1)));
+                wait = wait.min(
+                    Duration::from_millis(leases.lease_ms() / 2).max(Duration::from_millis(1)),
+                );
             }
             let (generation, _) = self
                 .timer_wake
