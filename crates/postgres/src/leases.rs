@@ -113,6 +113,23 @@ fn lease_ms_param(held: &Held) -> i64 {
     i64::try_from(held.lease_ms).unwrap_or(i64::MAX)
 }
 
+impl PostgresStore {
+    /// The live leases on the store's runs, counted by the worker holding them, by name:
+    /// which workers are busy with runs right now (by the database's clock).
+    pub fn live_leases(&self) -> Result<Vec<(String, u64)>, Error> {
+        let rows = self.rows(
+            "SELECT lease_holder, count(*) FROM lf_runs
+             WHERE lease_holder IS NOT NULL AND lease_expires_at > now()
+             GROUP BY lease_holder ORDER BY lease_holder",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), row.get::<_, i64>(1).unsigned_abs()))
+            .collect())
+    }
+}
+
 impl Leases for PostgresStore {
     fn holder(&self) -> &str {
         self.leases.worker()
@@ -248,8 +265,14 @@ impl Leases for PostgresStore {
         let rows = self.with_conn(|conn| {
             query(
                 conn,
-                "UPDATE lf_runs SET lease_expires_at = now() + $3::bigint * interval '1 millisecond'
-                 WHERE run_id = ANY($1) AND lease_holder = $2 RETURNING run_id",
+                // Rows locked in run id order, as commits lock them: never a deadlock
+                // with a batch of this worker's commits holding some of them.
+                "WITH mine AS (
+                     SELECT run_id FROM lf_runs WHERE run_id = ANY($1) AND lease_holder = $2
+                     ORDER BY run_id FOR UPDATE)
+                 UPDATE lf_runs r
+                 SET lease_expires_at = now() + $3::bigint * interval '1 millisecond'
+                 FROM mine WHERE r.run_id = mine.run_id RETURNING r.run_id",
                 &[&ids, &held.worker(), &lease_ms_param(held)],
             )
         })?;

@@ -11,8 +11,42 @@ use postgres::{Client, NoTls, Statement};
 
 use crate::codec::db_error;
 
-/// The statements prepared on one connection, by their text.
-pub type Statements = HashMap<&'static str, Statement>;
+/// The statements prepared on one connection, by their text; and whether the last error
+/// on it was transient.
+#[derive(Default)]
+pub struct Statements {
+    prepared: HashMap<&'static str, Statement>,
+    transient_error: bool,
+}
+
+impl Statements {
+    /// The statement prepared for `sql`, if it was.
+    pub fn get(&self, sql: &str) -> Option<&Statement> {
+        self.prepared.get(sql)
+    }
+
+    /// Keeps the statement prepared for `sql`.
+    pub fn insert(&mut self, sql: &'static str, statement: Statement) {
+        self.prepared.insert(sql, statement);
+    }
+
+    /// Notes an error a statement on this connection failed with.
+    pub fn failed(&mut self, e: &postgres::Error) {
+        use postgres::error::SqlState;
+        // The server chose this transaction as a deadlock's victim, or could not
+        // serialize it: it rolled back whole, and may well go through if run again.
+        let transient = [
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+        ];
+        self.transient_error |= e.code().is_some_and(|code| transient.contains(code));
+    }
+
+    /// Whether an error since the last call was transient; forgets it.
+    pub fn take_transient_error(&mut self) -> bool {
+        std::mem::take(&mut self.transient_error)
+    }
+}
 
 /// One connection and the statements prepared on it.
 pub struct Conn {
@@ -156,7 +190,7 @@ impl Pool {
             .map_err(|e| db_error("setting up the connection", e))?;
         Ok(Conn {
             client,
-            statements: HashMap::new(),
+            statements: Statements::default(),
             broken: false,
         })
     }

@@ -241,20 +241,24 @@ impl PostgresStore {
     /// [`PostgresStore::transaction`], telling a transaction that surely failed from one
     /// whose `COMMIT` was sent but not answered (the connection broke): that one may be
     /// stored. A transaction that failed because its connection was broken (a pooled
-    /// connection the server or the network cut while it was idle) stored nothing, and
-    /// is run once more on a new connection.
+    /// connection the server or the network cut while it was idle), or that the server
+    /// rolled back as a deadlock's victim or as unserializable, stored nothing, and is
+    /// run again (up to [`ATTEMPTS_MAX`] times in all; on a new connection if broken).
     fn transaction_outcome<T>(
         &self,
         what: &str,
         mut f: impl FnMut(&mut postgres::Transaction<'_>, &mut Statements) -> Result<T, Error>,
     ) -> Result<T, TxFailure> {
-        let mut attempts_left = 2;
+        let mut attempts_left = ATTEMPTS_MAX;
         loop {
             attempts_left -= 1;
             let mut conn = self.pool.get().map_err(TxFailure::Failed)?;
+            conn.statements.take_transient_error();
             let outcome = transaction_on(&mut conn, what, &mut f);
             match outcome {
-                Err(TxFailure::Failed(_)) if attempts_left > 0 && conn.broke() => {}
+                Err(TxFailure::Failed(_))
+                    if attempts_left > 0
+                        && (conn.statements.take_transient_error() || conn.broke()) => {}
                 Err(TxFailure::Unknown(e)) => {
                     conn.set_broken();
                     return Err(TxFailure::Unknown(e));
@@ -264,18 +268,22 @@ impl PostgresStore {
         }
     }
 
-    /// Runs `f` on a pooled connection, once more on a new one if the first was broken
-    /// (a read, or statements that are safe to repeat).
+    /// Runs `f` on a pooled connection, again (on a new one if the first was broken)
+    /// after a broken connection or a transient error, as [`PostgresStore::transaction`]
+    /// does: for reads, and statements that are safe to repeat.
     pub(crate) fn with_conn<T>(
         &self,
         mut f: impl FnMut(&mut Conn) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut attempts_left = 2;
+        let mut attempts_left = ATTEMPTS_MAX;
         loop {
             attempts_left -= 1;
             let mut conn = self.pool.get()?;
+            conn.statements.take_transient_error();
             match f(&mut conn) {
-                Err(_) if attempts_left > 0 && conn.broke() => {}
+                Err(_)
+                    if attempts_left > 0
+                        && (conn.statements.take_transient_error() || conn.broke()) => {}
                 outcome => return outcome,
             }
         }
@@ -352,6 +360,7 @@ fn transaction_on<T>(
     tx.commit().map_err(|e| {
         // The server answered with an error: it rolled back. No answer: unknown.
         let answered = e.as_db_error().is_some();
+        statements.failed(&e);
         let e = db_error(&format!("{what}: committing"), e);
         if answered {
             TxFailure::Failed(e)
@@ -384,9 +393,10 @@ fn prepared(
     if let Some(statement) = statements.get(sql) {
         return Ok(statement.clone());
     }
-    let statement = client
-        .prepare(sql)
-        .map_err(|e| db_error("preparing a statement", e))?;
+    let statement = client.prepare(sql).map_err(|e| {
+        statements.failed(&e);
+        db_error("preparing a statement", e)
+    })?;
     statements.insert(sql, statement.clone());
     Ok(statement)
 }
@@ -409,9 +419,10 @@ pub(crate) fn tx_query(
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, Error> {
     let statement = prepared(client, statements, sql)?;
-    client
-        .query(&statement, params)
-        .map_err(|e| db_error("reading", e))
+    client.query(&statement, params).map_err(|e| {
+        statements.failed(&e);
+        db_error("reading", e)
+    })
 }
 
 pub(crate) fn tx_execute(
@@ -421,9 +432,10 @@ pub(crate) fn tx_execute(
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<u64, Error> {
     let statement = prepared(client, statements, sql)?;
-    client
-        .execute(&statement, params)
-        .map_err(|e| db_error("writing", e))
+    client.execute(&statement, params).map_err(|e| {
+        statements.failed(&e);
+        db_error("writing", e)
+    })
 }
 
 fn limit_param(limit: usize) -> i64 {
@@ -571,6 +583,11 @@ enum TxFailure {
     Unknown(Error),
 }
 
+/// How many times a transaction is tried in all when it fails in a way that stored
+/// nothing and may pass next time (a broken connection, a deadlock, a serialization
+/// failure).
+const ATTEMPTS_MAX: u32 = 3;
+
 /// How many times a commit whose answer was lost is read back (waiting 50 ms, then twice
 /// as long each time: about 1.5 s in all) before its caller is told the outcome is unknown.
 const COMMIT_READ_BACK_ATTEMPTS: u32 = 5;
@@ -598,7 +615,8 @@ fn check_fence(row: &Row, commit: &Pending, worker: &str) -> Result<(), Error> {
     if fenced {
         return Err(Error::Fenced {
             run_id: commit.commit.run_id,
-            holder: holder.unwrap_or_else(|| "(none: the run was let go)".to_owned()),
+            holder: holder
+                .unwrap_or_else(|| "(none: it took the lease over and let it go since)".to_owned()),
         });
     }
     Ok(())

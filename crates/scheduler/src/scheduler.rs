@@ -226,6 +226,16 @@ impl Drop for Owner<'_> {
     }
 }
 
+/// Whether a commit of the call was refused by the fence (see [`store::Leases`]), the
+/// call's first commit or one after others went in: another worker holds the run now.
+fn is_fenced(e: &ledgerflow_kernel::Error) -> bool {
+    match e {
+        ledgerflow_kernel::Error::Store(store::Error::Fenced { .. }) => true,
+        ledgerflow_kernel::Error::AfterCommit { source, .. } => is_fenced(source),
+        _ => false,
+    }
+}
+
 /// How long a caller waits at most for another worker process to let go of a run it
 /// holds (a job takes a few commits; a lease is renewed while its holder lives): then the
 /// call goes on and its commit is refused with the holder's name.
@@ -469,7 +479,7 @@ impl Shared {
                 Err(e) if e.is_conflict() => {
                     counters.conflicts_retried.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(ledgerflow_kernel::Error::Store(store::Error::Fenced { .. })) => {
+                Err(e) if is_fenced(&e) => {
                     counters.commits_fenced.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
