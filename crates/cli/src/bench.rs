@@ -40,6 +40,14 @@ enum Workload {
     Recover(RecoverArgs),
     /// The physical floor: fsync rate and latency, raw sled batch + flush + fsync.
     Floor(FloorArgs),
+    /// Many worker processes on one PostgreSQL database (`--pg-url`): R runs of K steps
+    /// (one commit a step), started here and done by P worker processes of T scheduler
+    /// threads each, sharing the runs by lease.
+    Workers(WorkersArgs),
+    /// One worker process of `workers` (started by it): a scheduler over the store until
+    /// its stdin closes, then its stats as one JSON line.
+    #[command(hide = true)]
+    Worker(WorkerArgs),
     /// Opens an existing store and reports the time and memory it took (used by
     /// `recover` in a fresh process).
     #[command(hide = true)]
@@ -129,6 +137,37 @@ struct TimersArgs {
     workers: usize,
     #[command(flatten)]
     common: Common,
+}
+
+#[derive(Args, Debug)]
+struct WorkersArgs {
+    #[arg(long, default_value_t = 1_000)]
+    runs: usize,
+    #[arg(long, default_value_t = 20)]
+    steps: u64,
+    /// Worker processes.
+    #[arg(long, default_value_t = 2)]
+    processes: usize,
+    /// Scheduler threads in each worker process.
+    #[arg(long, default_value_t = 8)]
+    threads: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct WorkerArgs {
+    #[arg(long = "pg-url")]
+    pg_url: String,
+    #[arg(long)]
+    schema: String,
+    /// This worker's name in leases.
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    steps: u64,
+    #[arg(long)]
+    threads: usize,
 }
 
 #[derive(Args, Debug)]
@@ -333,6 +372,8 @@ pub fn run(args: &BenchArgs) -> Result<Value> {
         Workload::Verify(a) => verify(a),
         Workload::Recover(a) => recover(a),
         Workload::Floor(a) => floor(a),
+        Workload::Workers(a) => workers(a),
+        Workload::Worker(a) => worker(a),
         Workload::Open { dir } => open_only(dir),
     }
 }
@@ -435,6 +476,169 @@ fn steps(a: &StepsArgs) -> Result<Value> {
         }),
         "rss_max_mb": rss_max_mb(),
     }))
+}
+
+/// The PostgreSQL store of a worker (or of the process starting the runs) named `name`.
+fn pg_store(
+    url: &str,
+    schema: &str,
+    name: &str,
+) -> Result<Arc<ledgerflow::postgres::PostgresStore>> {
+    let config = ledgerflow::postgres::PostgresConfig {
+        schema: schema.to_owned(),
+        worker: name.to_owned(),
+        connections_max: 64,
+        ..ledgerflow::postgres::PostgresConfig::new(url.to_owned())
+    };
+    Ok(Arc::new(ledgerflow::postgres::PostgresStore::open(config)?))
+}
+
+/// An engine that commits every step on its own, as the peers checkpoint each step.
+fn step_engine(store: Arc<dyn Store>, steps: u64) -> Result<Arc<Engine>> {
+    let config = EngineConfig {
+        steps_per_tick_max: 1,
+        ..EngineConfig::default()
+    };
+    let engine = Arc::new(Engine::with_config(store, Arc::new(SystemClock), config));
+    engine.register(counter_spec(steps)?);
+    Ok(engine)
+}
+
+/// A worker process of [`workers`], as the child of this one.
+struct WorkerProcess {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl WorkerProcess {
+    fn spawn(a: &WorkersArgs, url: &str, schema: &str, name: &str) -> Result<WorkerProcess> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .args([
+                "bench", "worker", "--pg-url", url, "--schema", schema, "--name", name,
+            ])
+            .args([
+                "--steps",
+                &a.steps.to_string(),
+                "--threads",
+                &a.threads.to_string(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("starting a worker process")?;
+        let mut stdout = std::io::BufReader::new(child.stdout.take().context("its stdout")?);
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        if line.trim() != "READY" {
+            bail!("worker {name} did not start: {line:?}");
+        }
+        Ok(WorkerProcess { child, stdout })
+    }
+
+    /// Closes its stdin; the stats it prints as it stops.
+    fn stop(mut self) -> Result<Value> {
+        use std::io::BufRead;
+        drop(self.child.stdin.take());
+        let mut stats = Value::Null;
+        for line in (&mut self.stdout).lines() {
+            if let Some(json) = line?.strip_prefix("STATS ") {
+                stats = serde_json::from_str(json)?;
+            }
+        }
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("a worker process exited with {status}");
+        }
+        Ok(stats)
+    }
+}
+
+fn workers(a: &WorkersArgs) -> Result<Value> {
+    if a.runs == 0 || a.steps == 0 || a.processes == 0 || a.threads == 0 {
+        bail!("--runs, --steps, --processes and --threads must be at least 1");
+    }
+    let dir = BenchDir::new(&a.common, "workers")?;
+    let Some((url, schema)) = dir.pg.clone() else {
+        bail!("bench workers needs --pg-url (or LEDGERFLOW_BENCH_PG_URL)");
+    };
+    let store = pg_store(&url, &schema, "bench-starter")?;
+    let engine = step_engine(Arc::clone(&store) as Arc<dyn Store>, a.steps)?;
+    let processes: Vec<WorkerProcess> = (0..a.processes)
+        .map(|i| WorkerProcess::spawn(a, &url, &schema, &format!("bench-w{i}")))
+        .collect::<Result<_>>()?;
+    let leases = ledgerflow_kernel::Store::leases(&*store).context("leases")?;
+    let started = Instant::now();
+    // Started here, then let go: a worker claims each at once (the release tells them).
+    on_threads(split(a.runs, 4), |count| -> Result<()> {
+        for _ in 0..count {
+            let run = engine.start(("bench-steps", 1), json!({}))?;
+            leases.release(run)?;
+        }
+        Ok(())
+    })?;
+    let runs = a.runs as u64;
+    loop {
+        let completed = store
+            .count_by_status()?
+            .into_iter()
+            .find(|(status, _)| *status == RunStatus::Completed)
+            .map_or(0, |(_, n)| n);
+        if completed >= runs {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(3_600) {
+            bail!("{completed} of {runs} runs completed in an hour");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = started.elapsed();
+    let stats: Vec<Value> = processes
+        .into_iter()
+        .map(WorkerProcess::stop)
+        .collect::<Result<_>>()?;
+    let steps = (a.runs as u64 * a.steps) as f64;
+    Ok(json!({
+        "workload": "workers",
+        "store": "postgres",
+        "processes": a.processes,
+        "threads": a.threads,
+        "runs": a.runs,
+        "steps": steps,
+        "elapsed_s": elapsed.as_secs_f64(),
+        "steps_per_s": per_s(steps, elapsed),
+        "workers": stats,
+    }))
+}
+
+fn worker(a: &WorkerArgs) -> Result<Value> {
+    let store = pg_store(&a.pg_url, &a.schema, &a.name)?;
+    let engine = step_engine(store as Arc<dyn Store>, a.steps)?;
+    let scheduler = Scheduler::start(
+        engine,
+        SchedulerConfig {
+            workers: a.threads.max(1),
+            ..SchedulerConfig::default()
+        },
+    )?;
+    println!("READY");
+    std::io::stdout().flush()?;
+    let _ = std::io::stdin().lines().count();
+    let stats = scheduler.stats();
+    scheduler.stop();
+    println!(
+        "STATS {}",
+        json!({
+            "runs_ticked": stats.runs_ticked,
+            "runs_leased_elsewhere": stats.runs_leased_elsewhere,
+            "commits_fenced": stats.commits_fenced,
+            "conflicts_retried": stats.conflicts_retried,
+            "job_errors": stats.job_errors,
+        })
+    );
+    std::io::stdout().flush()?;
+    // The parent reads the line above; what the command prints after it is not read.
+    Ok(Value::Null)
 }
 
 /// Bytes allocated on disk to the files under `path` (blocks, not lengths: sled's log

@@ -755,7 +755,9 @@ pub trait Leases: Send + Sync {
     /// commit takes the lease).
     fn acquire(&self, run_id: RunId) -> Result<bool, Error>;
 
-    /// Gives the run's lease back, so the next worker need not wait for it to expire.
+    /// Gives the run's lease back, so the next worker need not wait for it to expire. A
+    /// run let go with work left (still running) is told to the workers waiting in
+    /// [`Leases::wait_notice`], so one claims it at once.
     fn release(&self, run_id: RunId) -> Result<(), Error>;
 
     /// Stops renewing the run's lease without giving it back: another worker may take

@@ -187,11 +187,15 @@ impl Leases for PostgresStore {
         };
         held.lost(run);
         self.with_conn(|conn| {
+            // A run let go with work left wakes the workers listening: one claims it.
             query(
                 conn,
-                "UPDATE lf_runs SET lease_holder = NULL, lease_expires_at = NULL
-                 WHERE run_id = $1 AND lease_holder = $2 AND lease_epoch = $3 RETURNING 1",
-                &[&uuid(run), &held.worker(), &epoch],
+                "WITH let_go AS (
+                     UPDATE lf_runs SET lease_holder = NULL, lease_expires_at = NULL
+                     WHERE run_id = $1 AND lease_holder = $2 AND lease_epoch = $3
+                     RETURNING status)
+                 SELECT pg_notify($4, '') FROM let_go WHERE status = 'running'",
+                &[&uuid(run), &held.worker(), &epoch, &held.channel()],
             )
         })?;
         Ok(())

@@ -107,6 +107,9 @@ pub struct PostgresStore {
     group: Group<Pending>,
     /// The run leases this worker holds (see [`crate::leases`]).
     pub(crate) leases: crate::leases::Held,
+    /// The global log's right edge as this process's last commit left it (see
+    /// `append_log`); none until a commit, or after one failed.
+    log_edge: std::sync::Mutex<Option<Frontier>>,
     closed: AtomicBool,
 }
 
@@ -193,6 +196,7 @@ impl PostgresStore {
             signer: OnceLock::new(),
             group: Group::new(config.commit_batch_max),
             leases,
+            log_edge: std::sync::Mutex::default(),
             closed: AtomicBool::new(false),
         })
     }
@@ -629,7 +633,7 @@ fn commit_in(
     context: &Context<'_>,
 ) -> Result<(), Error> {
     let commit = &pending.commit;
-    let (limits, signing) = (context.limits, &context.signing);
+    let limits = context.limits;
     let id = uuid(commit.run_id);
     let current = tx_query(
         tx,
@@ -769,7 +773,7 @@ fn commit_in(
             &params,
         )?;
     }
-    append_records(tx, statements, commit.run_id, &commit.records, signing)
+    Ok(())
 }
 
 /// Takes the row locks of a batch in the order every transaction takes them: the runs'
@@ -815,15 +819,21 @@ fn touched_keys(commit: &Commit) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Appends records to the feed and the global Merkle log, under the log head's lock.
-fn append_records(
+/// Appends the records of the commits of one transaction to the global log, in commit
+/// order: one update of the log head (its row lock orders the writers of all processes),
+/// one insert each of records and of tree hashes, and the checkpoint of the new tree
+/// head. `edge` is the log's right edge as this process last committed it: used when the
+/// log has not grown since (no other writer came between), read from the stored hashes
+/// otherwise. Returns the new right edge, to keep once the transaction commits.
+fn append_log(
     tx: &mut postgres::Transaction<'_>,
     statements: &mut Statements,
-    run: RunId,
-    records: &[Record],
+    commits: &[&Commit],
     signing: &Signing<'_>,
-) -> Result<(), Error> {
-    let count = int(records.len() as u64, "a record count")?;
+    edge: Option<Frontier>,
+) -> Result<Frontier, Error> {
+    let total: usize = commits.iter().map(|c| c.records.len()).sum();
+    let count = int(total as u64, "a record count")?;
     let rows = tx_query(
         tx,
         statements,
@@ -843,19 +853,32 @@ fn append_records(
         )));
     }
     let start = uint(size - count, "the global log's size")?;
-    let frontier = {
-        let reader = |indexes: &[u64]| -> Result<Vec<TreeHash>, String> {
-            read_log_nodes(&mut *tx, statements, indexes).map_err(|e| e.to_string())
-        };
-        let cell = RefCell::new(reader);
-        Frontier::load(start, &|indexes: &[u64]| (cell.borrow_mut())(indexes))
-            .map_err(|e| Error::Corrupt(format!("the global log's right edge: {e}")))?
+    let mut frontier = match edge {
+        // A tree's size names one tree: the log only grows.
+        Some(edge) if edge.size() == start => edge,
+        _ => {
+            let reader = |indexes: &[u64]| -> Result<Vec<TreeHash>, String> {
+                read_log_nodes(&mut *tx, statements, indexes).map_err(|e| e.to_string())
+            };
+            let cell = RefCell::new(reader);
+            Frontier::load(start, &|indexes: &[u64]| (cell.borrow_mut())(indexes))
+                .map_err(|e| Error::Corrupt(format!("the global log's right edge: {e}")))?
+        }
     };
-    let mut frontier = frontier;
-    let (mut seqs, mut feed_seqs, mut kinds, mut ats, mut lines) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut runs = Vec::with_capacity(total);
+    let (mut seqs, mut feed_seqs, mut kinds, mut ats, mut lines) = (
+        Vec::with_capacity(total),
+        Vec::with_capacity(total),
+        Vec::with_capacity(total),
+        Vec::with_capacity(total),
+        Vec::with_capacity(total),
+    );
     let (mut indexes, mut hashes) = (Vec::new(), Vec::new());
-    for (i, record) in records.iter().enumerate() {
+    let records = commits
+        .iter()
+        .flat_map(|c| c.records.iter().map(move |r| (c.run_id, r)));
+    for (i, (run, record)) in records.enumerate() {
+        runs.push(uuid(run));
         seqs.push(int(record.seq(), "a seq")?);
         feed_seqs.push(int(start + i as u64 + 1, "a feed seq")?);
         kinds.push(record.kind().to_owned());
@@ -871,8 +894,9 @@ fn append_records(
         tx,
         statements,
         "INSERT INTO lf_records (run_id, seq, feed_seq, kind, at_ms, line)
-         SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[])",
-        &[&uuid(run), &seqs, &feed_seqs, &kinds, &ats, &lines],
+         SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[],
+             $5::bigint[], $6::text[])",
+        &[&runs, &seqs, &feed_seqs, &kinds, &ats, &lines],
     )?;
     tx_execute(
         tx,
@@ -888,7 +912,7 @@ fn append_records(
         "UPDATE lf_log_head SET checkpoint = $1, public_key = $2",
         &[&checkpoint.note, &public_key],
     )?;
-    Ok(())
+    Ok(frontier)
 }
 
 fn read_log_nodes(
@@ -1521,17 +1545,34 @@ impl PostgresStore {
             )
             .map(drop)
         };
+        let edge = self
+            .log_edge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let mut kept_edge = None;
         if let [(ticket, pending)] = batch.as_slice() {
-            // Alone: the transaction is its savepoint (two round trips fewer).
+            // Alone: the transaction is its savepoint (round trips fewer).
             let outcome = self.transaction_outcome("a commit", |tx, statements| {
                 commit_in(tx, statements, pending, &context)?;
+                let edge = append_log(
+                    tx,
+                    statements,
+                    &[&pending.commit],
+                    &context.signing,
+                    edge.clone(),
+                )?;
                 if sets_timer(pending) {
                     notify(tx, statements)?;
                 }
+                kept_edge = Some(edge);
                 Ok(())
             });
             let result = match outcome {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    self.keep_log_edge(kept_edge);
+                    Ok(())
+                }
                 Err(TxFailure::Failed(e)) => Err(e),
                 Err(TxFailure::Unknown(e)) => self.read_back(&pending.commit, e),
             };
@@ -1541,33 +1582,51 @@ impl PostgresStore {
         let outcome = self.transaction_outcome("a commit", |tx, statements| {
             // Run again on a new connection if the first was broken: start over.
             results.clear();
+            kept_edge = None;
             lock_in_order(tx, statements, &batch)?;
             let mut timer_set = false;
-            for (ticket, pending) in &batch {
-                let mut savepoint = tx
-                    .savepoint("lf_commit")
-                    .map_err(|e| db_error("a commit: a savepoint", e))?;
-                match commit_in(&mut savepoint, statements, pending, &context) {
+            let savepoint = |tx: &mut postgres::Transaction<'_>, sql: &str| {
+                tx.batch_execute(sql)
+                    .map_err(|e| db_error("a commit: its savepoint", e))
+            };
+            savepoint(tx, "SAVEPOINT lf_commit")?;
+            let mut stored = Vec::with_capacity(batch.len());
+            for (i, (ticket, pending)) in batch.iter().enumerate() {
+                let last = i + 1 == batch.len();
+                // The next commit's savepoint goes with this one's release or rollback
+                // (one round trip); the last one's release is the `COMMIT`.
+                match commit_in(tx, statements, pending, &context) {
                     Ok(()) => {
-                        savepoint
-                            .commit()
-                            .map_err(|e| db_error("a commit: releasing its savepoint", e))?;
+                        if !last {
+                            savepoint(tx, "RELEASE SAVEPOINT lf_commit; SAVEPOINT lf_commit")?;
+                        }
                         timer_set |= sets_timer(pending);
+                        stored.push(&pending.commit);
                         results.push((*ticket, Ok(())));
                     }
                     Err(e) => {
-                        savepoint
-                            .rollback()
-                            .map_err(|e| db_error("a commit: rolling back to its savepoint", e))?;
+                        savepoint(tx, "ROLLBACK TO SAVEPOINT lf_commit")?;
                         results.push((*ticket, Err(e)));
                     }
                 }
+            }
+            if !stored.is_empty() {
+                kept_edge = Some(append_log(
+                    tx,
+                    statements,
+                    &stored,
+                    &context.signing,
+                    edge.clone(),
+                )?);
             }
             if timer_set {
                 notify(tx, statements)?;
             }
             Ok(())
         });
+        if outcome.is_ok() {
+            self.keep_log_edge(kept_edge);
+        }
         let failed = |e: Error| {
             batch
                 .iter()
@@ -1591,6 +1650,13 @@ impl PostgresStore {
                     None => failed(e),
                 }
             }
+        }
+    }
+
+    /// Keeps the log's right edge as the transaction that just committed left it.
+    fn keep_log_edge(&self, edge: Option<Frontier>) {
+        if edge.is_some() {
+            *self.log_edge.lock().unwrap_or_else(|p| p.into_inner()) = edge;
         }
     }
 

@@ -455,7 +455,11 @@ impl Shared {
             }
         }
         self.advance(run_id);
-        self.release_lease(run_id);
+        // With work left for the run here (over its step budget, an event queued for it),
+        // the next job finds the lease still this worker's, without a round trip.
+        if !lock(&self.queue).again.contains(&run_id) {
+            self.release_lease(run_id);
+        }
     }
 
     fn advance(&self, run_id: RunId) {
