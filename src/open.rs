@@ -14,9 +14,12 @@ use ledgerflow_sled::{SledConfig, SledStore};
 /// Where a store lives. Written as a location: `sled:PATH` or a plain path (the embedded
 /// sled store in that directory), `memory:` (nothing survives the process), or, with
 /// feature `postgres`, a PostgreSQL connection URL `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`
-/// (or `postgresql://`), with `?schema=NAME` to choose the schema (default `ledgerflow`)
-/// and `checkpoint_key=PATH` to sign its checkpoints with the key in that file (made
-/// there if missing; a store that signs refuses writes from a process without its key).
+/// (or `postgresql://`), with `?schema=NAME` to choose the schema (default `ledgerflow`),
+/// `checkpoint_key=PATH` to sign its checkpoints with the key in that file (made there if
+/// missing; a store that signs refuses writes from a process without its key), and, for
+/// a worker among many, `worker=NAME` (its name in run leases; default host, process id
+/// and a random suffix) and `lease_ms=MS` (how long its leases last unrenewed; default
+/// 30000).
 ///
 /// ```
 /// use ledgerflow::StoreChoice;
@@ -37,45 +40,65 @@ pub enum StoreChoice {
     /// The PostgreSQL store at this connection URL, in this schema.
     #[cfg(feature = "postgres")]
     Postgres {
-        /// The connection URL, without the `schema` and `checkpoint_key` parameters.
+        /// The connection URL, without ledgerflow's own parameters.
         url: String,
         /// The schema (`ledgerflow` unless the location named one).
         schema: String,
         /// The file of the key that signs its checkpoints, if the location named one.
         checkpoint_key: Option<PathBuf>,
+        /// This worker's name in run leases, if the location named one.
+        worker: Option<String>,
+        /// How long this worker's run leases last unrenewed, if the location said.
+        lease_ms: Option<u64>,
     },
 }
 
-/// The PostgreSQL location `text` (`postgres://` or `postgresql://`), its `schema` and
-/// `checkpoint_key` parameters split off: the client does not know them.
+/// The PostgreSQL location `text` (`postgres://` or `postgresql://`), ledgerflow's own
+/// parameters (`schema`, `checkpoint_key`, `worker`, `lease_ms`) split off: the client
+/// does not know them.
 #[cfg(feature = "postgres")]
-fn postgres_location(text: &str) -> StoreChoice {
+fn postgres_location(text: &str) -> Result<StoreChoice, Error> {
     let (base, query) = text.split_once('?').unwrap_or((text, ""));
     let mut schema = "ledgerflow".to_owned();
     let mut checkpoint_key = None;
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|pair| {
-            if let Some(name) = pair.strip_prefix("schema=") {
-                schema = name.to_owned();
-            } else if let Some(path) = pair.strip_prefix("checkpoint_key=") {
-                checkpoint_key = Some(PathBuf::from(path));
-            } else {
-                return !pair.is_empty();
+    let mut worker = None;
+    let mut lease_ms = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        if let Some(name) = pair.strip_prefix("schema=") {
+            schema = name.to_owned();
+        } else if let Some(path) = pair.strip_prefix("checkpoint_key=") {
+            checkpoint_key = Some(PathBuf::from(path));
+        } else if let Some(name) = pair.strip_prefix("worker=") {
+            if name.is_empty() {
+                return Err(Error::InvalidInput(
+                    "store location: worker= needs a name".into(),
+                ));
             }
-            false
-        })
-        .collect();
+            worker = Some(name.to_owned());
+        } else if let Some(ms) = pair.strip_prefix("lease_ms=") {
+            lease_ms = Some(ms.parse::<u64>().ok().filter(|&ms| ms > 0).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "store location: lease_ms={ms:?} is not a whole number of milliseconds \
+                     above 0"
+                ))
+            })?);
+        } else {
+            rest.push(pair);
+        }
+    }
     let url = if rest.is_empty() {
         base.to_owned()
     } else {
         format!("{base}?{}", rest.join("&"))
     };
-    StoreChoice::Postgres {
+    Ok(StoreChoice::Postgres {
         url,
         schema,
         checkpoint_key,
-    }
+        worker,
+        lease_ms,
+    })
 }
 
 /// A connection URL with its password, if any, replaced by `***` (for messages).
@@ -117,7 +140,7 @@ impl FromStr for StoreChoice {
         }
         #[cfg(feature = "postgres")]
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            return Ok(postgres_location(text));
+            return postgres_location(text);
         }
         if let Some((scheme, _)) = text.split_once("://") {
             if !cfg!(feature = "postgres") && matches!(scheme, "postgres" | "postgresql") {
@@ -151,11 +174,19 @@ impl fmt::Display for StoreChoice {
                 url,
                 schema,
                 checkpoint_key,
+                worker,
+                lease_ms,
             } => {
                 let sep = if url.contains('?') { '&' } else { '?' };
                 write!(f, "{}{sep}schema={schema}", without_password(url))?;
-                match checkpoint_key {
-                    Some(path) => write!(f, "&checkpoint_key={}", path.display()),
+                if let Some(path) = checkpoint_key {
+                    write!(f, "&checkpoint_key={}", path.display())?;
+                }
+                if let Some(name) = worker {
+                    write!(f, "&worker={name}")?;
+                }
+                match lease_ms {
+                    Some(ms) => write!(f, "&lease_ms={ms}"),
                     None => Ok(()),
                 }
             }
@@ -216,14 +247,19 @@ pub fn open_store(
                 url,
                 schema,
                 checkpoint_key,
+                worker,
+                lease_ms,
             },
             mode,
         ) => {
             use ledgerflow_postgres::{PostgresConfig, PostgresStore};
+            let defaults = PostgresConfig::new(url.clone());
             let config = PostgresConfig {
                 schema: schema.clone(),
                 limits,
-                ..PostgresConfig::new(url.clone())
+                worker: worker.clone().unwrap_or_else(|| defaults.worker.clone()),
+                lease_ms: lease_ms.unwrap_or(defaults.lease_ms),
+                ..defaults
             };
             let store = match mode {
                 OpenMode::CreateOrOpen => PostgresStore::open(config)?,
@@ -249,7 +285,7 @@ mod tests {
     #[test]
     fn postgres_locations_keep_their_parameters_apart_and_hide_the_password() {
         let choice: StoreChoice =
-            "postgres://app:s3cret@db:5433/prod?sslmode=disable&schema=ops&checkpoint_key=/k"
+            "postgres://app:s3cret@db:5433/prod?sslmode=disable&schema=ops&checkpoint_key=/k&lease_ms=5000&worker=w1"
                 .parse()
                 .expect("a location");
         assert_eq!(
@@ -258,15 +294,27 @@ mod tests {
                 url: "postgres://app:s3cret@db:5433/prod?sslmode=disable".into(),
                 schema: "ops".into(),
                 checkpoint_key: Some(PathBuf::from("/k")),
+                worker: Some("w1".into()),
+                lease_ms: Some(5000),
             }
         );
         let shown = choice.to_string();
         assert!(!shown.contains("s3cret"), "{shown}");
         assert_eq!(
             shown,
-            "postgres://app:***@db:5433/prod?sslmode=disable&schema=ops&checkpoint_key=/k"
+            "postgres://app:***@db:5433/prod?sslmode=disable&schema=ops&checkpoint_key=/k&worker=w1&lease_ms=5000"
         );
         let plain: StoreChoice = "postgresql://db/app".parse().expect("a location");
         assert_eq!(plain.to_string(), "postgresql://db/app?schema=ledgerflow");
+        for bad in ["lease_ms=0", "lease_ms=soon", "worker="] {
+            let text = format!("postgres://db/app?{bad}");
+            match text.parse::<StoreChoice>() {
+                Err(Error::InvalidInput(message)) => assert!(
+                    message.contains(bad.split('=').next().unwrap_or(bad)),
+                    "{message}"
+                ),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 }
