@@ -43,6 +43,10 @@
 mod open;
 mod runtime;
 
+/// Agent effects (feature `agent`): `llm_call` and `tool_calls`, local, remote or hybrid;
+/// register them with [`RuntimeBuilder::agent`].
+#[cfg(feature = "agent")]
+pub use ledgerflow_agent as agent;
 /// The PostgreSQL store (feature `postgres`): `postgres://` locations open it.
 #[cfg(feature = "postgres")]
 pub use ledgerflow_postgres as postgres;

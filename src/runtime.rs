@@ -259,6 +259,15 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Registers the agent effects (`llm_call`, `tool_calls`) as `config` says (feature
+    /// `agent`).
+    #[cfg(feature = "agent")]
+    pub fn agent(self, config: &crate::agent::AgentConfig) -> Self {
+        let (llm, tools) = config.handlers();
+        self.register_effect(crate::agent::LLM_CALL, llm)
+            .register_effect(crate::agent::TOOL_CALLS, tools)
+    }
+
     /// Opens the store, registers everything, and starts the scheduler's threads.
     pub fn start(self) -> Result<ScheduledRuntime, Error> {
         let config = self.config;

@@ -272,7 +272,7 @@ fn run_on_store(cli: &Cli, opened: Opened) -> Result<ExitCode> {
             } else {
                 let rows: Vec<Vec<String>> = records
                     .iter()
-                    .map(|r| vec![r.seq().to_string(), time(r.at_ms()), r.kind().to_owned(), r.hash().to_hex()[..16].to_owned(), truncated(&r.body().to_string(), BODY_CHARS_MAX)])
+                    .map(|r| vec![r.seq().to_string(), time(r.at_ms()), r.kind().to_owned(), r.hash().to_hex()[..16].to_owned(), crate::output::body_summary(r.kind(), r.body())])
                     .collect();
                 table(&["SEQ", "AT", "KIND", "HASH", "BODY"], &rows);
             }
@@ -569,17 +569,6 @@ fn print_verification(
         failures.len()
     );
 }
-
-/// `text` cut to `max` characters, with `…` where it was cut.
-fn truncated(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
-/// The most characters of a record's body `ledger show` prints in its table.
-const BODY_CHARS_MAX: usize = 80;
 
 fn str_of(value: &Value) -> String {
     value

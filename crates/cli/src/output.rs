@@ -154,3 +154,104 @@ pub fn snapshots(json: bool, list: &[Value]) {
         .collect();
     table(&["RUN", "NAME", "SEQ", "TAGS", "DESCRIPTION"], &rows);
 }
+
+/// `text` cut to `max` characters, with `…` where it was cut.
+pub fn truncated(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// The most characters of a record's body `ledger show` prints in its table.
+const BODY_CHARS_MAX: usize = 80;
+
+/// The most characters of a prompt or an answer `ledger show` prints.
+const TEXT_CHARS_MAX: usize = 240;
+
+/// A record's body as `ledger show` prints it in its table: an agent effect's request
+/// and response as a person reads them (the model, the last message, the answer, the
+/// tool calls and their results); any other body as JSON, cut to a line.
+pub fn body_summary(kind: &str, body: &Value) -> String {
+    agent_summary(kind, body)
+        .map(|text| truncated(&text, TEXT_CHARS_MAX))
+        .unwrap_or_else(|| truncated(&body.to_string(), BODY_CHARS_MAX))
+}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn calls_of(calls: &Value) -> String {
+    let calls: Vec<String> = calls
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|c| format!("{}({})", text_of(&c["name"]), c["arguments"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    calls.join(", ")
+}
+
+fn agent_summary(kind: &str, body: &Value) -> Option<String> {
+    match kind {
+        "effect_requested" => {
+            let payload = &body["effect"]["payload"];
+            match body["effect"]["kind"].as_str()? {
+                "llm_call" => {
+                    let last = payload["messages"].as_array()?.last()?;
+                    let said = match &last["content"] {
+                        Value::Null => format!("calls {}", calls_of(&last["tool_calls"])),
+                        content => text_of(content),
+                    };
+                    Some(format!(
+                        "llm_call {} ({} messages), last {}: {said}",
+                        text_of(&payload["model"]),
+                        payload["messages"].as_array()?.len(),
+                        text_of(&last["role"]),
+                    ))
+                }
+                "tool_calls" => Some(format!("tool_calls {}", calls_of(&payload["calls"]))),
+                _ => None,
+            }
+        }
+        "effect_completed" => {
+            let result = &body["result"];
+            if result.get("finish_reason").is_some() && result.get("provider").is_some() {
+                let said = match (&result["content"], result["tool_calls"].as_array()) {
+                    (Value::String(text), _) => text.clone(),
+                    (_, Some(calls)) if !calls.is_empty() => {
+                        format!("calls {}", calls_of(&result["tool_calls"]))
+                    }
+                    _ => String::new(),
+                };
+                Some(format!(
+                    "answer from {} ({} tokens, {} ms, {}): {said}",
+                    text_of(&result["model"]),
+                    result["usage"]["total_tokens"],
+                    result["latency_ms"],
+                    text_of(&result["finish_reason"]),
+                ))
+            } else if let Some(results) = result.get("results").and_then(Value::as_array) {
+                let shown: Vec<String> = results
+                    .iter()
+                    .map(|r| match r.get("error") {
+                        Some(error) => {
+                            format!("{} failed {}", text_of(&r["name"]), text_of(&error["code"]))
+                        }
+                        None => format!("{} → {}", text_of(&r["name"]), r["output"]),
+                    })
+                    .collect();
+                Some(format!("tool results: {}", shown.join("; ")))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}

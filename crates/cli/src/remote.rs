@@ -212,7 +212,8 @@ pub fn run(cli: &Cli, url: &str) -> Result<ExitCode> {
                 print_json(&json!({ "records": records }));
             } else {
                 for r in &records {
-                    crate::out!("{:>4} {} {} {}", r["seq"], time(r["at_ms"].as_i64().unwrap_or_default()), r["kind"].as_str().unwrap_or_default(), r["body"]);
+                    let kind = r["kind"].as_str().unwrap_or_default();
+                    crate::out!("{:>4} {} {} {}", r["seq"], time(r["at_ms"].as_i64().unwrap_or_default()), kind, crate::output::body_summary(kind, &r["body"]));
                 }
             }
         }

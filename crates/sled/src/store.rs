@@ -1961,10 +1961,12 @@ impl Store for SledStore {
         let outcome = lock(&slot.outcome).take();
         let last_feed_seq =
             outcome.unwrap_or_else(|| Err(Error::io_failed("commit was not applied")))?;
-        match (&self.wal, *lock(&slot.logged)) {
-            (Some(wal), Some(logged)) => self.after_logged(wal, logged)?,
-            _ => self.after_write()?,
-        }
+        // The wait for the device flush that makes this commit durable (shared with the
+        // commits of its group).
+        tracing::debug_span!("fsync_wait").in_scope(|| match (&self.wal, *lock(&slot.logged)) {
+            (Some(wal), Some(logged)) => self.after_logged(wal, logged),
+            _ => self.after_write(),
+        })?;
         self.acked_feed_seq
             .fetch_max(last_feed_seq, Ordering::SeqCst);
         Ok(())

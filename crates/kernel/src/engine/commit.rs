@@ -314,7 +314,13 @@ impl Engine {
             }
             let mut commit = Commit::between(old, new.clone(), records, now_ms).sealed_by_fold();
             commit.index.extend(index);
-            match self.store.commit(commit) {
+            let span = tracing::info_span!(
+                "commit",
+                %run_id,
+                seq = new.head.seq,
+                records = commit.records.len(),
+            );
+            match span.in_scope(|| self.store.commit(commit)) {
                 Ok(()) => {
                     let observers = self
                         .observers

@@ -245,11 +245,18 @@ impl Engine {
                     idempotency_key: &key,
                     attempt: pending.attempt,
                 };
-                catch_unwind(AssertUnwindSafe(|| handler.handle(&call))).unwrap_or_else(|panic| {
-                    EffectOutcome::Failed {
-                        error: format!("effect handler panicked: {}", panic_message(&panic)),
-                        retryable: false,
-                    }
+                let span = tracing::info_span!(
+                    "effect",
+                    run_id = %state.run_id,
+                    kind = %pending.effect.kind,
+                    idempotency_key = %key,
+                    attempt = pending.attempt,
+                );
+                let handled =
+                    span.in_scope(|| catch_unwind(AssertUnwindSafe(|| handler.handle(&call))));
+                handled.unwrap_or_else(|panic| EffectOutcome::Failed {
+                    error: format!("effect handler panicked: {}", panic_message(&panic)),
+                    retryable: false,
                 })
             }
         };

@@ -188,6 +188,7 @@ impl Engine {
         base: Option<RunState>,
         first: Option<Step>,
     ) -> Result<RunState, Error> {
+        let _tick = tracing::info_span!("tick", %run_id).entered();
         let mut run = Driven {
             run_id,
             base,
@@ -212,6 +213,13 @@ impl Engine {
             let Some(state) = run.state().filter(|s| s.is_runnable()) else {
                 break;
             };
+            let _step = tracing::debug_span!(
+                "step",
+                %run_id,
+                seq = state.head.seq,
+                node = state.node.as_deref().unwrap_or(""),
+            )
+            .entered();
             let planned = run.carried_artifacts();
             let step = match &state.pending_effect {
                 Some(_) => self.run_pending_effect(state, planned),
