@@ -47,6 +47,9 @@ mod runtime;
 /// register them with [`RuntimeBuilder::agent`].
 #[cfg(feature = "agent")]
 pub use ledgerflow_agent as agent;
+/// The engine's spans exported to an OpenTelemetry collector (feature `otel`).
+#[cfg(feature = "otel")]
+pub mod telemetry;
 /// The PostgreSQL store (feature `postgres`): `postgres://` locations open it.
 #[cfg(feature = "postgres")]
 pub use ledgerflow_postgres as postgres;

@@ -555,3 +555,50 @@ fn a_human_approval_stops_the_loop_until_a_person_answers() {
     assert_eq!(refunds.load(Ordering::SeqCst), 1);
     scheduler.stop();
 }
+
+#[test]
+fn large_prompts_and_answers_are_kept_as_artifacts_by_digest() {
+    let long_question = format!("Summarise: {}", "lorem ipsum ".repeat(2_000));
+    let long_answer = "a summary ".repeat(2_000);
+    let answer_text = long_answer.clone();
+    let model = move |request: &ledgerflow_agent::ChatRequest,
+                      _: &ledgerflow_agent::CallContext| {
+        let asked = request
+            .messages
+            .last()
+            .and_then(|m| m.content.clone())
+            .unwrap_or_default();
+        assert!(asked.len() > 20_000, "the provider gets the whole prompt");
+        Ok(LlmResponse::text("m", answer_text.clone()))
+    };
+    let config = AgentConfig::local(model, ToolRegistry::new());
+    let (engine, scheduler) = start(
+        Arc::new(MemoryStore::new()),
+        &config,
+        agent_loop("m", Vec::new()),
+    );
+    let run = scheduler
+        .run(("agent", 1), input(&long_question))
+        .expect("run");
+    let done = ended(&scheduler, run.run_id);
+    scheduler.stop();
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let records = records(&engine, run.run_id);
+    let asked = effect_records(&records, "effect_requested", "llm_call");
+    let answered = effect_records(&records, "effect_completed", "llm_call");
+    let request = &asked[0].body()["effect"]["payload"];
+    let response = &answered[0].body()["result"];
+    for (what, cited) in [("request", request), ("response", response)] {
+        assert!(
+            cited["$artifact"]["digest"]
+                .as_str()
+                .is_some_and(|d| d.len() == 64),
+            "the {what} is cited by digest: {cited}"
+        );
+    }
+    let response = engine.resolve(response).expect("the artifact reads back");
+    let response = LlmResponse::from_value(&response).expect("a response");
+    assert_eq!(response.content.as_deref(), Some(long_answer.as_str()));
+    let request = engine.resolve(request).expect("the artifact reads back");
+    assert_eq!(request["messages"][1]["content"], long_question.as_str());
+}

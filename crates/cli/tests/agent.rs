@@ -1,6 +1,6 @@
 //! An agent run's ledger through the real `ledgerflow` binary: `ledger show` prints each
-//! model call's prompt and answer and each tool call's result as a person reads them, and
-//! the chain verifies.
+//! model call's prompt and answer and each tool call's result as a person reads them, the
+//! chain verifies, and its export verifies without the store.
 
 mod common;
 
@@ -90,4 +90,27 @@ fn ledger_show_prints_prompts_answers_and_tool_results() {
     assert!(text.contains("Your order: \"o-991\""), "{text}");
     let verified = common::ledgerflow(&db, &["ledger", "verify", &run.to_string()]);
     assert!(verified.status.success(), "{verified:?}");
+
+    // An auditor's copy: the export, with its proof and artifacts, verifies on its own.
+    let out = dir.path().join("agent.jsonl");
+    let out_text = out.to_string_lossy().into_owned();
+    let exported = common::ledgerflow(
+        &db,
+        &[
+            "ledger",
+            "export",
+            &run.to_string(),
+            "--out",
+            &out_text,
+            "--with-artifacts",
+        ],
+    );
+    assert!(exported.status.success(), "{exported:?}");
+    let exported_text = std::fs::read_to_string(&out).expect("the export");
+    assert!(
+        exported_text.contains("Where is my order?"),
+        "the prompt is in the export"
+    );
+    let offline = common::ledgerflow(&db, &["ledger", "verify", "--file", &out_text]);
+    assert!(offline.status.success(), "{offline:?}");
 }
