@@ -1,14 +1,17 @@
 //! A tool-using agent with a person's approval, on the `llm_call` and `tool_calls`
-//! effects: the model (an OpenAI-compatible server) looks an order up with a local tool,
-//! asks to refund it, a person approves, the refund tool runs once, and the model
-//! answers. Every prompt and answer is in the run's ledger.
+//! effects: the model looks an order up with a tool, asks to refund it, a person
+//! approves, the refund tool runs once, and the model answers. Every prompt and answer is
+//! in the run's ledger.
 //!
-//! With no setting it runs against a stub model this example starts on 127.0.0.1 (no
-//! network):
+//! With no setting it runs in hybrid mode against a stub model this example starts on
+//! 127.0.0.1 (no network), the tools in this process:
 //!
 //!     cargo run --features agent --example agent_llm
 //!
-//! The same code against a real endpoint:
+//! `LEDGERFLOW_AGENT_MODE=local` runs a scripted model in this process instead, and
+//! `LEDGERFLOW_AGENT_MODE=remote` passes the tool calls through to this program as the
+//! host (the run waits until it submits their results). The same code against a real
+//! endpoint:
 //!
 //!     LEDGERFLOW_LLM_URL=https://api.openai.com/v1 OPENAI_API_KEY=sk-… \
 //!     LEDGERFLOW_LLM_MODEL=gpt-4o-mini cargo run --features agent --example agent_llm
@@ -19,64 +22,138 @@ use std::time::Duration;
 
 use ledgerflow::agent::stub::{chat_answer, StubReply, StubServer};
 use ledgerflow::agent::{
-    AgentConfig, AgentLoop, LlmResponse, OpenAiCompatible, Secret, ToolCall, ToolRegistry,
+    passthrough_submission, AgentConfig, AgentLoop, CallContext, ChatRequest, LlmResponse, Mode,
+    OpenAiCompatible, Secret, ToolCall, ToolRegistry, PASSTHROUGH_PREFIX,
 };
+use ledgerflow::{RunState, RunStatus, ScheduledRuntime};
 use serde_json::{json, Value};
 
 mod common;
 
-/// A scripted stand-in for a model, answering as one would: look the order up, then
-/// ask to refund it, then say it is done.
-fn stub_model(request: &Value) -> Value {
-    let answered = |id: &str| {
-        request["messages"]
-            .as_array()
-            .is_some_and(|m| m.iter().any(|m| m["tool_call_id"] == id))
-    };
+/// The scripted model's next turn, given which tool calls have been answered: look the
+/// order up, then ask to refund it, then say it is done.
+fn script(answered: impl Fn(&str) -> bool) -> (Option<&'static str>, Vec<ToolCall>) {
     let call = |id: &str, name: &str, arguments: Value| ToolCall {
         id: id.into(),
         name: name.into(),
         arguments,
     };
     if answered("call_refund") {
-        chat_answer("stub-model", Some("I refunded order o-991 ($45.99)."), &[])
+        (Some("I refunded order o-991 ($45.99)."), Vec::new())
     } else if answered("call_lookup") {
-        let refund = call(
-            "call_refund",
-            "refund",
-            json!({ "order": "o-991", "cents": 4599 }),
-        );
-        chat_answer("stub-model", None, &[refund])
+        (
+            None,
+            vec![call(
+                "call_refund",
+                "refund",
+                json!({ "order": "o-991", "cents": 4599 }),
+            )],
+        )
     } else {
-        let lookup = call("call_lookup", "lookup_order", json!({ "customer": "c-17" }));
-        chat_answer("stub-model", None, &[lookup])
+        (
+            None,
+            vec![call(
+                "call_lookup",
+                "lookup_order",
+                json!({ "customer": "c-17" }),
+            )],
+        )
+    }
+}
+
+/// The stub server's answer to a chat-completions request (OpenAI's wire form).
+fn stub_model(request: &Value) -> Value {
+    let (content, calls) = script(|id| {
+        request["messages"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["tool_call_id"] == id))
+    });
+    chat_answer("stub-model", content, &calls)
+}
+
+/// The same script as an in-process model (local mode).
+fn local_model(
+    request: &ChatRequest,
+    _: &CallContext,
+) -> Result<LlmResponse, ledgerflow::agent::AgentError> {
+    let (content, calls) = script(|id| {
+        request
+            .messages
+            .iter()
+            .any(|m| m.tool_call_id.as_deref() == Some(id))
+    });
+    Ok(match content {
+        Some(text) => LlmResponse::text("local-script", text),
+        None => LlmResponse::calling("local-script", calls),
+    })
+}
+
+/// The endpoint the remote and hybrid modes ask: `LEDGERFLOW_LLM_URL` if set, else a stub
+/// started here (returned so it lives as long as the run).
+fn endpoint() -> Result<(OpenAiCompatible, String, Option<StubServer>), Box<dyn std::error::Error>>
+{
+    if let Ok(url) = std::env::var("LEDGERFLOW_LLM_URL") {
+        let mut endpoint = OpenAiCompatible::new(url);
+        if let Some(key) = Secret::from_env("OPENAI_API_KEY") {
+            endpoint = endpoint.api_key(key);
+        }
+        let model = std::env::var("LEDGERFLOW_LLM_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into());
+        return Ok((endpoint, model, None));
+    }
+    let stub = StubServer::start(|request| StubReply::Json(200, stub_model(&request.json())))?;
+    println!(
+        "model: a stub on {} (set LEDGERFLOW_LLM_URL for a real one)",
+        stub.url()
+    );
+    let endpoint = OpenAiCompatible::new(format!("{}/v1", stub.url()));
+    Ok((endpoint, "stub-model".to_owned(), Some(stub)))
+}
+
+/// Drives the run as its host until it ends: answers the person's question with "yes"
+/// and, in remote mode, runs the passed-through tool calls with `tools` and submits their
+/// results.
+fn drive(
+    runtime: &ScheduledRuntime,
+    run: &RunState,
+    tools: &ToolRegistry,
+) -> Result<RunState, Box<dyn std::error::Error>> {
+    loop {
+        let state = runtime.await_waiting(run.run_id, Duration::from_secs(120))?;
+        if state.status != RunStatus::Waiting {
+            return Ok(runtime.await_end(run.run_id, Duration::from_secs(120))?);
+        }
+        let Some(wait) = state.waiting.clone() else {
+            return Err("a waiting run without a wait".into());
+        };
+        let key = wait.wait_key.clone().unwrap_or_default();
+        if let Some(effect_key) = key.strip_prefix(PASSTHROUGH_PREFIX) {
+            let answer = LlmResponse::from_value(&state.vars["answer"])?;
+            println!(
+                "the host runs the passed-through calls: {:?}",
+                answer
+                    .tool_calls
+                    .iter()
+                    .map(|c| &c.name)
+                    .collect::<Vec<_>>()
+            );
+            let results = tools.run(run.run_id, effect_key, &answer.tool_calls);
+            runtime.deliver(&key, passthrough_submission(&answer.tool_calls, results)?)?;
+        } else {
+            println!(
+                "the agent stops for a person: {}",
+                wait.prompt.unwrap_or_default()
+            );
+            println!("a person answers: yes");
+            runtime.respond(run.run_id, json!("yes"))?;
+        }
     }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // A real endpoint when one is named; else the stub, kept alive until the end.
-    let (endpoint, model, _stub) = match std::env::var("LEDGERFLOW_LLM_URL") {
-        Ok(url) => {
-            let mut endpoint = OpenAiCompatible::new(url);
-            if let Some(key) = Secret::from_env("OPENAI_API_KEY") {
-                endpoint = endpoint.api_key(key);
-            }
-            let model =
-                std::env::var("LEDGERFLOW_LLM_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into());
-            (endpoint, model, None)
-        }
-        Err(_) => {
-            let stub =
-                StubServer::start(|request| StubReply::Json(200, stub_model(&request.json())))?;
-            println!(
-                "model: a stub on {} (set LEDGERFLOW_LLM_URL for a real one)",
-                stub.url()
-            );
-            let endpoint = OpenAiCompatible::new(format!("{}/v1", stub.url()));
-            (endpoint, "stub-model".to_owned(), Some(stub))
-        }
-    };
-
+    let mode: Mode = std::env::var("LEDGERFLOW_AGENT_MODE")
+        .unwrap_or_else(|_| "hybrid".into())
+        .parse()?;
+    println!("mode: {mode:?} (LEDGERFLOW_AGENT_MODE=local|remote|hybrid)");
     let refunds = Arc::new(AtomicUsize::new(0));
     let refunded = Arc::clone(&refunds);
     let tools = ToolRegistry::new()
@@ -97,7 +174,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Ok(json!({ "refund_id": format!("rf-{}", ctx.idempotency_key), "order": args["order"] }))
             },
         );
-    let config = AgentConfig::hybrid(endpoint, tools.clone());
+    // The one place the mode is chosen: the workflow below is the same in all three.
+    let (config, model, _stub) = match mode {
+        Mode::Local => (
+            AgentConfig::local(local_model, tools.clone()),
+            "local-script".to_owned(),
+            None,
+        ),
+        Mode::Remote => {
+            let (endpoint, model, stub) = endpoint()?;
+            (AgentConfig::remote(endpoint), model, stub)
+        }
+        Mode::Hybrid => {
+            let (endpoint, model, stub) = endpoint()?;
+            (AgentConfig::hybrid(endpoint, tools.clone()), model, stub)
+        }
+    };
     let agent = AgentLoop::new("support-agent", 1, model)
         .system("You help customers with their orders. Use the tools; refunds need approval.")
         .tools(tools.specs())
@@ -110,12 +202,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("support-agent", 1),
         json!({ "prompt": "I'm customer c-17 and I want a refund for my last order." }),
     )?;
-    let waiting = runtime.await_waiting(run.run_id, Duration::from_secs(120))?;
-    let prompt = waiting.waiting.and_then(|w| w.prompt).unwrap_or_default();
-    println!("the agent stops for a person: {prompt}");
-    println!("a person answers: yes");
-    runtime.respond(run.run_id, json!("yes"))?;
-    let done = runtime.await_end(run.run_id, Duration::from_secs(120))?;
+    let done = drive(&runtime, &run, &tools)?;
     println!(
         "agent {} after {} model calls: {}",
         done.status,

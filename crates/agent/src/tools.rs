@@ -214,6 +214,22 @@ impl ToolRegistry {
         self.tools.values().map(|t| t.spec.clone()).collect()
     }
 
+    /// Runs `calls` one after another, as a `tool_calls` effect with idempotency key `key`
+    /// of run `run_id` does: one result a call, in call order. What a passthrough host
+    /// calls to answer a run's calls with Rust tools of its own.
+    pub fn run(&self, run_id: RunId, key: &str, calls: &[ToolCall]) -> Vec<ToolResult> {
+        calls
+            .iter()
+            .map(|c| {
+                let context = ToolContext {
+                    run_id,
+                    idempotency_key: format!("{key}/{}", c.id),
+                };
+                self.run_one(c, context)
+            })
+            .collect()
+    }
+
     fn run_one(&self, call: &ToolCall, context: ToolContext) -> ToolResult {
         let Some(tool) = self.tools.get(&call.name).cloned() else {
             return ToolResult::failed(
@@ -391,16 +407,7 @@ impl EffectHandler for ToolCallsHandler {
         };
         match &self.backend {
             ToolBackend::Local(registry) => {
-                let results = calls
-                    .iter()
-                    .map(|c| {
-                        let context = ToolContext {
-                            run_id: call.run_id,
-                            idempotency_key: format!("{}/{}", call.idempotency_key, c.id),
-                        };
-                        registry.run_one(c, context)
-                    })
-                    .collect();
+                let results = registry.run(call.run_id, call.idempotency_key, &calls);
                 outcome(serde_json::to_value(ToolResults { results }).map_err(|e| {
                     AgentError::new(ErrorCode::ToolFailed, format!("unstorable results: {e}"))
                 }))

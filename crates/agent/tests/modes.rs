@@ -56,6 +56,14 @@ fn scripted_answer(request: &Value) -> Value {
     }
 }
 
+/// The message of the run's failure, which must be a failed effect's.
+fn effect_failure(run: &ledgerflow_kernel::RunState) -> String {
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    let failure = run.failure.clone().expect("a failure");
+    assert_eq!(failure.code, FailureCode::EffectFailed);
+    failure.message
+}
+
 /// The stub model's lookup conversation run to its end, which must be completion.
 fn completed_lookup(config: &AgentConfig) -> Finished {
     let finished = run_to_end(
@@ -271,14 +279,8 @@ fn a_remote_tool_worker_gets_the_calls_and_its_answer_is_checked() {
     )
     .tools(ToolBackend::Remote(RemoteTools::new(liar.url())));
     let Finished { run, .. } = run_to_end(&config, "stub-model", lookup_tools().specs(), "?");
-    let failed = run.clone();
-    let failure = failed.failure.expect("failed");
-    assert_eq!(failure.code, FailureCode::EffectFailed);
-    assert!(
-        failure.message.starts_with("malformed_response:"),
-        "{}",
-        failure.message
-    );
+    let message = effect_failure(&run);
+    assert!(message.starts_with("malformed_response:"), "{message}");
 }
 
 #[test]
@@ -359,9 +361,8 @@ fn a_400_is_not_retried_and_fails_the_run_with_its_code() {
         json!({ "error": { "message": "unknown parameter: tempreature" } }),
     ));
     assert_eq!(requests, 1, "a 4xx is not retried");
-    assert_eq!(done.status, RunStatus::Failed);
-    let failure = done.failure.expect("a failure");
-    assert_eq!(failure.code, FailureCode::EffectFailed);
+    let failure = done.failure.clone().expect("a failure");
+    effect_failure(&done);
     assert!(
         failure.message.starts_with("http_status:"),
         "{}",
@@ -396,8 +397,8 @@ fn malformed_provider_json_fails_the_run_with_a_coded_record() {
     ] {
         let (done, requests, records) = one_call_against(reply.clone());
         assert_eq!(requests, 1, "{reply:?}: a malformed answer is not retried");
-        let failure = done.failure.expect("a failure");
-        assert_eq!(failure.code, FailureCode::EffectFailed);
+        let failure = done.failure.clone().expect("a failure");
+        effect_failure(&done);
         assert!(
             failure.message.starts_with("malformed_response:"),
             "{}",
@@ -601,4 +602,55 @@ fn large_prompts_and_answers_are_kept_as_artifacts_by_digest() {
     assert_eq!(response.content.as_deref(), Some(long_answer.as_str()));
     let request = engine.resolve(request).expect("the artifact reads back");
     assert_eq!(request["messages"][1]["content"], long_question.as_str());
+}
+
+#[test]
+fn a_tool_result_over_the_engine_value_limit_fails_the_run_typed() {
+    // Each call under the registry's bound, all of them together over the engine's.
+    let tools = ToolRegistry::new().tool("half", "", Value::Null, |_, _| {
+        Ok(json!("y".repeat(40_000)))
+    });
+    let calls: Vec<ToolCall> = (0..4)
+        .map(|i| call(&format!("c{i}"), "half", json!({})))
+        .collect();
+    let model = move |_: &ledgerflow_agent::ChatRequest, _: &ledgerflow_agent::CallContext| {
+        Ok(LlmResponse::calling("m", calls.clone()))
+    };
+    let config = AgentConfig::local(model, tools.clone());
+    let engine_config = ledgerflow_kernel::EngineConfig {
+        value_bytes_max: 100_000,
+        ..ledgerflow_kernel::EngineConfig::default()
+    };
+    let engine = Arc::new(ledgerflow_kernel::Engine::with_config(
+        Arc::new(MemoryStore::new()),
+        Arc::new(ledgerflow_scheduler::SystemClock),
+        engine_config,
+    ));
+    let (llm, tool_calls) = config.handlers();
+    engine
+        .register_effect(ledgerflow_agent::LLM_CALL, llm)
+        .expect("llm");
+    engine
+        .register_effect(ledgerflow_agent::TOOL_CALLS, tool_calls)
+        .expect("tools");
+    engine.register(agent_loop("m", tools.specs()));
+    let run = engine.start(("agent", 1), input("go")).expect("start");
+    let mut state = engine.tick(run).expect("tick");
+    for _ in 0..10 {
+        if state.status.is_terminal() {
+            break;
+        }
+        state = engine.tick(run).expect("tick");
+    }
+    let failure = state.failure.clone().expect("a failure");
+    effect_failure(&state);
+    assert!(
+        failure.message.contains("100000"),
+        "the bound is named: {}",
+        failure.message
+    );
+    let records = records(&engine, run);
+    let last = records.last().expect("records");
+    assert_eq!(last.kind(), "effect_failed");
+    assert_eq!(last.body()["retryable"], false);
 }
