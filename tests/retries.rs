@@ -230,3 +230,59 @@ fn backoff_grows_is_capped_and_jitter_only_shortens() {
     assert_eq!(p.backoff_ms(2, 0.999_999), 150, "at most half taken off");
     assert_eq!(p.backoff_ms(50, 0.5), 750);
 }
+
+#[test]
+fn a_retry_after_waits_at_least_as_asked_and_still_counts_against_the_attempts() {
+    for (store, _dir) in stores() {
+        let clock = ManualClock::new(T0);
+        let engine = Engine::new(store, Arc::new(clock.clone()));
+        engine
+            .register_effect("busy", |call: &EffectCall<'_>| EffectOutcome::RetryAfter {
+                error: format!("attempt {}: come back in 5 s", call.attempt),
+                after_ms: 5_000,
+            })
+            .expect("register");
+        let spec = |id: &str, retry: Option<RetryPolicy>| {
+            WorkflowSpec::builder(id, 1)
+                .node("call", move |_: &mut StepContext<'_>| {
+                    let mut effect = Effect::custom("busy", Value::Null);
+                    effect.retry = retry;
+                    StepPlan::effect(effect).then_complete(json!("done"))
+                })
+                .entry("call")
+                .build()
+                .expect("valid spec")
+        };
+        engine.register(spec("busy", Some(policy())));
+        engine.register(spec("busy-no-policy", None));
+
+        let run = engine.start(("busy", 1), json!({})).expect("start");
+        let waiting = engine.tick(run).expect("tick");
+        assert_eq!(
+            waiting.waiting.and_then(|w| w.until_ms),
+            Some(T0 + 5_000),
+            "the asked wait, not the policy's 100 ms"
+        );
+        clock.advance_ms(5_000);
+        engine.fire_due_timers(10).expect("fire");
+        clock.advance_ms(5_000);
+        engine.fire_due_timers(10).expect("fire");
+        let failed = engine.load(run).expect("load");
+        assert_eq!(failed.status, RunStatus::Failed, "three attempts in all");
+        let failure = failed.failure.expect("a failure");
+        assert_eq!(failure.code, FailureCode::EffectFailed);
+        assert!(
+            failure.message.starts_with("attempt 3"),
+            "{}",
+            failure.message
+        );
+        consistent(&engine, run);
+
+        let run = engine
+            .start(("busy-no-policy", 1), json!({}))
+            .expect("start");
+        let failed = engine.tick(run).expect("tick");
+        assert_eq!(failed.status, RunStatus::Failed, "no policy: no retry");
+        consistent(&engine, run);
+    }
+}

@@ -86,6 +86,9 @@ pub struct AgentError {
     pub code: ErrorCode,
     /// What went wrong, for a person.
     pub message: String,
+    /// How long the peer asked to be left alone before the next attempt (its
+    /// `Retry-After`), if it said; the engine waits at least this long.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl AgentError {
@@ -94,7 +97,14 @@ impl AgentError {
         AgentError {
             code,
             message: message.into(),
+            retry_after_ms: None,
         }
+    }
+
+    /// The same failure, to be tried again no sooner than `ms` from now.
+    pub fn retry_after_ms(mut self, ms: Option<u64>) -> AgentError {
+        self.retry_after_ms = ms;
+        self
     }
 
     /// Whether trying again may succeed.

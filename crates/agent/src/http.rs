@@ -17,6 +17,24 @@ pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 /// Most bytes of a peer's error body quoted in a message.
 const QUOTED_BODY_MAX: usize = 300;
 
+/// The longest `Retry-After` honoured: a peer asking for more is retried after this.
+const RETRY_AFTER_MS_MAX: u64 = 10 * 60 * 1_000;
+
+/// The wait a response asks for: `retry-after-ms` (milliseconds, as OpenAI and Azure
+/// send it) or `retry-after` in seconds; an HTTP date is not read (the policy's backoff
+/// applies).
+fn retry_after_ms(headers: &ureq::http::HeaderMap) -> Option<u64> {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    let ms = number("retry-after-ms").or_else(|| number("retry-after").map(|s| s * 1_000.0))?;
+    Some((ms.ceil() as u64).min(RETRY_AFTER_MS_MAX))
+}
+
 /// A blocking JSON client for one peer: its timeout, its bearer token, the most bytes of
 /// an answer it reads.
 #[derive(Clone)]
@@ -96,6 +114,7 @@ impl JsonClient {
             .send(body.to_string().as_bytes())
             .map_err(|e| self.transport_error(&shown, e))?;
         let status = response.status().as_u16();
+        let asked_wait = retry_after_ms(response.headers());
         let text = response
             .body_mut()
             .with_config()
@@ -118,7 +137,8 @@ impl JsonClient {
             return Err(AgentError::new(
                 code,
                 format!("{shown} answered HTTP {status}: {}", self.quote(&text)),
-            ));
+            )
+            .retry_after_ms(asked_wait));
         }
         serde_json::from_str(&text).map_err(|e| {
             AgentError::new(

@@ -320,9 +320,15 @@ impl LlmCallHandler {
 pub(crate) fn outcome(result: Result<Value, AgentError>) -> EffectOutcome {
     match result {
         Ok(value) => EffectOutcome::Completed(value),
-        Err(e) => EffectOutcome::Failed {
-            retryable: e.retryable(),
-            error: e.to_string(),
+        Err(e) => match e.retry_after_ms.filter(|_| e.retryable()) {
+            Some(after_ms) => EffectOutcome::RetryAfter {
+                error: e.to_string(),
+                after_ms,
+            },
+            None => EffectOutcome::Failed {
+                retryable: e.retryable(),
+                error: e.to_string(),
+            },
         },
     }
 }

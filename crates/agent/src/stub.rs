@@ -55,6 +55,8 @@ pub enum StubReply {
     Json(u16, Value),
     /// This status and text body (sent as `application/json`: for malformed answers).
     Text(u16, String),
+    /// This status, these extra headers, and this JSON body.
+    WithHeaders(u16, Vec<(String, String)>, Value),
     /// Nothing for this long, then the connection closes unanswered.
     Silence(Duration),
 }
@@ -179,18 +181,23 @@ fn serve(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(request.clone());
-    let (status, text) = match respond(&request) {
-        StubReply::Json(status, value) => (status, value.to_string()),
-        StubReply::Text(status, text) => (status, text),
+    let (status, extra, text) = match respond(&request) {
+        StubReply::Json(status, value) => (status, Vec::new(), value.to_string()),
+        StubReply::Text(status, text) => (status, Vec::new(), text),
+        StubReply::WithHeaders(status, headers, value) => (status, headers, value.to_string()),
         StubReply::Silence(wait) => {
             std::thread::sleep(wait);
             return Ok(());
         }
     };
     let mut stream = stream;
+    let extra: String = extra
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "HTTP/1.1 {status} Stub\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        "HTTP/1.1 {status} Stub\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{text}",
         text.len()
     )?;
     stream.flush()

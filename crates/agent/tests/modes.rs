@@ -655,3 +655,54 @@ fn a_tool_result_over_the_engine_value_limit_fails_the_run_typed() {
     assert_eq!(last.kind(), "effect_failed");
     assert_eq!(last.body()["retryable"], false);
 }
+
+#[test]
+fn a_retry_after_from_the_provider_is_waited_out_before_the_next_attempt() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&seen);
+    let model = StubServer::start(
+        move |request| match counter.fetch_add(1, Ordering::SeqCst) {
+            0 => StubReply::WithHeaders(
+                429,
+                vec![("Retry-After".into(), "1".into())],
+                json!({ "error": { "message": "slow down" } }),
+            ),
+            1 => StubReply::WithHeaders(
+                503,
+                vec![("retry-after-ms".into(), "700".into())],
+                json!({ "error": { "message": "busy" } }),
+            ),
+            _ => StubReply::Json(200, scripted_answer(&request.json())),
+        },
+    )
+    .expect("stub model");
+    let config = AgentConfig::hybrid(
+        OpenAiCompatible::new(format!("{}/v1", model.url())),
+        lookup_tools(),
+    );
+    let Finished { records, .. } = completed_lookup(&config);
+    let requests = model.requests();
+    assert_eq!(requests.len(), 4, "two refusals, then two good calls");
+    // The policy alone would wait 50 ms, then 100 ms; the provider asked for 1 s, 0.7 s.
+    for (n, least_ms) in [(1, 995), (2, 695)] {
+        let gap = requests[n].at.duration_since(requests[n - 1].at);
+        assert!(
+            gap >= Duration::from_millis(least_ms),
+            "wait {n} was {gap:?}"
+        );
+    }
+    let retries: Vec<(i64, i64)> = records
+        .iter()
+        .filter(|r| r.kind() == "effect_retry_scheduled")
+        .map(|r| (r.at_ms(), r.body()["retry_at_ms"].as_i64().unwrap_or(0)))
+        .collect();
+    assert_eq!(retries.len(), 2);
+    assert!(
+        retries[0].1 - retries[0].0 >= 1_000,
+        "the record keeps the wait: {retries:?}"
+    );
+    assert!(
+        retries[1].1 - retries[1].0 >= 700,
+        "the record keeps the wait: {retries:?}"
+    );
+}

@@ -206,6 +206,15 @@ pub enum EffectOutcome {
         /// Whether trying again might succeed.
         retryable: bool,
     },
+    /// Failed, retryable, and the other side said when to try again (an HTTP
+    /// `Retry-After`): the next attempt waits at least `after_ms`, or the retry policy's
+    /// backoff if longer, and counts against the policy's attempts as any retry does.
+    RetryAfter {
+        /// What went wrong.
+        error: String,
+        /// The least wait before the next attempt.
+        after_ms: u64,
+    },
 }
 
 /// Runs custom effects of one kind. Any `Fn(&EffectCall) -> EffectOutcome` is a handler.

@@ -283,12 +283,17 @@ impl Engine {
                 idempotency_key: key,
                 wait_key,
             },
-            EffectOutcome::Failed { error, retryable } => {
+            failed @ (EffectOutcome::Failed { .. } | EffectOutcome::RetryAfter { .. }) => {
+                let (error, retryable, least_ms) = match failed {
+                    EffectOutcome::RetryAfter { error, after_ms } => (error, true, after_ms),
+                    EffectOutcome::Failed { error, retryable } => (error, retryable, 0),
+                    _ => return Err(Error::Internal("not a failure".into())),
+                };
                 let policy = pending.effect.retry.or(self.config.default_retry);
                 match policy.filter(|p| retryable && pending.attempt < p.attempts_max) {
                     Some(policy) => {
                         let unit = jitter_unit(&key, pending.attempt);
-                        let wait_ms = policy.backoff_ms(pending.attempt, unit);
+                        let wait_ms = policy.backoff_ms(pending.attempt, unit).max(least_ms);
                         let wait_ms = i64::try_from(wait_ms).unwrap_or(i64::MAX);
                         Event::EffectRetryScheduled {
                             idempotency_key: key,
