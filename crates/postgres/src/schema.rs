@@ -107,6 +107,17 @@ const MIGRATIONS: &[&str] = &[
         ADD COLUMN lease_expires_at timestamptz;
     CREATE INDEX lf_runs_running ON lf_runs (lease_expires_at) WHERE status = 'running';
     ",
+    // 4: receipts of queued deliveries, so one whose COMMIT went unanswered can be read
+    // back by its id (its inbox row may be consumed by then); kept an hour.
+    r#"
+    CREATE TABLE lf_deliveries (
+        delivery uuid PRIMARY KEY,
+        wait_key text COLLATE "C" NOT NULL,
+        seq bigint NOT NULL,
+        at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX lf_deliveries_at ON lf_deliveries (at);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -308,26 +308,36 @@ impl PostgresStore {
         };
         let (id, seq) = (uuid(probe.run_id), int(last.seq(), "a seq")?);
         let line = codec::record_line(last);
+        let found = self.ask_after_cut("reading back a commit", |tx, statements| {
+            tx_query(
+                tx,
+                statements,
+                "SELECT size FROM lf_log_head FOR UPDATE",
+                &[],
+            )?;
+            let rows = tx_query(
+                tx,
+                statements,
+                "SELECT line FROM lf_records WHERE run_id = $1 AND seq = $2",
+                &[&id, &seq],
+            )?;
+            Ok(rows.first().map(|row| row.get::<_, &str>(0) == line))
+        })?;
+        Ok(found == Some(true))
+    }
+
+    /// Runs the read-back transaction `f` after a connection was cut with a `COMMIT`
+    /// unanswered: a few times, with growing pauses, while the database cannot be reached.
+    fn ask_after_cut<T>(
+        &self,
+        what: &str,
+        mut f: impl FnMut(&mut postgres::Transaction<'_>, &mut Statements) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let mut backoff = Duration::from_millis(50);
         let mut attempt = 1;
         loop {
-            let found = self.transaction("reading back a commit", |tx, statements| {
-                tx_query(
-                    tx,
-                    statements,
-                    "SELECT size FROM lf_log_head FOR UPDATE",
-                    &[],
-                )?;
-                let rows = tx_query(
-                    tx,
-                    statements,
-                    "SELECT line FROM lf_records WHERE run_id = $1 AND seq = $2",
-                    &[&id, &seq],
-                )?;
-                Ok(rows.first().map(|row| row.get::<_, &str>(0) == line))
-            });
-            match found {
-                Ok(found) => return Ok(found == Some(true)),
+            match self.transaction(what, &mut f) {
+                Ok(answer) => return Ok(answer),
                 Err(e) if attempt >= COMMIT_READ_BACK_ATTEMPTS => return Err(e),
                 Err(_) => {
                     std::thread::sleep(backoff);
@@ -1073,36 +1083,28 @@ impl Store for PostgresStore {
 
     fn deliver(&self, wait_key: &str, payload: Value, at_ms: i64) -> Result<Delivery, Error> {
         self.check_open()?;
-        let entries_max = self.limits.inbox_entries_max;
-        self.transaction("a delivery", |tx, statements| {
-            tx_query(tx, statements, LOCK_KEY, &[&wait_key])?;
-            let holder = tx_query(
-                tx,
-                statements,
-                "SELECT run_id FROM lf_runs WHERE wait_key = $1",
-                &[&wait_key],
-            )?;
-            if let Some(row) = holder.first() {
-                return Ok(Delivery::Waiter(run_id(row.get(0))));
+        let mut cut_off = 0;
+        loop {
+            // Each attempt its own receipt: one that surely stored nothing leaves none.
+            let delivery = uuid::Uuid::new_v4();
+            match self.deliver_once(delivery, wait_key, &payload, at_ms) {
+                Err(TxFailure::Unknown(cause)) => match self.delivered(delivery, wait_key) {
+                    Ok(Some(seq)) => return Ok(Delivery::Queued(seq)),
+                    // Surely not stored: delivering again queues it once.
+                    Ok(None) if cut_off < ATTEMPTS_MAX => cut_off += 1,
+                    Ok(None) => return Err(cause),
+                    Err(e) => {
+                        return Err(Error::io_failed(format!(
+                            "{cause}; the connection broke before the database answered, and \
+                             reading the delivery back failed too ({e}): the event to \
+                             {wait_key:?} may or may not be queued"
+                        )))
+                    }
+                },
+                Err(TxFailure::Failed(e)) => return Err(e),
+                Ok(delivery) => return Ok(delivery),
             }
-            let queued: i64 = tx_query(
-                tx,
-                statements,
-                "SELECT count(*) FROM lf_inbox WHERE wait_key = $1",
-                &[&wait_key],
-            )?
-            .first()
-            .map_or(0, |r| r.get(0));
-            if uint(queued, "an inbox count")? >= entries_max as u64 {
-                return Err(Error::InboxFull {
-                    wait_key: wait_key.to_owned(),
-                    entries_max,
-                });
-            }
-            Ok(Delivery::Queued(push_inbox(
-                tx, statements, wait_key, &payload, at_ms,
-            )?))
-        })
+        }
     }
 
     fn inbox_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, Error> {
@@ -1704,4 +1706,69 @@ fn timers(rows: &[Row]) -> Vec<TimerEntry> {
             run_id: run_id(r.get(1)),
         })
         .collect()
+}
+
+impl PostgresStore {
+    /// One delivery transaction, its receipt `delivery` written with a queued event.
+    fn deliver_once(
+        &self,
+        delivery: uuid::Uuid,
+        wait_key: &str,
+        payload: &Value,
+        at_ms: i64,
+    ) -> Result<Delivery, TxFailure> {
+        let entries_max = self.limits.inbox_entries_max;
+        self.transaction_outcome("a delivery", |tx, statements| {
+            tx_query(tx, statements, LOCK_KEY, &[&wait_key])?;
+            let holder = tx_query(
+                tx,
+                statements,
+                "SELECT run_id FROM lf_runs WHERE wait_key = $1",
+                &[&wait_key],
+            )?;
+            if let Some(row) = holder.first() {
+                return Ok(Delivery::Waiter(run_id(row.get(0))));
+            }
+            let queued: i64 = tx_query(
+                tx,
+                statements,
+                "SELECT count(*) FROM lf_inbox WHERE wait_key = $1",
+                &[&wait_key],
+            )?
+            .first()
+            .map_or(0, |r| r.get(0));
+            if uint(queued, "an inbox count")? >= entries_max as u64 {
+                return Err(Error::InboxFull {
+                    wait_key: wait_key.to_owned(),
+                    entries_max,
+                });
+            }
+            let seq = push_inbox(tx, statements, wait_key, payload, at_ms)?;
+            tx_execute(
+                tx,
+                statements,
+                "WITH old AS (DELETE FROM lf_deliveries WHERE at < now() - interval '1 hour')
+                 INSERT INTO lf_deliveries (delivery, wait_key, seq) VALUES ($1, $2, $3)",
+                &[&delivery, &wait_key, &int(seq, "an inbox seq")?],
+            )?;
+            Ok(Delivery::Queued(seq))
+        })
+    }
+
+    /// The inbox seq delivery `delivery` was queued at, if it was stored, asked after its
+    /// `COMMIT` went unanswered: the key's row lock waits out the cut-off transaction.
+    fn delivered(&self, delivery: uuid::Uuid, wait_key: &str) -> Result<Option<u64>, Error> {
+        self.ask_after_cut("reading back a delivery", |tx, statements| {
+            tx_query(tx, statements, LOCK_KEY, &[&wait_key])?;
+            let rows = tx_query(
+                tx,
+                statements,
+                "SELECT seq FROM lf_deliveries WHERE delivery = $1",
+                &[&delivery],
+            )?;
+            rows.first()
+                .map(|r| uint(r.get(0), "an inbox seq"))
+                .transpose()
+        })
+    }
 }

@@ -200,14 +200,21 @@ fn proxied(test_store: &TestStore) -> Option<(Proxy, PostgresStore)> {
     Some((proxy, store))
 }
 
-#[test]
-fn a_commit_whose_answer_is_lost_is_read_back_and_one_cut_before_is_not_stored() {
+/// A fresh test store and a store of it through a new proxy; `None` (saying why) where
+/// the test cannot run.
+fn fresh_proxied() -> Option<(TestStore, Proxy, PostgresStore)> {
     if let Some(reason) = testing::unavailable() {
         eprintln!("skipped: {reason}");
-        return;
+        return None;
     }
     let test_store = TestStore::new().expect("a test store");
-    let Some((proxy, store)) = proxied(&test_store) else {
+    let (proxy, store) = proxied(&test_store)?;
+    Some((test_store, proxy, store))
+}
+
+#[test]
+fn a_commit_whose_answer_is_lost_is_read_back_and_one_cut_before_is_not_stored() {
+    let Some((test_store, proxy, store)) = fresh_proxied() else {
         return;
     };
     let engine = Engine::new(
@@ -355,5 +362,33 @@ fn a_scheduler_whose_connections_are_cut_completes_every_run_once() {
         proxy.cuts.load(Ordering::SeqCst),
         stored_runs,
         runs.len()
+    );
+}
+
+#[test]
+fn a_delivery_whose_answer_is_lost_is_read_back_and_queued_once() {
+    let Some((test_store, proxy, store)) = fresh_proxied() else {
+        return;
+    };
+    // Stored, the answer lost: read back by its receipt, acknowledged at its seq.
+    proxy.mode.store(CUT_AFTER_COMMIT, Ordering::SeqCst);
+    let first = store
+        .deliver("evt-lost-answer", json!({ "n": 1 }), 1)
+        .expect("a stored delivery is acknowledged");
+    assert_eq!(proxy.mode.load(Ordering::SeqCst), PASS, "the cut happened");
+    assert_eq!(first, ledgerflow_kernel::store::Delivery::Queued(1));
+    // Cut before the COMMIT: nothing stored, delivered again on a new connection, once.
+    proxy.mode.store(CUT_BEFORE_COMMIT, Ordering::SeqCst);
+    let second = store
+        .deliver("evt-lost-answer", json!({ "n": 2 }), 2)
+        .expect("a delivery cut off before COMMIT is made again");
+    assert_eq!(proxy.mode.load(Ordering::SeqCst), PASS, "the cut happened");
+    assert_eq!(second, ledgerflow_kernel::store::Delivery::Queued(2));
+    let queued = test_store.inbox("evt-lost-answer", 10).expect("inbox");
+    let payloads: Vec<_> = queued.iter().map(|e| (e.seq, e.payload.clone())).collect();
+    assert_eq!(
+        payloads,
+        [(1, json!({ "n": 1 })), (2, json!({ "n": 2 }))],
+        "each once"
     );
 }
