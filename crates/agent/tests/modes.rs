@@ -64,6 +64,22 @@ fn effect_failure(run: &ledgerflow_kernel::RunState) -> String {
     failure.message
 }
 
+/// The message of the run's failure, which must be a failed effect's starting with
+/// `code`, told too by the run's last record: `effect_failed`, not retryable.
+fn failed_with(
+    run: &ledgerflow_kernel::RunState,
+    records: &[ledgerflow_ledger::Record],
+    code: &str,
+) -> String {
+    let message = effect_failure(run);
+    assert!(message.starts_with(code), "{message}");
+    let last = records.last().expect("records");
+    assert_eq!(last.kind(), "effect_failed");
+    assert_eq!(last.body()["error"], message.as_str(), "{}", last.body());
+    assert_eq!(last.body()["retryable"], false, "{}", last.body());
+    message
+}
+
 /// The stub model's lookup conversation run to its end, which must be completion.
 fn completed_lookup(config: &AgentConfig) -> Finished {
     let finished = run_to_end(
@@ -362,31 +378,12 @@ fn a_400_is_not_retried_and_fails_the_run_with_its_code() {
         json!({ "error": { "message": "unknown parameter: tempreature" } }),
     ));
     assert_eq!(requests, 1, "a 4xx is not retried");
-    let failure = done.failure.clone().expect("a failure");
-    effect_failure(&done);
+    let message = failed_with(&done, &records, "http_status: ");
     assert!(
-        failure.message.starts_with("http_status:"),
-        "{}",
-        failure.message
-    );
-    assert!(
-        failure.message.contains("tempreature"),
-        "the peer's reason is kept: {}",
-        failure.message
+        message.contains("tempreature"),
+        "the peer's reason is kept: {message}"
     );
     assert!(!kinds(&records).contains(&"effect_retry_scheduled"));
-    // The run's last record says why, with the code first.
-    let last = records.last().expect("records");
-    assert_eq!(last.kind(), "effect_failed");
-    assert!(
-        last.body()["error"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("http_status: "),
-        "{}",
-        last.body()
-    );
-    assert_eq!(last.body()["retryable"], false, "{}", last.body());
 }
 
 #[test]
@@ -398,23 +395,7 @@ fn malformed_provider_json_fails_the_run_with_a_coded_record() {
     ] {
         let (done, requests, records) = one_call_against(reply.clone());
         assert_eq!(requests, 1, "{reply:?}: a malformed answer is not retried");
-        let failure = done.failure.clone().expect("a failure");
-        effect_failure(&done);
-        assert!(
-            failure.message.starts_with("malformed_response:"),
-            "{}",
-            failure.message
-        );
-        let last = records.last().expect("records");
-        assert_eq!(last.kind(), "effect_failed");
-        assert!(
-            last.body()["error"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("malformed_response: "),
-            "{}",
-            last.body()
-        );
+        failed_with(&done, &records, "malformed_response: ");
     }
 }
 
@@ -643,17 +624,8 @@ fn a_tool_result_over_the_engine_value_limit_fails_the_run_typed() {
         }
         state = engine.tick(run).expect("tick");
     }
-    let failure = state.failure.clone().expect("a failure");
-    effect_failure(&state);
-    assert!(
-        failure.message.contains("100000"),
-        "the bound is named: {}",
-        failure.message
-    );
-    let records = records(&engine, run);
-    let last = records.last().expect("records");
-    assert_eq!(last.kind(), "effect_failed");
-    assert_eq!(last.body()["retryable"], false);
+    let message = failed_with(&state, &records(&engine, run), "");
+    assert!(message.contains("100000"), "the bound is named: {message}");
 }
 
 #[test]
