@@ -283,33 +283,45 @@ impl Engine {
                 idempotency_key: key,
                 wait_key,
             },
-            failed @ (EffectOutcome::Failed { .. } | EffectOutcome::RetryAfter { .. }) => {
-                let (error, retryable, least_ms) = match failed {
-                    EffectOutcome::RetryAfter { error, after_ms } => (error, true, after_ms),
-                    EffectOutcome::Failed { error, retryable } => (error, retryable, 0),
-                    _ => return Err(Error::Internal("not a failure".into())),
-                };
-                let policy = pending.effect.retry.or(self.config.default_retry);
-                match policy.filter(|p| retryable && pending.attempt < p.attempts_max) {
-                    Some(policy) => {
-                        let unit = jitter_unit(&key, pending.attempt);
-                        let wait_ms = policy.backoff_ms(pending.attempt, unit).max(least_ms);
-                        let wait_ms = i64::try_from(wait_ms).unwrap_or(i64::MAX);
-                        Event::EffectRetryScheduled {
-                            idempotency_key: key,
-                            attempt: pending.attempt,
-                            error,
-                            retry_at_ms: self.clock.now_ms().saturating_add(wait_ms),
-                        }
-                    }
-                    None => Event::EffectFailed {
-                        idempotency_key: key,
-                        error,
-                        retryable,
-                    },
-                }
+            EffectOutcome::Failed { error, retryable } => {
+                self.failure_event(pending, key, error, retryable, 0)
+            }
+            EffectOutcome::RetryAfter { error, after_ms } => {
+                self.failure_event(pending, key, error, true, after_ms)
             }
         };
         Ok(Step::of(event).with_artifacts(artifacts))
+    }
+
+    /// The event of a failed attempt of `pending`: a retry on a durable timer, at least
+    /// `least_ms` away, while the policy has attempts left and the failure is retryable;
+    /// else the effect's failure.
+    fn failure_event(
+        &self,
+        pending: &crate::state::PendingEffect,
+        key: String,
+        error: String,
+        retryable: bool,
+        least_ms: u64,
+    ) -> Event {
+        let policy = pending.effect.retry.or(self.config.default_retry);
+        match policy.filter(|p| retryable && pending.attempt < p.attempts_max) {
+            Some(policy) => {
+                let unit = jitter_unit(&key, pending.attempt);
+                let wait_ms = policy.backoff_ms(pending.attempt, unit).max(least_ms);
+                let wait_ms = i64::try_from(wait_ms).unwrap_or(i64::MAX);
+                Event::EffectRetryScheduled {
+                    idempotency_key: key,
+                    attempt: pending.attempt,
+                    error,
+                    retry_at_ms: self.clock.now_ms().saturating_add(wait_ms),
+                }
+            }
+            None => Event::EffectFailed {
+                idempotency_key: key,
+                error,
+                retryable,
+            },
+        }
     }
 }
