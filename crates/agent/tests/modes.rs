@@ -669,12 +669,12 @@ fn a_retry_after_from_the_provider_is_waited_out_before_the_next_attempt() {
         .map(|r| (r.at_ms(), r.body()["retry_at_ms"].as_i64().unwrap_or(0)))
         .collect();
     assert_eq!(retries.len(), 2);
-    assert!(
-        retries[0].1 - retries[0].0 >= 1_000,
-        "the record keeps the wait: {retries:?}"
-    );
-    assert!(
-        retries[1].1 - retries[1].0 >= 700,
-        "the record keeps the wait: {retries:?}"
-    );
+    // The record's time is its commit's, a few ms after the retry was planned.
+    for ((at_ms, retry_at_ms), asked_ms) in retries.iter().zip([1_000, 700]) {
+        let kept = retry_at_ms - at_ms;
+        assert!(
+            (asked_ms - 20..=asked_ms).contains(&kept),
+            "the record keeps the wait: {retries:?}"
+        );
+    }
 }
